@@ -1,0 +1,1 @@
+"""Django admin pages for system and user keys."""

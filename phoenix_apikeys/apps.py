@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class PhoenixAPIKeysConfig(AppConfig):
+    name = "phoenix_apikeys"
+    verbose_name = "API keys"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, receivers  # noqa: F401  (registers checks and receivers)

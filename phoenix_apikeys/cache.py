@@ -1,0 +1,42 @@
+"""The optional cache of verified keys, keyed by digest so a warm request costs no query.
+
+Only keys that were found are cached, never a miss, so an attacker cannot fill the cache.
+Revocation and owner changes delete entries (see ``signals``); expiry is checked on every hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.cache import BaseCache, caches
+
+from .conf import phoenix_settings
+
+_NAMESPACE = "phoenix_apikeys:"
+
+
+def _cache() -> BaseCache | None:
+    alias = phoenix_settings.CACHE_ALIAS
+    return caches[alias] if alias else None
+
+
+def cache_name(digest: str) -> str:
+    return _NAMESPACE + digest
+
+
+def get(digest: str) -> Any:
+    cache = _cache()
+    return None if cache is None else cache.get(cache_name(digest))
+
+
+def store(key: Any) -> None:
+    cache = _cache()
+    if cache is not None:
+        cache.set(cache_name(key.digest), key, phoenix_settings.CACHE_TIMEOUT)
+
+
+def forget(digests: Iterable[str]) -> None:
+    cache = _cache()
+    if cache is not None:
+        cache.delete_many([cache_name(digest) for digest in digests])

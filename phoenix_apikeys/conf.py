@@ -1,0 +1,133 @@
+"""Settings for phoenix_apikeys: the PHOENIX_APIKEYS namespace and the three secrets.
+
+Everything is read lazily and re-read when Django's ``setting_changed`` fires, so nothing is
+captured at import time and ``override_settings`` works in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import environ
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .rules import admin_secret_problems, secret_problems
+
+logger = logging.getLogger("phoenix_apikeys")
+
+SECRET_SETTINGS = ("PHOENIX_SECRET", "PHOENIX_ADMIN_SECRET", "PHOENIX_SECRET_FALLBACKS")
+
+DEFAULTS: dict[str, Any] = {
+    # Prefixes let secret scanners spot leaked keys and tell the two kinds apart at a glance.
+    "SYSTEM_KEY_PREFIX": "phxs_",
+    "USER_KEY_PREFIX": "phxu_",
+    # Username of the one Django user that system keys and the admin secret act as.
+    "SYSTEM_USERNAME": "system",
+    # The scheme word in "Authorization: <keyword> <credential>".
+    "AUTH_HEADER_KEYWORD": "Bearer",
+    # last_used_at is written at most once per key per interval, never on every request.
+    "LAST_USED_INTERVAL": timedelta(minutes=5),
+    # Longest lifetime a new key may be given; None means keys may never expire.
+    "MAX_KEY_LIFETIME": None,
+    # A Django cache alias for verified keys; None turns the cache off.
+    "CACHE_ALIAS": None,
+    # Seconds a verified key may be served from the cache.
+    "CACHE_TIMEOUT": 300,
+}
+# Settings that take a timedelta or a number of seconds.
+DURATIONS = frozenset({"LAST_USED_INTERVAL", "MAX_KEY_LIFETIME"})
+
+
+@dataclass(frozen=True)
+class Secrets:
+    secret: str | None
+    admin_secret: str | None
+    fallbacks: tuple[str, ...]
+
+
+class PhoenixSettings:
+    """Attribute access to PHOENIX_APIKEYS with defaults; secrets from settings, else env."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown phoenix_apikeys setting: {name!r}")
+        if name not in self._cache:
+            user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+            value = user_settings.get(name, DEFAULTS[name])
+            if name in DURATIONS and isinstance(value, (int, float)):
+                value = timedelta(seconds=value)
+            self._cache[name] = value
+        return self._cache[name]
+
+    @property
+    def secrets(self) -> Secrets:
+        """The secrets as the runtime may use them: any that breaks a rule is dropped."""
+        if "_secrets" not in self._cache:
+            self._cache["_secrets"] = guard(read_secrets())
+        secrets: Secrets = self._cache["_secrets"]
+        return secrets
+
+    @property
+    def verification_secrets(self) -> tuple[str, ...]:
+        """Current secret first, then the fallbacks still accepted during a rotation."""
+        secrets = self.secrets
+        if secrets.secret is None:
+            return ()
+        return (secrets.secret, *secrets.fallbacks)
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+def read_secrets() -> Secrets:
+    """Django settings win; the environment (read through django-environ) is the fallback."""
+    env = environ.Env()
+
+    def get(name: str) -> Any:
+        if hasattr(settings, name):
+            return getattr(settings, name)
+        if name == "PHOENIX_SECRET_FALLBACKS":
+            return env.list(name, default=[])
+        return env.str(name, default=None)
+
+    fallbacks = get("PHOENIX_SECRET_FALLBACKS") or ()
+    if isinstance(fallbacks, str):
+        fallbacks = [fallbacks]
+    return Secrets(
+        secret=get("PHOENIX_SECRET") or None,
+        admin_secret=get("PHOENIX_ADMIN_SECRET") or None,
+        fallbacks=tuple(str(fallback) for fallback in fallbacks if fallback),
+    )
+
+
+def guard(secrets: Secrets) -> Secrets:
+    """Fail closed where checks cannot reach (WSGI/ASGI): refuse a secret that breaks a rule."""
+    secret, admin_secret = secrets.secret, secrets.admin_secret
+    secret_broken = secret_problems(secret)
+    admin_broken = admin_secret_problems(admin_secret, secret)
+    for problem in secret_broken:
+        logger.error("API keys are refused: %s Run `manage.py check`.", problem)
+    for problem in admin_broken:
+        logger.error("PHOENIX_ADMIN_SECRET is refused: %s", problem)
+    return Secrets(
+        secret=None if secret_broken else secret,
+        admin_secret=None if admin_broken or secret_broken else admin_secret,
+        fallbacks=secrets.fallbacks,
+    )
+
+
+phoenix_settings = PhoenixSettings()
+
+
+@receiver(setting_changed)
+def _reload_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == "PHOENIX_APIKEYS" or setting in SECRET_SETTINGS:
+        phoenix_settings.reload()

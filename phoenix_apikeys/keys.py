@@ -1,0 +1,123 @@
+"""Key format, checksum and digest: pure functions, no models and no database.
+
+A key is ``<prefix><body><checksum>``: the prefix names the kind, the body is 32 base62
+characters from ``secrets`` (about 190 bits), and the checksum is the CRC32 of prefix and body in
+6 base62 characters, so typos and look-alikes are rejected before any query.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.utils.crypto import constant_time_compare, get_random_string, salted_hmac
+
+from .conf import phoenix_settings
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+BODY_LENGTH = 32
+CHECKSUM_LENGTH = 6
+MAX_KEY_LENGTH = 255
+HINT_LENGTH = 4
+PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,30}_")
+_TAIL = re.compile(rf"[0-9A-Za-z]{{{BODY_LENGTH + CHECKSUM_LENGTH}}}")
+_DIGEST_SALT = "phoenix_apikeys.keys.digest"
+
+
+class KeyKind(enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+
+    @property
+    def prefix(self) -> str:
+        if self is KeyKind.SYSTEM:
+            return str(phoenix_settings.SYSTEM_KEY_PREFIX)
+        return str(phoenix_settings.USER_KEY_PREFIX)
+
+
+class MalformedKey(ValueError):
+    """The text cannot be a key of this deployment; no query is needed to know it."""
+
+
+@dataclass(frozen=True)
+class ParsedKey:
+    kind: KeyKind
+    plaintext: str
+
+    @property
+    def hint(self) -> str:
+        return display_hint(self.plaintext)
+
+
+def _base62(number: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        number, remainder = divmod(number, 62)
+        chars.append(BASE62[remainder])
+    return "".join(reversed(chars))
+
+
+def checksum(text: str) -> str:
+    return _base62(zlib.crc32(text.encode("ascii")), CHECKSUM_LENGTH)
+
+
+def generate_key(kind: KeyKind) -> str:
+    """A new plaintext key; callers show it once and store only its digest."""
+    head = kind.prefix + get_random_string(BODY_LENGTH, BASE62)
+    return head + checksum(head)
+
+
+def key_kind(text: str) -> KeyKind | None:
+    """The kind whose prefix ``text`` starts with, or None: says nothing about validity."""
+    for kind in KeyKind:
+        if text.startswith(kind.prefix):
+            return kind
+    return None
+
+
+def parse_key(text: str) -> ParsedKey:
+    """Check prefix, length, alphabet and checksum; raise MalformedKey on any failure."""
+    kind = key_kind(text)
+    if kind is None:
+        raise MalformedKey("unknown prefix")
+    tail = text[len(kind.prefix) :]
+    if len(tail) != BODY_LENGTH + CHECKSUM_LENGTH:
+        raise MalformedKey("wrong length")
+    if not _TAIL.fullmatch(tail):
+        raise MalformedKey("character outside base62")
+    head, given = text[:-CHECKSUM_LENGTH], text[-CHECKSUM_LENGTH:]
+    if checksum(head) != given:
+        raise MalformedKey("checksum mismatch")
+    return ParsedKey(kind=kind, plaintext=text)
+
+
+def digest(plaintext: str, secret: str) -> str:
+    """HMAC-SHA256 of the key keyed by a server secret, as 64 hex characters."""
+    return salted_hmac(_DIGEST_SALT, plaintext, secret, algorithm="sha256").hexdigest()
+
+
+def digests(plaintext: str, secrets: Iterable[str]) -> list[str]:
+    """One digest per secret, current secret first, for rotation through fallbacks."""
+    return [digest(plaintext, secret) for secret in secrets]
+
+
+def secret_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison of fixed-length digests, so length and content do not leak."""
+    given_digest = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
+    expected_digest = hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest()
+    return constant_time_compare(given_digest, expected_digest)
+
+
+def display_hint(plaintext: str) -> str:
+    """The last characters of a key: enough to recognise it, far too few to guess it."""
+    return plaintext[-HINT_LENGTH:]
+
+
+def key_regex(system_prefix: str, user_prefix: str) -> str:
+    """The regular expression a secret scanner can use to find this deployment's keys."""
+    prefixes = "|".join(re.escape(prefix) for prefix in (system_prefix, user_prefix))
+    return rf"\b(?:{prefixes})[0-9A-Za-z]{{{BODY_LENGTH + CHECKSUM_LENGTH}}}\b"

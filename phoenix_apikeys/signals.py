@@ -1,0 +1,13 @@
+"""Signals for the key lifecycle; receivers get key objects and ids, never plaintext."""
+
+from django.dispatch import Signal
+
+# sender: the key model; kwargs: key
+key_created = Signal()
+# sender: the key model; kwargs: key (already deleted from the database)
+key_revoked = Signal()
+# sender: the key model; kwargs: key (its digest re-keyed from a fallback secret)
+key_rotated = Signal()
+# sender: None; kwargs: reason (our own words), kind ("system", "user", "admin_secret" or None),
+# key_id (when a stored key was found but refused)
+authentication_failed = Signal()

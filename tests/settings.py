@@ -1,0 +1,83 @@
+"""Settings for the test suite: SQLite and locmem by default; DATABASE_URL / CACHE_URL switch
+to PostgreSQL and Redis (see .ci/run)."""
+
+import environ
+
+env = environ.Env()
+
+SECRET_KEY = "tests-only-django-secret-key-not-for-production"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+PHOENIX_SECRET = "tests-only-phoenix-secret-0123456789abcdef"
+PHOENIX_ADMIN_SECRET = None
+PHOENIX_SECRET_FALLBACKS: list[str] = []
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "phoenix_apikeys",
+    "tests.testapp",
+]
+
+AUTH_USER_MODEL = "testapp.User"
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "phoenix_apikeys.middleware.APIKeyMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "tests.testapp.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///:memory:")}
+CACHES = {
+    "default": env.cache("CACHE_URL", default="locmemcache://"),
+    # The key cache under test; the same backend as default so Redis runs test Redis.
+    "apikeys": env.cache("CACHE_URL", default="locmemcache://apikeys"),
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "phoenix_apikeys.authentication.APIKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STATIC_URL = "/static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "loggers": {"phoenix_apikeys": {"handlers": ["null"], "level": "DEBUG"}},
+}

@@ -1,0 +1,116 @@
+"""Key format, checksum and digests: pure functions, no database."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from phoenix_apikeys.keys import (
+    BASE62,
+    MAX_KEY_LENGTH,
+    KeyKind,
+    MalformedKey,
+    digest,
+    generate_key,
+    key_regex,
+    parse_key,
+    secret_matches,
+)
+
+KINDS = st.sampled_from(list(KeyKind))
+
+
+@given(KINDS)
+def test_generated_key_parses_back_to_its_kind(kind: KeyKind) -> None:
+    key = generate_key(kind)
+    assert parse_key(key).kind is kind
+
+
+@given(KINDS)
+def test_generated_key_matches_the_published_regex(kind: KeyKind) -> None:
+    key = generate_key(kind)
+    assert re.fullmatch(key_regex("phxs_", "phxu_"), key)
+    assert len(key) <= MAX_KEY_LENGTH
+
+
+def test_kind_is_visible_in_the_prefix() -> None:
+    assert generate_key(KeyKind.SYSTEM).startswith("phxs_")
+    assert generate_key(KeyKind.USER).startswith("phxu_")
+
+
+def test_body_carries_at_least_160_bits() -> None:
+    key = generate_key(KeyKind.USER)
+    body = key[len("phxu_") : -6]
+    assert set(body) <= set(BASE62)
+    assert len(body) * 5.954 >= 160  # log2(62) bits per character
+
+
+def test_keys_do_not_repeat() -> None:
+    assert len({generate_key(KeyKind.USER) for _ in range(1000)}) == 1000
+
+
+@given(KINDS, st.data())
+def test_every_single_character_change_is_rejected(kind: KeyKind, data: st.DataObject) -> None:
+    key = generate_key(kind)
+    position = data.draw(st.integers(0, len(key) - 1))
+    replacement = data.draw(st.sampled_from(BASE62 + "_-").filter(lambda c: c != key[position]))
+    mutated = key[:position] + replacement + key[position + 1 :]
+    with pytest.raises(MalformedKey):
+        parse_key(mutated)
+
+
+def test_every_mutation_of_one_key_is_rejected_exhaustively() -> None:
+    key = generate_key(KeyKind.SYSTEM)
+    for position in range(len(key)):
+        for replacement in BASE62:
+            if replacement == key[position]:
+                continue
+            with pytest.raises(MalformedKey):
+                parse_key(key[:position] + replacement + key[position + 1 :])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "phxu_", "phxu_short", "phxs_" + "a" * 200, "nope_" + "a" * 38, "phxu_" + "!" * 38],
+)
+def test_malformed_text_is_rejected(text: str) -> None:
+    with pytest.raises(MalformedKey):
+        parse_key(text)
+
+
+def test_swapping_the_prefix_breaks_the_checksum() -> None:
+    key = generate_key(KeyKind.SYSTEM)
+    with pytest.raises(MalformedKey, match="checksum"):
+        parse_key("phxu_" + key[len("phxs_") :])
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_text_never_crashes_the_parser(text: str) -> None:
+    try:
+        parse_key(text)
+    except MalformedKey:
+        pass
+
+
+def test_digest_is_fixed_length_and_depends_on_the_secret() -> None:
+    key = generate_key(KeyKind.USER)
+    first = digest(key, "secret-one-0123456789abcdefghijkl")
+    second = digest(key, "secret-two-0123456789abcdefghijkl")
+    assert len(first) == len(second) == 64
+    assert first != second
+    assert key not in first
+
+
+def test_custom_prefixes_are_used(settings: object) -> None:
+    settings.PHOENIX_APIKEYS = {"SYSTEM_KEY_PREFIX": "acme_sk_", "USER_KEY_PREFIX": "acme_uk_"}  # type: ignore[attr-defined]
+    key = generate_key(KeyKind.SYSTEM)
+    assert key.startswith("acme_sk_")
+    assert parse_key(key).kind is KeyKind.SYSTEM
+
+
+@given(st.text(), st.text())
+def test_secret_matches_only_equal_text(given_text: str, expected: str) -> None:
+    assert secret_matches(given_text, expected) is (given_text == expected)

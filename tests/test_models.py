@@ -1,0 +1,143 @@
+"""Storage: digests only, lifecycles of the two kinds, and the system user."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import ProtectedError
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from phoenix_apikeys.models import SystemKey, UserKey, system_user
+
+from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def all_rows_as_text() -> str:
+    """Every value of every row of every table, as one string."""
+    chunks = []
+    with connection.cursor() as cursor:
+        for model in apps.get_models():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(model._meta.db_table)}")
+            chunks.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(chunks)
+
+
+def test_plaintext_appears_in_no_column_of_any_table(
+    api_client: APIClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    keys = [UserKeyFactory(), SystemKeyFactory()]
+    for key in keys:
+        api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
+        key.delete()
+    stored = all_rows_as_text()
+    for key in keys:
+        assert key.plaintext not in stored
+        assert key.plaintext[5:-6] not in stored  # not even the random body
+
+
+def test_plaintext_appears_in_no_log_record(
+    api_client: APIClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = UserKeyFactory()
+    api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
+    api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext[:-1]}x")
+    key.delete()
+    api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
+    assert caplog.records, "the app is expected to log these events"
+    for record in caplog.records:
+        assert key.plaintext[5:-6] not in record.getMessage()
+
+
+def test_deleting_a_user_deletes_their_keys() -> None:
+    key = UserKeyFactory()
+    key.user.delete()
+    assert not UserKey.objects.filter(pk=key.pk).exists()
+
+
+def test_deleting_the_creator_keeps_the_system_key() -> None:
+    creator = SuperuserFactory()
+    key = SystemKeyFactory(created_by=creator)
+    creator.delete()
+    key.refresh_from_db()
+    assert key.created_by is None
+
+
+def test_system_key_acts_as_the_system_user() -> None:
+    assert SystemKeyFactory().user == system_user()
+
+
+def test_system_user_has_an_unusable_password_and_is_created_once() -> None:
+    user = system_user()
+    assert not user.has_usable_password()
+    assert system_user().pk == user.pk
+
+
+def test_system_user_cannot_be_deleted_while_system_keys_exist() -> None:
+    SystemKeyFactory()
+    with pytest.raises(ProtectedError):
+        system_user().delete()
+
+
+def test_system_username_is_configurable(settings: object) -> None:
+    settings.PHOENIX_APIKEYS = {"SYSTEM_USERNAME": "robot"}  # type: ignore[attr-defined]
+    assert system_user().get_username() == "robot"
+
+
+def test_blank_name_is_refused() -> None:
+    with pytest.raises(ValidationError, match="blank"):
+        UserKey.objects.create_key(user=UserFactory(), name="   ")
+
+
+def test_name_is_stripped() -> None:
+    key, _ = UserKey.objects.create_key(user=UserFactory(), name="  ci  ")
+    assert key.name == "ci"
+
+
+def test_expiry_in_the_past_is_refused() -> None:
+    with pytest.raises(ValidationError, match="future"):
+        UserKey.objects.create_key(
+            user=UserFactory(), name="old", expires_at=timezone.now() - timedelta(seconds=1)
+        )
+
+
+def test_expiry_beyond_the_lifetime_policy_is_refused(settings: object) -> None:
+    settings.PHOENIX_APIKEYS = {"MAX_KEY_LIFETIME": timedelta(days=90)}  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="90 days"):
+        SystemKey.objects.create_key(name="long", expires_at=timezone.now() + timedelta(days=91))
+
+
+def test_hint_is_the_last_four_characters() -> None:
+    key = UserKeyFactory()
+    assert key.hint == key.plaintext[-4:]
+    assert str(key).endswith(key.plaintext[-4:] + ")")
+
+
+def test_usable_queryset_agrees_with_is_usable() -> None:
+    now = timezone.now()
+    keys = [
+        UserKeyFactory(),
+        UserKeyFactory(expires_at=now + timedelta(days=1)),
+        UserKeyFactory(user=UserFactory(is_active=False)),
+    ]
+    UserKey.objects.filter(pk=keys[1].pk).update(expires_at=now - timedelta(seconds=1))
+    usable = set(UserKey.objects.usable().values_list("pk", flat=True))
+    assert usable == {key.pk for key in UserKey.objects.all() if key.is_usable()}
+    assert usable == {keys[0].pk}
+
+
+def test_create_refuses_without_a_phoenix_secret(settings: object) -> None:
+    from phoenix_apikeys.models import MissingSecretError
+
+    settings.PHOENIX_SECRET = None  # type: ignore[attr-defined]
+    with pytest.raises(MissingSecretError):
+        UserKey.objects.create_key(user=UserFactory(), name="x")

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("v1/", include("phoenix_apikeys.urls")),
+    path("whoami/", views.WhoAmI.as_view()),
+    path("admin-only/", views.AdminOnly.as_view()),
+    path("system-only/", views.SystemKeyOnly.as_view()),
+    path("user-only/", views.UserKeyOnly.as_view()),
+    path("plain/", views.plain_view),
+]
