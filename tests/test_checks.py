@@ -142,18 +142,23 @@ def test_phoenix_secret_equal_to_secret_key_warns_on_deploy(settings: Any, secre
     assert deploy_ids() == {"phoenix_apikeys.W002"}
 
 
-def test_manage_py_check_fails_with_every_broken_rule() -> None:
-    """A real `django-admin check` process, as an operator would run it."""
+@pytest.mark.parametrize(
+    "command", [["check"], ["migrate", "--no-input"], ["runserver", "--noreload", "127.0.0.1:0"]]
+)
+def test_management_commands_refuse_to_start_with_broken_secrets(command: list[str]) -> None:
+    """Real processes, as an operator would run them: every broken rule named, non-zero exit."""
     root = Path(__file__).resolve().parent.parent
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings_from_env",
-        "PYTHONPATH": str(root),
-    }
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings_from_env", "PYTHONPATH": str(root)}
     env.update(PHOENIX_SECRET="short", PHOENIX_ADMIN_SECRET="short")
     result = subprocess.run(
-        [sys.executable, "-m", "django", "check"], env=env, capture_output=True, text=True, cwd=root
+        [sys.executable, "-m", "django", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=60,
     )
     assert result.returncode != 0
+    output = result.stdout + result.stderr
     for check_id in ("E002", "E003", "E012", "E013"):
-        assert f"phoenix_apikeys.{check_id}" in result.stderr
+        assert f"phoenix_apikeys.{check_id}" in output
