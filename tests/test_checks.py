@@ -148,7 +148,11 @@ def test_phoenix_secret_equal_to_secret_key_warns_on_deploy(settings: Any, secre
 def test_management_commands_refuse_to_start_with_broken_secrets(command: list[str]) -> None:
     """Real processes, as an operator would run them: every broken rule named, non-zero exit."""
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings_from_env", "PYTHONPATH": str(root)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings_from_env",
+        "PYTHONPATH": str(root),
+    }
     env.update(PHOENIX_SECRET="short", PHOENIX_ADMIN_SECRET="short")
     result = subprocess.run(
         [sys.executable, "-m", "django", *command],
