@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from phoenix_apikeys.keys import (
     BASE62,
+    BODY_LENGTH,
     MAX_KEY_LENGTH,
     KeyKind,
     MalformedKey,
+    checksum,
     digest,
     generate_key,
     key_regex,
@@ -52,9 +54,16 @@ def test_keys_do_not_repeat() -> None:
     assert len({generate_key(KeyKind.USER) for _ in range(1000)}) == 1000
 
 
-@given(KINDS, st.data())
-def test_every_single_character_change_is_rejected(kind: KeyKind, data: st.DataObject) -> None:
-    key = generate_key(kind)
+BODIES = st.text(alphabet=BASE62, min_size=BODY_LENGTH, max_size=BODY_LENGTH)
+
+
+@given(KINDS, BODIES, st.data())
+def test_every_single_character_change_is_rejected(
+    kind: KeyKind, body: str, data: st.DataObject
+) -> None:
+    head = kind.prefix + body
+    key = head + checksum(head)
+    assert parse_key(key).kind is kind
     position = data.draw(st.integers(0, len(key) - 1))
     replacement = data.draw(st.sampled_from(BASE62 + "_-").filter(lambda c: c != key[position]))
     mutated = key[:position] + replacement + key[position + 1 :]
