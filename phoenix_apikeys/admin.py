@@ -177,6 +177,9 @@ class KeyAddForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["expires_in"].help_text = lifetime_help()
+        # No browser restore on Back: going back to this form starts a new key from scratch.
+        for field in self.fields.values():
+            field.widget.attrs["autocomplete"] = "off"
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
