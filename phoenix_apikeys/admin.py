@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.crypto import get_random_string
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from .conf import phoenix_settings
@@ -95,7 +96,7 @@ class KeyColumns:
 
     @admin.display(description="key")
     def key_hint(self, key: AbstractAPIKey) -> str:
-        return key.prefixed_hint
+        return format_html('<code class="phoenix-key-hint">{}</code>', key.prefixed_hint)
 
     @admin.display(description="status")
     def key_status(self, key: AbstractAPIKey) -> str:
@@ -103,29 +104,33 @@ class KeyColumns:
         css = "expires-soon" if status == EXPIRES_SOON_STATUS else status
         return format_html('<span class="phoenix-key-status {}">{}</span>', css, status)
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, key: AbstractAPIKey) -> str:
+        return short_datetime(key.created_at)
+
     @admin.display(description="expires", ordering="expires_at")
-    def expires(self, key: AbstractAPIKey) -> Any:
-        return key.expires_at or "Never"
+    def expires(self, key: AbstractAPIKey) -> str:
+        return short_datetime(key.expires_at)
 
     @admin.display(description="last used", ordering="last_used_at")
-    def last_used(self, key: AbstractAPIKey) -> Any:
-        return key.last_used_at or "Never"
+    def last_used(self, key: AbstractAPIKey) -> str:
+        return short_datetime(key.last_used_at)
 
 
-KEY_COLUMNS: tuple[str, ...] = (
-    "name",
-    "key_hint",
-    "created_at",
-    "expires",
-    "last_used",
-    "key_status",
-)
+def short_datetime(value: datetime | None) -> str:
+    """Compact and sortable by eye, in the current time zone; "Never" for no value."""
+    if value is None:
+        return "Never"
+    return date_format(timezone.localtime(value), "Y-m-d H:i")
+
+
+KEY_COLUMNS: tuple[str, ...] = ("name", "key_hint", "created", "expires", "last_used", "key_status")
 # After creation only name and description can change; the rest is shown read-only.
 EDITABLE_KEY_FIELDS: tuple[str, ...] = ("name", "description")
 READ_ONLY_KEY_FIELDS: tuple[str, ...] = (
     "key_hint",
     "key_status",
-    "created_at",
+    "created",
     "expires",
     "last_used",
 )
@@ -481,6 +486,9 @@ class UserKeyInline(KeyColumns, TabularInline):
     fields = readonly_fields = KEY_COLUMNS
     verbose_name_plural = "API keys (tick “Delete?” and save to revoke)"
 
+    class Media:
+        css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -501,14 +509,42 @@ SYSTEM_USER_NOTE = (
 )
 
 
+class ReservedSystemUsername:
+    """Form mixin: nobody may take the system user's name, which would hand them its keys."""
+
+    def clean(self) -> Any:
+        cleaned = super().clean()  # type: ignore[misc]
+        form: Any = self
+        username_field = form._meta.model.USERNAME_FIELD
+        taken = form.cleaned_data.get(username_field) == phoenix_settings.SYSTEM_USERNAME
+        if taken and not (form.instance.pk and _is_system_user(form.instance)):
+            form.add_error(username_field, "This username is reserved for the system user.")
+        return cleaned
+
+
 class SystemUserProtection:
     """Mixin for a user admin: the system user is visible but cannot be deleted or given a
-    password, and its change page says what it is."""
+    password, its name cannot be taken, and its change page says what it is."""
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)  # type: ignore[misc]
+        namespace = {"__module__": form.__module__}
+        return type(form.__name__, (ReservedSystemUsername, form), namespace)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and _is_system_user(obj):
             return False
         return super().has_delete_permission(request, obj)  # type: ignore[misc,no-any-return]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)  # type: ignore[misc]
+        if obj is None or not _is_system_user(obj):
+            return fieldsets
+        # No "Set password" button for a user that must never have one.
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "password"]})
+            for name, options in fieldsets
+        ]
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         user = self.get_object(request, unquote(id))  # type: ignore[attr-defined]

@@ -509,6 +509,15 @@ def test_the_system_users_page_says_what_it_is() -> None:
     assert "This is the system user" in page.content.decode()
 
 
+def test_the_system_users_page_offers_no_password_field() -> None:
+    system = system_user()
+    client = logged_in(SuperuserFactory())
+    system_page = client.get(user_change_url(system)).content.decode()
+    other_page = client.get(user_change_url(UserFactory())).content.decode()
+    assert "/password/" not in system_page
+    assert "/password/" in other_page
+
+
 def test_other_users_can_still_be_deleted_and_given_passwords() -> None:
     other = UserFactory()
     client = logged_in(SuperuserFactory())
@@ -519,3 +528,28 @@ def test_other_users_can_still_be_deleted_and_given_passwords() -> None:
     assert other.check_password(secret)
     client.post(f"/admin/testapp/user/{other.pk}/delete/", {"post": "yes"})
     assert not type(other)._default_manager.filter(pk=other.pk).exists()
+
+
+def test_nobody_can_add_a_user_with_the_system_users_name() -> None:
+    client = logged_in(SuperuserFactory())
+    secret = "a-perfectly-fine-password-123"
+    fields = {"username": "system", "password1": secret, "password2": secret}
+    response = client.post("/admin/testapp/user/add/", {**fields, "usable_password": "true"})
+    assert "reserved for the system user" in response.content.decode()
+    assert not UserFactory._meta.model.objects.filter(username="system").exists()
+
+
+def test_the_system_users_page_still_saves() -> None:
+    system = system_user()
+    data = {
+        "username": system.username,
+        "email": "robot@example.com",
+        "is_active": "on",
+        "date_joined_0": system.date_joined.date().isoformat(),
+        "date_joined_1": system.date_joined.time().strftime("%H:%M:%S"),
+        **management_form("phoenix_api_keys", 0),
+    }
+    response = logged_in(SuperuserFactory()).post(user_change_url(system), data)
+    assert response.status_code == 302
+    system.refresh_from_db()
+    assert system.email == "robot@example.com"

@@ -73,7 +73,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any]:
     context = browser.new_context(
         base_url=live_server.url,
-        viewport={"width": 1280, "height": 760},
+        viewport={"width": 1600, "height": 760},
         permissions=["clipboard-read", "clipboard-write"],
     )
     context.set_default_timeout(10_000)
