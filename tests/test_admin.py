@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
@@ -20,6 +21,7 @@ from phoenix_apikeys.admin import (
     ACTIVE,
     EXPIRED,
     EXPIRES_SOON_STATUS,
+    SystemUserProtection,
     UserKeyInline,
     attach_to_user_admin,
     status_of,
@@ -553,3 +555,26 @@ def test_the_system_users_page_still_saves() -> None:
     assert response.status_code == 302
     system.refresh_from_db()
     assert system.email == "robot@example.com"
+
+
+def test_the_readmes_manual_wiring_protects_the_system_user(rf: Any) -> None:
+    user_model = UserFactory._meta.model
+
+    class MyUserAdmin(SystemUserProtection, DjangoUserAdmin):
+        inlines = [*DjangoUserAdmin.inlines, UserKeyInline]
+
+    site = admin.AdminSite(name="custom")
+    site.register(user_model, MyUserAdmin)
+    request = rf.get("/")
+    request.user = SuperuserFactory()
+    user_admin = site._registry[user_model]
+    assert not user_admin.has_delete_permission(request, system_user())
+    assert user_admin.has_delete_permission(request, UserFactory())
+
+
+def test_a_user_admin_that_is_not_djangos_is_left_alone() -> None:
+    user_model = UserFactory._meta.model
+    site = admin.AdminSite(name="custom")
+    site.register(user_model, admin.ModelAdmin)
+    assert not attach_to_user_admin(site)
+    assert type(site._registry[user_model]) is admin.ModelAdmin

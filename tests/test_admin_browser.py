@@ -173,6 +173,27 @@ def test_back_and_forward_never_show_the_key_again(page: Any) -> None:
     assert SystemKey.objects.count() == 1
 
 
+def test_the_add_form_is_sent_once_however_often_it_is_submitted(page: Any) -> None:
+    """A second POST in flight would create a key nobody sees: only the last page is shown."""
+    log_in(page, SuperuserFactory())
+    page.goto(SYSTEM_ADD)
+    page.fill("#id_name", "impatient")
+    sent = page.evaluate(
+        """() => {
+            const form = document.querySelector("#content-main form");
+            let sent = 0;
+            form.addEventListener("submit", (event) => {
+                if (!event.defaultPrevented) sent++;
+                event.preventDefault();  // count the submissions that would leave, send none
+            });
+            form.requestSubmit();
+            form.requestSubmit();
+            return sent;
+        }"""
+    )
+    assert sent == 1
+
+
 def test_staff_user_creates_uses_and_revokes_their_own_key(page: Any, live_server: Any) -> None:
     staff = StaffFactory(username="carol")
     log_in(page, staff)
