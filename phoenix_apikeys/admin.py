@@ -188,8 +188,8 @@ class KeyAddForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if "expires_in" not in cleaned:
-            return cleaned
+        if "expires_in" not in cleaned or "expires_on" not in cleaned:
+            return cleaned  # the field's own error says what is wrong
         try:
             cleaned["expires_at"] = self._expires_at(cleaned["expires_in"], cleaned["expires_on"])
         except ValidationError as error:
@@ -550,10 +550,9 @@ class SystemUserProtection:
         user = self.get_object(request, unquote(id))  # type: ignore[attr-defined]
         if user is not None and _is_system_user(user):
             messages.error(request, "The system user cannot be given a password.")
-            opts = user._meta
-            return HttpResponseRedirect(
-                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[user.pk])
-            )
+            opts, site = user._meta, self.admin_site.name  # type: ignore[attr-defined]
+            change = f"{site}:{opts.app_label}_{opts.model_name}_change"
+            return HttpResponseRedirect(reverse(change, args=[user.pk]))
         return super().user_change_password(request, id, form_url)  # type: ignore[misc]
 
     def change_view(

@@ -191,6 +191,13 @@ def test_a_date_in_the_past_is_refused() -> None:
     assert not SystemKey.objects.exists()
 
 
+def test_a_malformed_date_is_refused() -> None:
+    client = logged_in(SuperuserFactory())
+    response = add_key(client, SYSTEM_ADD, expires_in="date", expires_on="next tuesday")
+    assert "expires_on" in response.context["adminform"].form.errors
+    assert not SystemKey.objects.exists()
+
+
 def test_the_lifetime_limit_hides_longer_presets_and_never(settings: Any) -> None:
     settings.PHOENIX_APIKEYS = {"MAX_KEY_LIFETIME": timedelta(days=30)}
     page = logged_in(SuperuserFactory()).get(SYSTEM_ADD)
