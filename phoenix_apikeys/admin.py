@@ -377,8 +377,6 @@ class APIKeyAdmin(KeyColumns, ModelAdmin):
             "acts_as": self.acts_as(request),
             "has_view_permission": self.has_view_permission(request),
             "changelist_url": reverse(self.url_name("changelist")),
-            "add_url": reverse(self.url_name("add")),
-            "media": self.media,
         }
         response = TemplateResponse(request, self.created_template, context)
         patch_cache_control(response, no_store=True, no_cache=True, private=True, max_age=0)
