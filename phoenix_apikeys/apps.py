@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class PhoenixAPIKeysConfig(AppConfig):
@@ -8,3 +8,9 @@ class PhoenixAPIKeysConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, receivers  # noqa: F401  (registers checks and receivers)
+
+        # Runs after the admin's autodiscover, so the host's user admin is registered by now.
+        if apps.is_installed("django.contrib.admin"):
+            from .admin import attach_to_user_admin
+
+            attach_to_user_admin()

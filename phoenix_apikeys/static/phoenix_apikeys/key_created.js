@@ -1,0 +1,34 @@
+"use strict";
+// Copy button of the one-time key page: the clipboard API, else select-and-copy.
+document.addEventListener("DOMContentLoaded", function () {
+  var button = document.getElementById("phoenix-copy-key");
+  if (!button) return;
+  var status = document.getElementById("phoenix-copy-status");
+  var target = document.getElementById(button.dataset.copyTarget);
+
+  function done(message) { status.textContent = message; }
+
+  function selectKey() {
+    var range = document.createRange();
+    range.selectNodeContents(target);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  function fallback() {
+    selectKey();
+    var copied = false;
+    try { copied = document.execCommand("copy"); } catch (error) { copied = false; }
+    done(copied ? "Copied" : "Selected: press Ctrl+C (⌘C) to copy");
+  }
+
+  button.addEventListener("click", function () {
+    var text = target.textContent.trim();
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { done("Copied"); }, fallback);
+    } else {
+      fallback();
+    }
+  });
+});
