@@ -118,7 +118,10 @@ def create_key(model: type[KeyT], **fields: Any) -> tuple[KeyT, str]:
 
 def created(key: AbstractAPIKey, plaintext: str) -> Response:
     body = CreatedKeyEnvelopeSerializer({"data": key}, context={"plaintext": plaintext})
-    return Response(body.data, status=status.HTTP_201_CREATED)
+    # The only response that carries a plaintext key: no cache may keep a copy.
+    return Response(
+        body.data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
+    )
 
 
 def find_key(model: type[KeyT], value: str) -> KeyT:
