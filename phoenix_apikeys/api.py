@@ -47,7 +47,10 @@ from .verification import AdminSecret
 ViewMethod = TypeVar("ViewMethod", bound=Callable[..., Any])
 KeyT = TypeVar("KeyT", bound=AbstractAPIKey)
 
-ERRORS = {401: ErrorSerializer, 403: ErrorSerializer}
+# Every route may answer these; each route adds its own.
+UNAUTHENTICATED = {401: ErrorSerializer}
+FORBIDDEN = {401: ErrorSerializer, 403: ErrorSerializer}
+CREATE_ERRORS = {**FORBIDDEN, 415: ErrorSerializer, 422: ErrorSerializer}
 
 
 def document(**kwargs: Any) -> Callable[[ViewMethod], ViewMethod]:
@@ -136,9 +139,12 @@ def find_key(model: type[KeyT], value: str) -> KeyT:
 
 
 class CurrentUserView(KeyAPIView):
+    """The authenticated caller: any person or credential."""
+
     @document(
+        operation_id="getViewer",
         summary="Who am I",
-        responses={200: CurrentUserEnvelopeSerializer, **ERRORS},
+        responses={200: CurrentUserEnvelopeSerializer, **UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
         body = CurrentUserEnvelopeSerializer({"data": request.user}, context={"request": request})
@@ -146,12 +152,15 @@ class CurrentUserView(KeyAPIView):
 
 
 class UserKeysView(KeyAPIView):
+    """The caller's own user keys."""
+
     permissions_by_method = {"POST": [IsHumanLogin]}
 
     @document(
+        operation_id="listUserApiKeys",
         summary="List your own user keys",
         description="A system key or the admin secret owns no user keys: the list is empty.",
-        responses={200: KeyListEnvelopeSerializer, **ERRORS},
+        responses={200: KeyListEnvelopeSerializer, **UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
         keys: Any = []
@@ -160,10 +169,12 @@ class UserKeysView(KeyAPIView):
         return Response(KeyListEnvelopeSerializer({"data": keys}).data)
 
     @document(
+        operation_id="createUserApiKey",
         summary="Create a user key for yourself",
-        description="Only a person logged in may do this; API keys cannot create keys.",
+        description="Only a person logged in may do this; API keys cannot create keys. "
+        "The plaintext key is in this response only.",
         request=KeyCreateRequestSerializer,
-        responses={201: CreatedKeyEnvelopeSerializer, 422: ErrorSerializer, **ERRORS},
+        responses={201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
     )
     def post(self, request: Request) -> Response:
         body = KeyCreateRequestSerializer(data=request.data)
@@ -173,13 +184,16 @@ class UserKeysView(KeyAPIView):
 
 
 class UserKeyView(KeyAPIView):
+    """One user key, by its opaque id."""
+
     permissions_by_method = {"DELETE": [IsNotSystemKey]}
 
     @document(
+        operation_id="deleteUserApiKey",
         summary="Delete a user key",
         description="Your own, or anyone's for an administrator or the admin secret; "
-        "a key that is not yours is 404.",
-        responses={204: None, 404: ErrorSerializer, **ERRORS},
+        "a key that is not yours, or an id of another kind, is 404. System keys: 403.",
+        responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
     )
     def delete(self, request: Request, id: str) -> Response:
         key = find_key(UserKey, id)
@@ -190,13 +204,16 @@ class UserKeyView(KeyAPIView):
 
 
 class UserKeyInventoryView(KeyAPIView):
+    """Every user's keys, for administrators and the admin secret."""
+
     permissions_by_method = {"GET": [CanViewAllUserKeys]}
 
     @document(
+        operation_id="listAllUserApiKeys",
         summary="List every user's keys",
-        description="Newest first, with cursor pagination.",
+        description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
         parameters=[InventoryQuerySerializer],
-        responses={200: InventoryEnvelopeSerializer, 422: ErrorSerializer, **ERRORS},
+        responses={200: InventoryEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
         query = InventoryQuerySerializer(data=request.query_params)
@@ -212,20 +229,25 @@ class UserKeyInventoryView(KeyAPIView):
 
 
 class SystemKeysView(KeyAPIView):
+    """System keys, for administrators and the admin secret."""
+
     permissions_by_method = {"GET": [CanViewSystemKeys], "POST": [CanCreateSystemKeys]}
 
     @document(
+        operation_id="listSystemApiKeys",
         summary="List system keys",
-        responses={200: KeyListEnvelopeSerializer, **ERRORS},
+        responses={200: KeyListEnvelopeSerializer, **FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
         return Response(KeyListEnvelopeSerializer({"data": SystemKey.objects.all()}).data)
 
     @document(
+        operation_id="createSystemApiKey",
         summary="Create a system key",
-        description="An administrator logged in as a person, or the admin secret.",
+        description="An administrator logged in as a person, or the admin secret; API keys "
+        "cannot create keys. The plaintext key is in this response only.",
         request=KeyCreateRequestSerializer,
-        responses={201: CreatedKeyEnvelopeSerializer, 422: ErrorSerializer, **ERRORS},
+        responses={201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
     )
     def post(self, request: Request) -> Response:
         body = KeyCreateRequestSerializer(data=request.data)
@@ -238,11 +260,15 @@ class SystemKeysView(KeyAPIView):
 
 
 class SystemKeyView(KeyAPIView):
+    """One system key, by its opaque id."""
+
     permissions_by_method = {"DELETE": [CanDeleteSystemKeys]}
 
     @document(
+        operation_id="deleteSystemApiKey",
         summary="Delete a system key",
-        responses={204: None, 404: ErrorSerializer, **ERRORS},
+        description="A user key's id, or garbage, is 404.",
+        responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
     )
     def delete(self, request: Request, id: str) -> Response:
         find_key(SystemKey, id).delete()

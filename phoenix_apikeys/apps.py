@@ -8,3 +8,8 @@ class PhoenixAPIKeysConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, receivers  # noqa: F401  (registers checks and receivers)
+
+        try:
+            from . import openapi  # noqa: F401  (registers the drf-spectacular extension)
+        except ImportError:  # drf-spectacular is optional: the [openapi] extra
+            pass
