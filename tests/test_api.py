@@ -380,11 +380,22 @@ def test_a_deleted_key_stops_authenticating_from_the_cache(
 )
 @pytest.mark.parametrize(
     "value",
-    ["x" * 10_000, "%00", "%F0%9F%94%91", "VXNlckFwaUtleTo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"],
-    ids=["huge", "nul", "emoji", "huge-pk"],
+    [
+        "x" * 10_000,
+        "%00",
+        "%F0%9F%94%91",
+        "VXNlckFwaUtleTo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5",
+        "a/b",
+        "a%2Fb",
+        "a%0Ab",
+        "",
+    ],
+    ids=["huge", "nul", "emoji", "huge-pk", "slash", "encoded-slash", "newline", "empty"],
 )
-def test_a_bad_id_is_404(admin_client: APIClient, key_route: str, value: str) -> None:
-    assert admin_client.delete(key_route.format(value)).status_code == 404
+def test_a_bad_id_is_a_json_404(admin_client: APIClient, key_route: str, value: str) -> None:
+    response = admin_client.delete(key_route.format(value))
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such API key."}
 
 
 def test_a_missing_key_is_404(admin_client: APIClient) -> None:
@@ -424,3 +435,24 @@ def test_a_system_key_has_no_authority_even_if_the_system_user_were_a_superuser(
     user.is_staff = user.is_superuser = True
     user.save()
     assert api_client.get("/v1/system/api_keys", **bearer(key.plaintext)).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/v1/user",
+        "/v1/user/api_keys",
+        "/v1/user/api_keys/x",
+        "/v1/users/api_keys",
+        "/v1/system/api_keys",
+        "/v1/system/api_keys/x",
+    ],
+)
+@pytest.mark.parametrize("method", ["head", "options", "put", "patch"])
+def test_other_methods_never_fail_on_the_server(
+    admin_client: APIClient, route: str, method: str
+) -> None:
+    response = getattr(admin_client, method)(route)
+    assert response.status_code < 500
+    if method in ("put", "patch"):
+        assert response.status_code == 405
