@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
 from .factories import SystemKeyFactory, UserKeyFactory
 
 SCHEMA_URLCONF = "tests.testapp.api_urls"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def generated_schema() -> dict[str, Any]:
@@ -114,3 +118,17 @@ def test_the_live_api_honours_its_schema(
         case.call_and_validate(headers={"Authorization": f"Bearer {admin_secret}"}, checks=CHECKS)
 
     honours_the_schema()
+
+
+def test_the_example_project_serves_a_valid_schema(tmp_path: Path) -> None:
+    output = tmp_path / "schema.yaml"
+    env = {**os.environ, "PHOENIX_SECRET": "example-test-secret-0123456789abcdefgh"}
+    for name in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CACHE_URL"):
+        env.pop(name, None)
+    subprocess.run(
+        [sys.executable, str(ROOT / "example_project" / "manage.py"), "spectacular",
+         "--validate", "--fail-on-warn", "--file", str(output)],
+        env=env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    paths = yaml.safe_load(output.read_text())["paths"]
+    assert {"/v1/system/api_keys", "/api/hello/"} <= set(paths)
