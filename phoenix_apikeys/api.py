@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
@@ -50,7 +51,7 @@ KeyT = TypeVar("KeyT", bound=AbstractAPIKey)
 # Every route may answer these; each route adds its own.
 UNAUTHENTICATED = {401: ErrorSerializer}
 FORBIDDEN = {401: ErrorSerializer, 403: ErrorSerializer}
-CREATE_ERRORS = {**FORBIDDEN, 415: ErrorSerializer, 422: ErrorSerializer}
+CREATE_ERRORS = {**FORBIDDEN, 413: ErrorSerializer, 415: ErrorSerializer, 422: ErrorSerializer}
 
 
 def document(**kwargs: Any) -> Callable[[ViewMethod], ViewMethod]:
@@ -89,6 +90,12 @@ class KeyAPIView(APIView):
             path = "body" if isinstance(exc, ParseError) else ""
             detail = "; ".join(describe(exc.detail, path))
             return Response({"detail": detail}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if isinstance(exc, RequestDataTooBig):
+            # Django would answer with an HTML 400; API clients get JSON.
+            return Response(
+                {"detail": "body: The request body is too large."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         return super().handle_exception(exc)
 
 

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from .ids import USER_TYPE, global_id, key_id, parse_key_id
 from .keys import KeyKind
 from .models import AbstractAPIKey, SystemKey, UserKey, validate_expiry
+from .verification import AdminSecret
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -26,9 +27,10 @@ def credential_name(auth: Any) -> str:
         return "system_key"
     if isinstance(auth, UserKey):
         return "user_key"
-    if auth is None:
-        return "login"
-    return "admin_secret"
+    if isinstance(auth, AdminSecret):
+        return "admin_secret"
+    # Session and basic auth set no auth object; another class of the host's may set its own.
+    return "login" if auth is None else "other"
 
 
 class UserSummarySerializer(serializers.Serializer[Any]):
@@ -48,7 +50,8 @@ class UserSummarySerializer(serializers.Serializer[Any]):
 
 class CurrentUserSerializer(UserSummarySerializer):
     credential = serializers.SerializerMethodField(
-        help_text="How the caller authenticated: login, user_key, system_key or admin_secret."
+        help_text="How the caller authenticated: login, user_key, system_key, admin_secret or "
+        "other (an authentication class of the host's)."
     )
 
     def get_credential(self, user: Any) -> str:

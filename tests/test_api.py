@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind
 from phoenix_apikeys.models import SystemKey, UserKey, system_user
+from phoenix_apikeys.serializers import credential_name
 
 from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
 
@@ -78,6 +79,10 @@ def test_who_am_i_names_a_key_credential(api_client: APIClient, bearer: Bearer) 
     key = SystemKeyFactory()
     data = api_client.get("/v1/user", **bearer(key.plaintext)).json()["data"]
     assert (data["username"], data["credential"]) == ("system", "system_key")
+
+
+def test_who_am_i_reports_a_host_auth_object_as_other() -> None:
+    assert credential_name(object()) == "other"
 
 
 # creating keys
@@ -247,9 +252,19 @@ def test_a_non_json_body_is_415(user_client: APIClient) -> None:
     assert response.status_code == 415
 
 
-def test_a_body_over_the_upload_limit_is_refused_without_a_500(user_client: APIClient) -> None:
+def test_a_body_over_the_upload_limit_is_a_json_413(user_client: APIClient) -> None:
     response = post_raw(user_client, '{"data": {"name": "' + "x" * 3_000_000 + '"}}')
-    assert 400 <= response.status_code < 500
+    assert response.status_code == 413
+    assert response.json() == {"detail": "body: The request body is too large."}
+    assert not UserKey.objects.exists()
+
+
+def test_a_session_needs_the_csrf_token_to_create() -> None:
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(UserFactory())
+    response = client.post("/v1/user/api_keys", {"data": {"name": "x"}}, format="json")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
     assert not UserKey.objects.exists()
 
 
