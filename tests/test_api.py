@@ -154,6 +154,15 @@ def test_the_plaintext_never_reaches_a_log(
     assert not any(plaintext in record.getMessage() for record in caplog.records)
 
 
+def test_creating_without_a_usable_phoenix_secret_is_503(
+    user_client: APIClient, settings: Any
+) -> None:
+    settings.PHOENIX_SECRET = "too-short-1"
+    response = create(user_client, {"data": {"name": "x"}})
+    assert response.status_code == 503
+    assert "PHOENIX_SECRET" in response.json()["detail"]
+
+
 def test_the_name_is_stripped(user_client: APIClient) -> None:
     response = create(user_client, {"data": {"name": "  padded  "}})
     assert response.json()["data"]["name"] == "padded"
