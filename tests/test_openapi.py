@@ -132,3 +132,32 @@ def test_the_example_project_serves_a_valid_schema(tmp_path: Path) -> None:
     )  # fmt: skip
     paths = yaml.safe_load(output.read_text())["paths"]
     assert {"/v1/system/api_keys", "/api/hello/"} <= set(paths)
+
+
+WITHOUT_SPECTACULAR = """
+import sys
+sys.modules["drf_spectacular"] = None  # as if the [openapi] extra were not installed
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "rest_framework",
+                    "phoenix_apikeys"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+)
+django.setup()
+from phoenix_apikeys import urls
+print(len(urls.urlpatterns), "openapi" in sys.modules.get("phoenix_apikeys").__dict__)
+"""
+
+
+def test_the_api_needs_no_drf_spectacular() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SPECTACULAR],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["6", "False"]
