@@ -101,6 +101,19 @@ def test_create_returns_the_key_object_and_the_plaintext(user_client: APIClient)
     assert data["key"].startswith("phxu_")
 
 
+def test_basic_auth_is_a_human_login_that_may_create(api_client: APIClient) -> None:
+    user = UserFactory()
+    credentials = base64.b64encode(f"{user.username}:correct horse battery staple".encode())
+    response = api_client.post(
+        "/v1/user/api_keys",
+        {"data": {"name": "x"}},
+        format="json",
+        HTTP_AUTHORIZATION=f"Basic {credentials.decode()}",
+    )
+    assert response.status_code == 201
+    assert UserKey.objects.get().user == user
+
+
 def test_the_created_response_may_not_be_cached(user_client: APIClient) -> None:
     response = create(user_client, {"data": {"name": "notebook"}})
     assert response["Cache-Control"] == "no-store"
