@@ -54,12 +54,21 @@ FORBIDDEN = {401: ErrorSerializer, 403: ErrorSerializer}
 CREATE_ERRORS = {**FORBIDDEN, 413: ErrorSerializer, 415: ErrorSerializer, 422: ErrorSerializer}
 
 
-def document(**kwargs: Any) -> Callable[[ViewMethod], ViewMethod]:
-    """``extend_schema`` when drf-spectacular is installed (the [openapi] extra), else nothing."""
+def document(*, id_path: bool = False, **kwargs: Any) -> Callable[[ViewMethod], ViewMethod]:
+    """``extend_schema`` when drf-spectacular is installed (the [openapi] extra), else nothing.
+
+    ``id_path`` describes the ``{id}`` in the route as the opaque key id it is.
+    """
     try:
-        from drf_spectacular.utils import extend_schema
+        from drf_spectacular.utils import OpenApiParameter, extend_schema
     except ImportError:  # pragma: no cover - exercised only without the extra
         return lambda method: method
+    if id_path:
+        kwargs["parameters"] = [
+            OpenApiParameter(
+                "id", str, OpenApiParameter.PATH, description="The key's opaque id, as listed."
+            )
+        ]
     decorate: Callable[[ViewMethod], ViewMethod] = extend_schema(tags=["API keys"], **kwargs)
     return decorate
 
@@ -196,6 +205,7 @@ class UserKeyView(KeyAPIView):
     permissions_by_method = {"DELETE": [IsNotSystemKey]}
 
     @document(
+        id_path=True,
         operation_id="deleteUserApiKey",
         summary="Delete a user key",
         description="Your own, or anyone's for an administrator or the admin secret; "
@@ -272,6 +282,7 @@ class SystemKeyView(KeyAPIView):
     permissions_by_method = {"DELETE": [CanDeleteSystemKeys]}
 
     @document(
+        id_path=True,
         operation_id="deleteSystemApiKey",
         summary="Delete a system key",
         description="A user key's id, or garbage, is 404.",
