@@ -14,3 +14,8 @@ class PhoenixAPIKeysConfig(AppConfig):
             from .admin import attach_to_user_admin
 
             attach_to_user_admin()
+
+        try:
+            from . import openapi  # noqa: F401  (registers the drf-spectacular extension)
+        except ImportError:  # drf-spectacular is optional: the [openapi] extra
+            pass

@@ -64,3 +64,66 @@ class IsHumanLogin(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
         return bool(user and user.is_authenticated) and not is_api_key(request)
+
+
+# The model permissions that make a staff user an administrator of keys (SPEC section 4).
+VIEW_SYSTEM_KEYS = "phoenix_apikeys.view_systemkey"
+ADD_SYSTEM_KEYS = "phoenix_apikeys.add_systemkey"
+DELETE_SYSTEM_KEYS = "phoenix_apikeys.delete_systemkey"
+VIEW_ALL_USER_KEYS = "phoenix_apikeys.view_all_userkeys"
+
+
+def has_admin_permission(request: Request, permission: str) -> bool:
+    """The admin secret, or an admin in person or through their own user key: a superuser, or a
+    staff user holding ``permission``. A system key is never an admin."""
+    if is_admin_secret(request):
+        return True
+    user = request.user
+    if not (user and user.is_authenticated) or isinstance(request.auth, SystemKey):
+        return False
+    return bool(user.is_superuser or (user.is_staff and user.has_perm(permission)))
+
+
+class CanViewSystemKeys(BasePermission):
+    message = "Only an administrator or the admin secret may list system keys."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return has_admin_permission(request, VIEW_SYSTEM_KEYS)
+
+
+class CanCreateSystemKeys(BasePermission):
+    """The admin secret, or an admin logged in as a person: keys cannot mint keys."""
+
+    message = (
+        "Only an administrator logged in as a person, or the admin secret, may create system "
+        "keys; API keys cannot create keys."
+    )
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if is_admin_secret(request):
+            return True
+        return not is_api_key(request) and has_admin_permission(request, ADD_SYSTEM_KEYS)
+
+
+class CanDeleteSystemKeys(BasePermission):
+    message = "Only an administrator or the admin secret may delete system keys."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return has_admin_permission(request, DELETE_SYSTEM_KEYS)
+
+
+class CanViewAllUserKeys(BasePermission):
+    message = "Only an administrator or the admin secret may list every user's keys."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return has_admin_permission(request, VIEW_ALL_USER_KEYS)
+
+
+class IsNotSystemKey(BasePermission):
+    """Any authenticated caller except a system key, which has no key-management authority."""
+
+    message = "System API keys have no key-management authority."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated) and not isinstance(request.auth, SystemKey)

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "phoenix_apikeys",
     "example",
 ]
@@ -71,6 +72,15 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI schema at /api/schema/ and Swagger UI at /api/docs/, open to anyone.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "phoenix_apikeys example",
+    "DESCRIPTION": "Key management (/v1/) and a protected view (/api/hello/).",
+    "VERSION": "1",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
 PHOENIX_APIKEYS = {

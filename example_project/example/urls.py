@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .views import Hello
 
@@ -7,4 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include("phoenix_apikeys.urls")),
     path("api/hello/", Hello.as_view(), name="hello"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

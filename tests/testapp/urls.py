@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 from . import views
 
@@ -11,4 +12,5 @@ urlpatterns = [
     path("system-only/", views.SystemKeyOnly.as_view()),
     path("user-only/", views.UserKeyOnly.as_view()),
     path("plain/", views.plain_view),
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="tests.testapp.api_urls")),
 ]

@@ -47,7 +47,10 @@ class Command(BaseCommand):
         subprocess.run([*manage, "shell", "-c", CREATE_DEMO_USER], check=True)
         if no_run:
             return
-        self.stderr.write(f"Starting http://{addrport}/ (admin at /admin/, API at /api/hello/)")
+        self.stderr.write(
+            f"Starting http://{addrport}/ (admin at /admin/, API at /api/hello/, "
+            "key management at /v1/, API docs at /api/docs/)"
+        )
         os.execv(manage[0], [*manage, "runserver", addrport])
 
     def ensure_env_file(self, env_file: Path) -> None:

@@ -1,0 +1,293 @@
+"""The Phoenix-compatible key-management REST API (SPEC section 5); routes in ``urls``.
+
+Bodies are ``{"data": ...}``; a body or query that fails validation is 422 with a ``detail``
+naming the field, set here so the host's exception handler stays untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .authentication import APIKeyAuthentication
+from .ids import key_id, parse_key_id
+from .keys import KeyKind
+from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey
+from .permissions import (
+    VIEW_ALL_USER_KEYS,
+    CanCreateSystemKeys,
+    CanDeleteSystemKeys,
+    CanViewAllUserKeys,
+    CanViewSystemKeys,
+    IsHumanLogin,
+    IsNotSystemKey,
+    has_admin_permission,
+)
+from .serializers import (
+    CreatedKeyEnvelopeSerializer,
+    CurrentUserEnvelopeSerializer,
+    ErrorSerializer,
+    InventoryEnvelopeSerializer,
+    InventoryQuerySerializer,
+    KeyCreateRequestSerializer,
+    KeyListEnvelopeSerializer,
+)
+from .verification import AdminSecret
+
+ViewMethod = TypeVar("ViewMethod", bound=Callable[..., Any])
+KeyT = TypeVar("KeyT", bound=AbstractAPIKey)
+
+# Every route may answer these; each route adds its own.
+UNAUTHENTICATED = {401: ErrorSerializer}
+FORBIDDEN = {401: ErrorSerializer, 403: ErrorSerializer}
+CREATE_ERRORS = {**FORBIDDEN, 413: ErrorSerializer, 415: ErrorSerializer, 422: ErrorSerializer}
+
+
+def document(*, id_path: bool = False, **kwargs: Any) -> Callable[[ViewMethod], ViewMethod]:
+    """``extend_schema`` when drf-spectacular is installed (the [openapi] extra), else nothing.
+
+    ``id_path`` describes the ``{id}`` in the route as the opaque key id it is.
+    """
+    try:
+        from drf_spectacular.utils import OpenApiParameter, extend_schema
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        return lambda method: method
+    if id_path:
+        kwargs["parameters"] = [
+            OpenApiParameter(
+                "id", str, OpenApiParameter.PATH, description="The key's opaque id, as listed."
+            )
+        ]
+    decorate: Callable[[ViewMethod], ViewMethod] = extend_schema(tags=["API keys"], **kwargs)
+    return decorate
+
+
+class SecretUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "API keys are disabled: PHOENIX_SECRET is missing or breaks a rule."
+
+
+class KeyAPIView(APIView):
+    """JSON in and out; keys authenticate first, so a 401 says ``WWW-Authenticate: Bearer``."""
+
+    parser_classes = [JSONParser]
+    permissions_by_method: dict[str, Sequence[type[BasePermission]]] = {}
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        others = [
+            auth() for auth in self.authentication_classes if auth is not APIKeyAuthentication
+        ]
+        return [APIKeyAuthentication(), *others]
+
+    def get_permissions(self) -> list[BasePermission]:
+        classes = self.permissions_by_method.get(self.request.method or "", [IsAuthenticated])
+        return [permission() for permission in classes]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, (ValidationError, ParseError)):
+            path = "body" if isinstance(exc, ParseError) else ""
+            detail = "; ".join(describe(exc.detail, path))
+            return Response({"detail": detail}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if isinstance(exc, RequestDataTooBig):
+            # Django would answer with an HTML 400; API clients get JSON.
+            return Response(
+                {"detail": "body: The request body is too large."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        return super().handle_exception(exc)
+
+
+def describe(detail: Any, path: str = "") -> Iterator[str]:
+    """Flatten DRF error details into ``data.name: message`` lines."""
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            name = str(field)
+            if name == "non_field_errors":
+                child = path or "body"
+            else:
+                child = f"{path}.{name}" if path else name
+            yield from describe(value, child)
+    elif isinstance(detail, list):
+        for item in detail:
+            yield from describe(item, path)
+    else:
+        yield f"{path}: {detail}" if path else str(detail)
+
+
+def create_key(model: type[KeyT], **fields: Any) -> tuple[KeyT, str]:
+    try:
+        key, plaintext = model.objects.create_key(**fields)  # type: ignore[attr-defined]
+    except DjangoValidationError as error:
+        raise ValidationError({"data": error.message_dict}) from None
+    except MissingSecretError:
+        raise SecretUnavailable from None
+    return key, plaintext
+
+
+def created(key: AbstractAPIKey, plaintext: str) -> Response:
+    body = CreatedKeyEnvelopeSerializer({"data": key}, context={"plaintext": plaintext})
+    # The only response that carries a plaintext key: no cache may keep a copy.
+    return Response(
+        body.data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
+    )
+
+
+def find_key(model: type[KeyT], value: str) -> KeyT:
+    """The key an opaque id names, or 404: garbage and ids of the other kind are not found."""
+    parsed = parse_key_id(value, model.kind)
+    key: KeyT | None = None
+    if parsed is not None:
+        key = model._default_manager.filter(pk=parsed[1]).first()
+    if key is None:
+        raise NotFound("No such API key.")
+    return key
+
+
+class CurrentUserView(KeyAPIView):
+    """The authenticated caller: any person or credential."""
+
+    @document(
+        operation_id="getViewer",
+        summary="Who am I",
+        responses={200: CurrentUserEnvelopeSerializer, **UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        body = CurrentUserEnvelopeSerializer({"data": request.user}, context={"request": request})
+        return Response(body.data)
+
+
+class UserKeysView(KeyAPIView):
+    """The caller's own user keys."""
+
+    permissions_by_method = {"POST": [IsHumanLogin]}
+
+    @document(
+        operation_id="listUserApiKeys",
+        summary="List your own user keys",
+        description="A system key or the admin secret owns no user keys: the list is empty.",
+        responses={200: KeyListEnvelopeSerializer, **UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        keys: Any = []
+        if not isinstance(request.auth, (SystemKey, AdminSecret)):
+            keys = UserKey.objects.filter(user=request.user)
+        return Response(KeyListEnvelopeSerializer({"data": keys}).data)
+
+    @document(
+        operation_id="createUserApiKey",
+        summary="Create a user key for yourself",
+        description="Only a person logged in may do this; API keys cannot create keys. "
+        "The plaintext key is in this response only.",
+        request=KeyCreateRequestSerializer,
+        responses={201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        body = KeyCreateRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key, plaintext = create_key(UserKey, user=request.user, **body.validated_data["data"])
+        return created(key, plaintext)
+
+
+class UserKeyView(KeyAPIView):
+    """One user key, by its opaque id."""
+
+    permissions_by_method = {"DELETE": [IsNotSystemKey]}
+
+    @document(
+        id_path=True,
+        operation_id="deleteUserApiKey",
+        summary="Delete a user key",
+        description="Your own, or anyone's for an administrator or the admin secret; "
+        "a key that is not yours, or an id of another kind, is 404. System keys: 403.",
+        responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
+    )
+    def delete(self, request: Request, id: str) -> Response:
+        key = find_key(UserKey, id)
+        if key.user_id != request.user.pk and not has_admin_permission(request, VIEW_ALL_USER_KEYS):
+            raise NotFound("No such API key.")
+        key.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserKeyInventoryView(KeyAPIView):
+    """Every user's keys, for administrators and the admin secret."""
+
+    permissions_by_method = {"GET": [CanViewAllUserKeys]}
+
+    @document(
+        operation_id="listAllUserApiKeys",
+        summary="List every user's keys",
+        description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
+        parameters=[InventoryQuerySerializer],
+        responses={200: InventoryEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        query = InventoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        limit: int = query.validated_data["limit"]
+        keys = UserKey.objects.select_related("user").order_by("-pk")
+        if "cursor" in query.validated_data:
+            keys = keys.filter(pk__lte=query.validated_data["cursor"])
+        page = list(keys[: limit + 1])
+        next_cursor = key_id(KeyKind.USER, page[limit].pk) if len(page) > limit else None
+        body = InventoryEnvelopeSerializer({"data": page[:limit], "next_cursor": next_cursor})
+        return Response(body.data)
+
+
+class SystemKeysView(KeyAPIView):
+    """System keys, for administrators and the admin secret."""
+
+    permissions_by_method = {"GET": [CanViewSystemKeys], "POST": [CanCreateSystemKeys]}
+
+    @document(
+        operation_id="listSystemApiKeys",
+        summary="List system keys",
+        responses={200: KeyListEnvelopeSerializer, **FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(KeyListEnvelopeSerializer({"data": SystemKey.objects.all()}).data)
+
+    @document(
+        operation_id="createSystemApiKey",
+        summary="Create a system key",
+        description="An administrator logged in as a person, or the admin secret; API keys "
+        "cannot create keys. The plaintext key is in this response only.",
+        request=KeyCreateRequestSerializer,
+        responses={201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        body = KeyCreateRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        # created_by is audit only; the admin secret is recorded as the system user it acts as.
+        key, plaintext = create_key(
+            SystemKey, created_by=request.user, **body.validated_data["data"]
+        )
+        return created(key, plaintext)
+
+
+class SystemKeyView(KeyAPIView):
+    """One system key, by its opaque id."""
+
+    permissions_by_method = {"DELETE": [CanDeleteSystemKeys]}
+
+    @document(
+        id_path=True,
+        operation_id="deleteSystemApiKey",
+        summary="Delete a system key",
+        description="A user key's id, or garbage, is 404.",
+        responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
+    )
+    def delete(self, request: Request, id: str) -> Response:
+        find_key(SystemKey, id).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,115 @@
+"""What the key-management commands share: expiry options, errors, and the stdout contract.
+
+A creating command prints the plaintext key alone on stdout and everything else on stderr, so
+``KEY=$(python manage.py create_system_key --name ci)`` captures exactly the key.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ..ids import key_id
+from ..keys import KeyKind
+from ..models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey
+
+MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}
+DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# The options a model field's error is about, so the message names what the operator typed.
+OPTIONS = {"name": "--name", "description": "--description", "expires_at": "--expires-in/at"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m`` or ``45s``."""
+    match = DURATION.fullmatch(text.strip())
+    if match is None:
+        raise CommandError(
+            f"--expires-in: expected a positive number and a unit (s, m, h or d), e.g. 90d; "
+            f"got {text!r}."
+        )
+    number, unit = match.groups()
+    try:
+        return timedelta(**{UNITS[unit]: int(number)})
+    except OverflowError:
+        raise CommandError(f"--expires-in: {text!r} is too long.") from None
+
+
+def parse_expires_at(text: str) -> datetime:
+    """An ISO 8601 date and time; without a UTC offset it is read as UTC."""
+    try:
+        value = parse_datetime(text.strip())
+    except ValueError:
+        value = None
+    if value is None:
+        raise CommandError(
+            f"--expires-at: expected an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z; "
+            f"got {text!r}."
+        )
+    return value.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(value) else value
+
+
+def expiry(options: dict[str, Any]) -> datetime | None:
+    if options.get("expires_in"):
+        try:
+            return timezone.now() + parse_duration(options["expires_in"])
+        except OverflowError:
+            raise CommandError("--expires-in: too long.") from None
+    if options.get("expires_at"):
+        return parse_expires_at(options["expires_at"])
+    return None
+
+
+def describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{OPTIONS.get(field, field)}: {' '.join(messages)}"
+        for field, messages in error.message_dict.items()
+    )
+
+
+def describe_key(key: AbstractAPIKey) -> str:
+    owner = "" if key.kind is KeyKind.SYSTEM else f", owner {key.user.get_username()}"
+    details = f"{key.name!r}, {key.prefixed_hint}{owner}"
+    return f"{key.kind.value} key {key_id(key.kind, key.pk)} ({details})"
+
+
+class CreateKeyCommand(BaseCommand):
+    """Creates one key of ``model`` and prints its plaintext alone on stdout."""
+
+    model: type[AbstractAPIKey]
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", required=True, help="what the key is for")
+        parser.add_argument("--description", default="", help="optional longer note")
+        when = parser.add_mutually_exclusive_group()
+        when.add_argument("--expires-in", help="lifetime: a number and s, m, h or d, e.g. 90d")
+        when.add_argument("--expires-at", help="ISO 8601 expiry; without an offset it is UTC")
+
+    def key_fields(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The fields beyond name, description and expiry; subclasses add the owner."""
+        return {}
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        fields = {
+            "name": options["name"],
+            "description": options["description"],
+            "expires_at": expiry(options),
+            **self.key_fields(options),
+        }
+        try:
+            key, plaintext = self.model.objects.create_key(**fields)  # type: ignore[attr-defined]
+        except ValidationError as error:
+            raise CommandError(describe(error)) from None
+        except MissingSecretError as error:
+            raise CommandError(str(error)) from None
+        expires = key.expires_at.isoformat() if key.expires_at else "never"
+        self.stderr.write(f"Created {describe_key(key)}, expires {expires}.")
+        self.stderr.write("The key is shown once, on stdout; store it now.")
+        self.stdout.write(plaintext)

@@ -1,0 +1,96 @@
+"""`manage.py list_api_keys`: every key's metadata, never a secret."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from phoenix_apikeys.ids import key_id
+from phoenix_apikeys.keys import KeyKind
+from phoenix_apikeys.management.base import MODELS
+from phoenix_apikeys.models import AbstractAPIKey
+
+COLUMNS = ("id", "kind", "name", "owner", "hint", "created_at", "expires_at", "last_used_at")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def status(key: AbstractAPIKey, now: datetime) -> str:
+    if key.is_expired(now):
+        return "expired"
+    return "active" if key.user.is_active else "inactive owner"
+
+
+def row(key: AbstractAPIKey, now: datetime) -> dict[str, Any]:
+    return {
+        "id": key_id(key.kind, key.pk),
+        "kind": key.kind.value,
+        "name": key.name,
+        "owner": "" if key.kind is KeyKind.SYSTEM else key.user.get_username(),
+        "hint": key.prefixed_hint,
+        "created_at": key.created_at.isoformat(),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "status": status(key, now),
+    }
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    # Names are free text: no control character may reach the operator's terminal.
+    return CONTROL.sub("?", str(value))
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    headers = [*COLUMNS, "status"]
+    cells = [[cell(entry[column]) for column in headers] for entry in rows]
+    widths = [max(len(text) for text in column) for column in zip(headers, *cells, strict=False)]
+    lines = [headers, *cells]
+    return "\n".join(
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+class Command(BaseCommand):
+    help = "List API keys with their ids, owners, hints, dates and status; never a secret."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--kind", choices=[kind.value for kind in KeyKind])
+        parser.add_argument("--user", help="only this user's keys")
+        parser.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+
+    def handle(self, *args: Any, kind: str | None, user: str | None, **options: Any) -> None:
+        kinds = [KeyKind(kind)] if kind else list(KeyKind)
+        filters: dict[str, Any] = {}
+        if user is not None:
+            if kind == KeyKind.SYSTEM.value:
+                raise CommandError("--user lists user keys; it cannot be combined with system.")
+            kinds, filters = [KeyKind.USER], {"user": self.find_user(user)}
+        keys: list[AbstractAPIKey] = [
+            key
+            for each in kinds
+            for key in MODELS[each]._default_manager.filter(**filters).select_related("user")
+        ]
+        keys.sort(key=lambda key: key.created_at, reverse=True)
+        now = timezone.now()
+        rows = [row(key, now) for key in keys]
+        if options["json"]:
+            self.stdout.write(json.dumps(rows, indent=2))
+        elif rows:
+            self.stdout.write(table(rows))
+        else:
+            self.stdout.write("No API keys.")
+
+    def find_user(self, username: str) -> Any:
+        user_model = get_user_model()
+        try:
+            return user_model._default_manager.get_by_natural_key(username)
+        except user_model.DoesNotExist:
+            raise CommandError(f"--user: no user {username!r}.") from None

@@ -1,0 +1,30 @@
+"""`manage.py prune_api_keys [--dry-run]`: delete keys past their expiry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from phoenix_apikeys.management.base import MODELS, describe_key
+
+
+class Command(BaseCommand):
+    help = "Delete every expired API key (system and user); --dry-run only lists them."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+
+    def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
+        now = timezone.now()
+        count = 0
+        for model in MODELS.values():
+            expired = model.objects.expired(now).select_related("user")  # type: ignore[attr-defined]
+            for key in expired:
+                self.stdout.write(f"{'Would prune' if dry_run else 'Pruned'} {describe_key(key)}.")
+                if not dry_run:
+                    key.delete()
+                count += 1
+        verb = "Would prune" if dry_run else "Pruned"
+        self.stdout.write(f"{verb} {count} expired key{'' if count == 1 else 's'}.")

@@ -1,0 +1,72 @@
+"""`manage.py revoke_api_key ID`, or `--stdin` with a leaked plaintext key piped in.
+
+A plaintext key is read only from stdin: on the command line it would land in the shell
+history and the process list.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from phoenix_apikeys.conf import phoenix_settings
+from phoenix_apikeys.ids import parse_key_id
+from phoenix_apikeys.keys import MalformedKey, digests, key_kind, parse_key
+from phoenix_apikeys.management.base import MODELS, describe_key
+from phoenix_apikeys.models import AbstractAPIKey
+
+# Far longer than any key; a larger paste is not a key.
+MAX_STDIN = 4096
+
+
+class Command(BaseCommand):
+    help = "Revoke (delete) an API key by its id, or by its plaintext read from stdin (--stdin)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("id", nargs="?", help="the key's id, as list_api_keys shows it")
+        parser.add_argument(
+            "--stdin", action="store_true", help="read a leaked plaintext key from stdin"
+        )
+
+    def handle(self, *args: Any, id: str | None, stdin: bool, **options: Any) -> None:
+        if stdin == (id is not None):
+            raise CommandError("Give either a key id or --stdin (with the key piped in).")
+        key = self.by_plaintext() if stdin else self.by_id(str(id))
+        description = describe_key(key)
+        key.delete()
+        self.stdout.write(f"Revoked {description}.")
+
+    def by_id(self, value: str) -> AbstractAPIKey:
+        if key_kind(value) is not None:
+            # Never echo it back: the terminal's scrollback is one more place to leak it.
+            raise CommandError(
+                "That is a plaintext key, not an id. Never pass a key as an argument; "
+                "pipe it in: revoke_api_key --stdin"
+            )
+        parsed = parse_key_id(value)
+        found: AbstractAPIKey | None = None
+        if parsed is not None:
+            query = MODELS[parsed[0]]._default_manager.select_related("user")
+            found = query.filter(pk=parsed[1]).first()
+        if found is None:
+            raise CommandError(f"No API key with id {value!r}; see list_api_keys.")
+        return found
+
+    def by_plaintext(self) -> AbstractAPIKey:
+        text = sys.stdin.read(MAX_STDIN + 1).strip()
+        try:
+            parsed = parse_key(text)
+        except MalformedKey as error:
+            raise CommandError(f"stdin does not hold a key of this deployment ({error}).") from None
+        secrets = phoenix_settings.verification_secrets
+        if not secrets:
+            raise CommandError("PHOENIX_SECRET is missing or breaks a rule; run `manage.py check`.")
+        model = MODELS[parsed.kind]
+        candidates = digests(parsed.plaintext, secrets)
+        query = model._default_manager.select_related("user")
+        found: AbstractAPIKey | None = query.filter(digest__in=candidates).first()
+        if found is None:
+            raise CommandError("No stored key matches (already revoked, or another deployment).")
+        return found

@@ -1,0 +1,141 @@
+"""Serializers of the REST API: key objects, the create body and the ``{"data": ...}`` envelopes.
+
+The envelopes render the responses, so the OpenAPI schema is built from what is actually sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from .ids import USER_TYPE, global_id, key_id, parse_key_id
+from .keys import KeyKind
+from .models import AbstractAPIKey, SystemKey, UserKey, validate_expiry
+from .verification import AdminSecret
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_DESCRIPTION_LENGTH = 4096
+
+
+def credential_name(auth: Any) -> str:
+    """How the caller authenticated, as the who-am-I route reports it."""
+    if isinstance(auth, SystemKey):
+        return "system_key"
+    if isinstance(auth, UserKey):
+        return "user_key"
+    if isinstance(auth, AdminSecret):
+        return "admin_secret"
+    # Session and basic auth set no auth object; another class of the host's may set its own.
+    return "login" if auth is None else "other"
+
+
+class UserSummarySerializer(serializers.Serializer[Any]):
+    id = serializers.SerializerMethodField()
+    username = serializers.SerializerMethodField()
+    email = serializers.SerializerMethodField()
+
+    def get_id(self, user: Any) -> str:
+        return global_id(USER_TYPE, user.pk)
+
+    def get_username(self, user: Any) -> str:
+        return str(user.get_username())
+
+    def get_email(self, user: Any) -> str:
+        return str(getattr(user, user.get_email_field_name(), "") or "")
+
+
+class CurrentUserSerializer(UserSummarySerializer):
+    credential = serializers.SerializerMethodField(
+        help_text="How the caller authenticated: login, user_key, system_key, admin_secret or "
+        "other (an authentication class of the host's)."
+    )
+
+    def get_credential(self, user: Any) -> str:
+        return credential_name(self.context["request"].auth)
+
+
+class KeySerializer(serializers.Serializer[AbstractAPIKey]):
+    id = serializers.SerializerMethodField(help_text="Opaque id; names the kind of key.")
+    name = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    def get_id(self, key: AbstractAPIKey) -> str:
+        return key_id(key.kind, key.pk)
+
+
+class CreatedKeySerializer(KeySerializer):
+    key = serializers.SerializerMethodField(help_text="The plaintext key: shown this once only.")
+
+    def get_key(self, key: AbstractAPIKey) -> str:
+        return str(self.context["plaintext"])
+
+
+class OwnedKeySerializer(KeySerializer):
+    user = UserSummarySerializer(read_only=True)
+
+
+class KeyCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=255)
+    description = serializers.CharField(
+        max_length=MAX_DESCRIPTION_LENGTH, required=False, allow_blank=True, default=""
+    )
+    # A naive time is read as UTC, whatever the host's TIME_ZONE.
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, default_timezone=timezone.utc
+    )
+
+    def validate_expires_at(self, value: datetime | None) -> datetime | None:
+        if value is not None:
+            try:
+                validate_expiry(value)
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.message_dict["expires_at"]) from None
+        return value
+
+
+# The envelopes declare a field named "data", which the stubs mistake for Serializer.data.
+class KeyCreateRequestSerializer(serializers.Serializer[Any]):
+    data = KeyCreateSerializer()  # type: ignore[assignment]
+
+
+class InventoryQuerySerializer(serializers.Serializer[Any]):
+    limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, help_text="Page size, 1 to 1000."
+    )
+    cursor = serializers.CharField(
+        required=False, max_length=64, help_text="The next_cursor of the previous page."
+    )
+
+    def validate_cursor(self, value: str) -> int:
+        parsed = parse_key_id(value, KeyKind.USER)
+        if parsed is None:
+            raise serializers.ValidationError("Not a cursor from this API.")
+        return parsed[1]
+
+
+class CurrentUserEnvelopeSerializer(serializers.Serializer[Any]):
+    data = CurrentUserSerializer()  # type: ignore[assignment]
+
+
+class KeyListEnvelopeSerializer(serializers.Serializer[Any]):
+    data = KeySerializer(many=True)  # type: ignore[assignment]
+
+
+class CreatedKeyEnvelopeSerializer(serializers.Serializer[Any]):
+    data = CreatedKeySerializer()  # type: ignore[assignment]
+
+
+class InventoryEnvelopeSerializer(serializers.Serializer[Any]):
+    data = OwnedKeySerializer(many=True)  # type: ignore[assignment]
+    next_cursor = serializers.CharField(allow_null=True, help_text="null on the last page.")
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()

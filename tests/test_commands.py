@@ -1,0 +1,401 @@
+"""Management commands: create, list, revoke and prune keys (SPEC section 8).
+
+The stdout contract of the creating commands and one run of every command go through a real
+``python -m django`` subprocess on a file-based SQLite database; the rest use ``call_command``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from phoenix_apikeys.ids import key_id
+from phoenix_apikeys.keys import KeyKind
+from phoenix_apikeys.models import SystemKey, UserKey, system_user
+
+from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM_KEY = re.compile(r"phxs_[0-9A-Za-z]{38}")
+USER_KEY = re.compile(r"phxu_[0-9A-Za-z]{38}")
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[str, str]:
+    """call_command with captured stdout and stderr; ``stdin`` replaces sys.stdin."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    finally:
+        sys.stdin = saved
+    return out.getvalue(), err.getvalue()
+
+
+def expire(key: Any) -> Any:
+    type(key).objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    return key
+
+
+# A real process: the stdout contract, and every command once.
+
+
+@pytest.fixture(scope="module")
+def project_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    database = tmp_path_factory.mktemp("commands") / "db.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"sqlite:///{database}",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("CACHE_URL", None)
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        env=env,
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_create_system_key_prints_the_key_alone_on_stdout(project_env: dict[str, str]) -> None:
+    result = manage(project_env, "create_system_key", "--name", "ci", "--expires-in", "90d")
+    assert result.returncode == 0, result.stderr
+    assert SYSTEM_KEY.fullmatch(result.stdout.removesuffix("\n"))
+    assert "Created system key" in result.stderr
+    assert result.stdout.strip() not in result.stderr
+
+
+def test_create_user_key_prints_the_key_alone_on_stdout(project_env: dict[str, str]) -> None:
+    manage(project_env, "shell", "-c", SHELL_CREATE_ALICE)
+    result = manage(project_env, "create_user_key", "--user", "alice", "--name", "notebook")
+    assert result.returncode == 0, result.stderr
+    assert USER_KEY.fullmatch(result.stdout.removesuffix("\n"))
+    assert "owner alice" in result.stderr
+
+
+SHELL_CREATE_ALICE = (
+    "from django.contrib.auth import get_user_model; "
+    "get_user_model().objects.get_or_create(username='alice')"
+)
+
+
+def test_bad_input_fails_with_a_message_and_an_empty_stdout(project_env: dict[str, str]) -> None:
+    result = manage(project_env, "create_system_key", "--name", "ci", "--expires-in", "soon")
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "--expires-in" in result.stderr
+
+
+def test_a_created_key_is_revoked_through_stdin(project_env: dict[str, str]) -> None:
+    key = manage(project_env, "create_system_key", "--name", "leaked").stdout.strip()
+    result = manage(project_env, "revoke_api_key", "--stdin", stdin=key + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "Revoked system key" in result.stdout
+    again = manage(project_env, "revoke_api_key", "--stdin", stdin=key)
+    assert again.returncode != 0
+
+
+def test_list_api_keys_runs_and_shows_no_secret(project_env: dict[str, str]) -> None:
+    key = manage(project_env, "create_system_key", "--name", "listed").stdout.strip()
+    result = manage(project_env, "list_api_keys", "--kind", "system")
+    assert result.returncode == 0, result.stderr
+    assert "listed" in result.stdout
+    assert key not in result.stdout
+    assert key[-4:] in result.stdout  # the hint
+
+
+def test_prune_api_keys_runs(project_env: dict[str, str]) -> None:
+    result = manage(project_env, "prune_api_keys", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Would prune" in result.stdout
+
+
+# create_system_key and create_user_key
+
+
+@pytest.mark.django_db
+def test_create_system_key_stores_the_key_it_prints() -> None:
+    out, _ = run("create_system_key", "--name", "ci", "--description", "deploys")
+    key = SystemKey.objects.get()
+    assert (key.name, key.description, key.created_by) == ("ci", "deploys", None)
+    assert out.strip().endswith(key.hint)
+
+
+@pytest.mark.django_db
+def test_expires_in_sets_the_expiry() -> None:
+    run("create_system_key", "--name", "ci", "--expires-in", "90d")
+    expires_at = SystemKey.objects.get().expires_at
+    assert abs(expires_at - (timezone.now() + timedelta(days=90))) < timedelta(minutes=1)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("text", "delta"), [("45s", 45), ("30m", 1800), ("12h", 43200)])
+def test_expires_in_understands_every_unit(text: str, delta: int) -> None:
+    run("create_system_key", "--name", "ci", "--expires-in", text)
+    expires_at = SystemKey.objects.get().expires_at
+    assert abs(expires_at - (timezone.now() + timedelta(seconds=delta))) < timedelta(seconds=30)
+
+
+@pytest.mark.django_db
+def test_expires_at_without_an_offset_is_utc() -> None:
+    run("create_user_key", "--user", UserFactory().username, "--name", "x", "--expires-at",
+        "2099-01-31T12:00:00")  # fmt: skip
+    assert UserKey.objects.get().expires_at == datetime(2099, 1, 31, 12, tzinfo=dt_timezone.utc)
+
+
+@pytest.mark.django_db
+def test_expires_at_keeps_its_offset() -> None:
+    run("create_system_key", "--name", "x", "--expires-at", "2099-01-31T12:00:00+02:00")
+    assert SystemKey.objects.get().expires_at == datetime(2099, 1, 31, 10, tzinfo=dt_timezone.utc)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--name", "  "], "--name"),
+        (["--name", "x" * 256], "--name"),
+        (["--name", "x", "--expires-in", "90"], "--expires-in"),
+        (["--name", "x", "--expires-in", "0d"], "--expires-in"),
+        (["--name", "x", "--expires-in", "-5d"], "--expires-in"),
+        (["--name", "x", "--expires-in", "999999999d"], "--expires-in"),
+        (["--name", "x", "--expires-at", "tomorrow"], "--expires-at"),
+        (["--name", "x", "--expires-at", "2099-13-01T00:00:00"], "--expires-at"),
+        (["--name", "x", "--expires-at", "2000-01-01T00:00:00Z"], "--expires-in/at"),
+        (["--name", "x", "--expires-in", "1d", "--expires-at", "2099-01-01"], "--expires-at"),
+    ],
+)
+def test_bad_input_is_a_command_error_naming_the_option(options: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=re.escape(message)):
+        run("create_system_key", *options)
+    assert not SystemKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_lifetime_policy_applies(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"MAX_KEY_LIFETIME": timedelta(days=30)}
+    with pytest.raises(CommandError, match="30 days"):
+        run("create_system_key", "--name", "x", "--expires-in", "31d")
+
+
+@pytest.mark.django_db
+def test_create_user_key_belongs_to_the_named_user() -> None:
+    user = UserFactory()
+    out, _ = run("create_user_key", "--user", user.username, "--name", "notebook")
+    assert UserKey.objects.get().user == user
+    assert USER_KEY.fullmatch(out.strip())
+
+
+@pytest.mark.django_db
+def test_create_user_key_needs_an_existing_user() -> None:
+    with pytest.raises(CommandError, match="no user 'ghost'"):
+        run("create_user_key", "--user", "ghost", "--name", "x")
+
+
+@pytest.mark.django_db
+def test_the_system_user_gets_no_user_key() -> None:
+    with pytest.raises(CommandError, match="create_system_key"):
+        run("create_user_key", "--user", system_user().get_username(), "--name", "x")
+
+
+@pytest.mark.django_db
+def test_an_inactive_user_gets_no_key() -> None:
+    user = UserFactory(is_active=False)
+    with pytest.raises(CommandError, match="inactive"):
+        run("create_user_key", "--user", user.username, "--name", "x")
+
+
+# list_api_keys
+
+
+@pytest.mark.django_db
+def test_list_shows_both_kinds_with_ids_and_status() -> None:
+    user_key, system_key = UserKeyFactory(), expire(SystemKeyFactory())
+    out, _ = run("list_api_keys")
+    assert key_id(KeyKind.USER, user_key.pk) in out
+    assert key_id(KeyKind.SYSTEM, system_key.pk) in out
+    assert "expired" in out
+    assert user_key.plaintext not in out
+
+
+@pytest.mark.django_db
+def test_list_filters_by_kind() -> None:
+    UserKeyFactory(name="mine")
+    SystemKeyFactory(name="ci")
+    out, _ = run("list_api_keys", "--kind", "system")
+    assert "ci" in out
+    assert "mine" not in out
+
+
+@pytest.mark.django_db
+def test_list_filters_by_user() -> None:
+    key = UserKeyFactory(name="alices")
+    UserKeyFactory(name="bobs")
+    out, _ = run("list_api_keys", "--user", key.user.username)
+    assert "alices" in out
+    assert "bobs" not in out
+
+
+@pytest.mark.django_db
+def test_list_as_json() -> None:
+    key = UserKeyFactory()
+    out, _ = run("list_api_keys", "--json")
+    assert json.loads(out) == [
+        {
+            "id": key_id(KeyKind.USER, key.pk),
+            "kind": "user",
+            "name": key.name,
+            "owner": key.user.username,
+            "hint": key.prefixed_hint,
+            "created_at": key.created_at.isoformat(),
+            "expires_at": None,
+            "last_used_at": None,
+            "status": "active",
+        }
+    ]
+
+
+@pytest.mark.django_db
+def test_list_keeps_control_characters_off_the_terminal() -> None:
+    SystemKeyFactory(name="evil\x1b[2Jname")
+    out, _ = run("list_api_keys")
+    assert "\x1b" not in out
+
+
+@pytest.mark.django_db
+def test_list_says_when_there_are_no_keys() -> None:
+    assert run("list_api_keys")[0].strip() == "No API keys."
+
+
+# revoke_api_key
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("factory", [UserKeyFactory, SystemKeyFactory])
+def test_revoke_by_id(factory: Any) -> None:
+    key = factory()
+    run("revoke_api_key", key_id(key.kind, key.pk))
+    assert not type(key).objects.filter(pk=key.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("factory", [UserKeyFactory, SystemKeyFactory])
+def test_revoke_by_plaintext_on_stdin(factory: Any) -> None:
+    key = factory()
+    run("revoke_api_key", "--stdin", stdin=f"  {key.plaintext}\n")
+    assert not type(key).objects.filter(pk=key.pk).exists()
+
+
+@pytest.mark.django_db
+def test_revoke_by_plaintext_finds_keys_made_with_a_fallback_secret(settings: Any) -> None:
+    key = UserKeyFactory()
+    settings.PHOENIX_SECRET_FALLBACKS = [settings.PHOENIX_SECRET]
+    settings.PHOENIX_SECRET = "tests-only-rotated-secret-0123456789abcdef"
+    run("revoke_api_key", "--stdin", stdin=key.plaintext)
+    assert not UserKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_plaintext_key_as_an_argument_is_refused_and_not_echoed() -> None:
+    key = UserKeyFactory()
+    with pytest.raises(CommandError, match="--stdin") as error:
+        run("revoke_api_key", key.plaintext)
+    assert key.plaintext not in str(error.value)
+    assert UserKey.objects.filter(pk=key.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args", [[], ["--stdin", "VXNlckFwaUtleTox"]], ids=["neither", "both"])
+def test_revoke_needs_exactly_one_of_id_and_stdin(args: list[str]) -> None:
+    with pytest.raises(CommandError, match="either"):
+        run("revoke_api_key", *args, stdin="")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["garbage", key_id(KeyKind.USER, 999)])
+def test_revoking_an_unknown_id_fails(value: str) -> None:
+    with pytest.raises(CommandError, match="No API key"):
+        run("revoke_api_key", value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", ["", "not a key", "phxu_" + "A" * 38, "x" * 100_000])
+def test_revoking_stdin_that_is_no_key_fails(text: str) -> None:
+    UserKeyFactory()
+    with pytest.raises(CommandError, match="not hold a key"):
+        run("revoke_api_key", "--stdin", stdin=text)
+    assert UserKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_revoking_an_unknown_plaintext_fails() -> None:
+    key = UserKeyFactory()
+    key.delete()
+    with pytest.raises(CommandError, match="No stored key"):
+        run("revoke_api_key", "--stdin", stdin=key.plaintext)
+
+
+# prune_api_keys
+
+
+@pytest.mark.django_db
+def test_prune_deletes_only_expired_keys() -> None:
+    expired_user, expired_system = expire(UserKeyFactory()), expire(SystemKeyFactory())
+    later = UserKeyFactory(expires_at=timezone.now() + timedelta(days=1))
+    never = SystemKeyFactory()
+    out, _ = run("prune_api_keys")
+    assert list(UserKey.objects.all()) == [later]
+    assert list(SystemKey.objects.all()) == [never]
+    assert key_id(KeyKind.USER, expired_user.pk) in out
+    assert key_id(KeyKind.SYSTEM, expired_system.pk) in out
+    assert "Pruned 2 expired keys." in out
+
+
+@pytest.mark.django_db
+def test_prune_dry_run_deletes_nothing() -> None:
+    key = expire(UserKeyFactory())
+    out, _ = run("prune_api_keys", "--dry-run")
+    assert UserKey.objects.filter(pk=key.pk).exists()
+    assert "Would prune 1 expired key." in out
+
+
+@pytest.mark.django_db
+def test_pruning_revokes_through_the_signal() -> None:
+    from phoenix_apikeys.signals import key_revoked
+
+    revoked: list[Any] = []
+
+    def receiver(key: Any, **kwargs: Any) -> None:
+        revoked.append(key.pk)
+
+    key = expire(UserKeyFactory())
+    key_revoked.connect(receiver)
+    try:
+        run("prune_api_keys")
+    finally:
+        key_revoked.disconnect(receiver)
+    assert revoked == [key.pk]
