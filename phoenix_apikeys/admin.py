@@ -31,6 +31,7 @@ from django.utils.html import format_html
 from .conf import phoenix_settings
 from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey, validate_expiry
 from .models import is_system_user as _is_system_user
+from .permissions import VIEW_ALL_USER_KEYS
 from .verification import PRINCIPAL_ATTRIBUTE
 
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
@@ -46,7 +47,6 @@ NEVER, ON_DATE = "never", "date"
 # Nonces of add forms already used in this session; a nonce is not a secret.
 USED_NONCES_SESSION_KEY = "phoenix_apikeys_used_nonces"
 USED_NONCES_KEPT = 50
-VIEW_ALL_USER_KEYS = "phoenix_apikeys.view_all_userkeys"
 
 
 # Status -------------------------------------------------------------------------------------
