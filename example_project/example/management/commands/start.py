@@ -44,7 +44,7 @@ class Command(BaseCommand):
         manage = [sys.executable, str(PROJECT_DIR / "manage.py")]
         self.stderr.write("Migrating the database…")
         subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], check=True)
-        subprocess.run([*manage, "shell", "-c", CREATE_DEMO_USER], check=True)
+        subprocess.run([*manage, "shell", "-v", "0", "-c", CREATE_DEMO_USER], check=True)
         if no_run:
             return
         self.stderr.write(
