@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any, NoReturn
 
+from django.db import router
 from django.utils import timezone
 
 from . import cache
 from .conf import phoenix_settings
 from .keys import KeyKind, MalformedKey, ParsedKey, digests, key_kind, parse_key, secret_matches
+from .lookup import find_by_digests
 from .models import AbstractAPIKey, SystemKey, UserKey, system_user
 from .signals import authentication_failed, key_rotated
 
@@ -97,18 +99,19 @@ def _verify_key(parsed: ParsedKey) -> Principal:
     if not key.is_usable(now):
         reason = "expired" if key.is_expired(now) else "owner inactive"
         _reject(f"{parsed.kind.value} key {key.pk} {reason}", kind=parsed.kind.value, key=key)
-    if key.record_use(now) or not from_cache:
+    # Store whenever last_used_at was due, written here or by another process just before:
+    # a cached entry with a stale last_used_at would otherwise try the UPDATE on every hit.
+    due = key.last_used_is_due(now)
+    if due:
+        key.record_use(now)
+    if due or not from_cache:
         cache.store(key)
     return key.user, key
 
 
 def _find_key(model: type[AbstractAPIKey], candidates: list[str]) -> AbstractAPIKey | None:
-    query = model._default_manager.select_related("user")
-    key: AbstractAPIKey | None
-    if len(candidates) == 1:
-        key = query.filter(digest=candidates[0]).first()
-    else:
-        key = query.filter(digest__in=candidates).first()
+    """One indexed query, joined to the owner, whatever the number of fallback secrets."""
+    key: AbstractAPIKey | None = find_by_digests(model, candidates, router.db_for_read(model))
     if key is not None and key.digest != candidates[0]:
         _rekey(key, candidates[0])
     return key
