@@ -105,8 +105,9 @@ def seed_to(total: int, batch: int = 5000) -> float:
         )
         APIKey.objects.bulk_create(
             [
-                APIKey(id=f"{p}.sha512$${_hex(128)}", prefix=p, hashed_key="x", name="filler")
-                for p in (_hex(8) for _ in users)
+                # Unique 8-character prefixes; a random real key's prefix mixes in letters.
+                APIKey(id=f"{p}.filler", prefix=p, hashed_key="x", name="filler")
+                for p in (f"f{i:07d}" for i in range(start, stop))
             ]
         )
         UserKey.objects.bulk_create(

@@ -101,9 +101,9 @@ def digest(plaintext: str, secret: str) -> str:
     """HMAC-SHA256 of the key keyed by a server secret, as 64 hex characters.
 
     The same value as ``salted_hmac(_DIGEST_SALT, plaintext, secret, algorithm="sha256")``,
-    with the derived HMAC key computed once per secret and the one-shot ``hmac.digest``.
+    with the derived HMAC key computed once per secret.
     """
-    return hmac.digest(_hmac_key(secret), plaintext.encode(), "sha256").hex()
+    return hmac.new(_hmac_key(secret), plaintext.encode(), hashlib.sha256).hexdigest()
 
 
 @functools.lru_cache(maxsize=8)

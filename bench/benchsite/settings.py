@@ -61,7 +61,7 @@ CACHES = {
         "LOCATION": "bench-keys",
     },
     "redis": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"),
     },
 }

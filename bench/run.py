@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""The bench: phoenix_apikeys against the peers, side by side, in one command.
+
+    python bench/run.py                 # 1,000 and 100,000 keys, SQLite and PostgreSQL,
+                                        # gunicorn + wrk, writes docs/performance.md
+    python bench/run.py --quick --check # the CI gate: query and write counts only matter
+    python bench/run.py --million       # also 1,000,000 keys
+
+Needs only the standard library: it builds its own throwaway environment in bench/.venv with
+the peers (djangorestframework-api-key, django-rest-knox, DRF's authtoken) and this package,
+then runs bench/harness.py in it once per database. PostgreSQL on 127.0.0.1:5432 (database
+``wt_bench_run``, dropped and re-created) and Redis db 4 on 127.0.0.1:6379 are expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VENV = HERE / ".venv"
+RESULTS = HERE / "results"
+PYTHON = VENV / "bin" / "python"
+REQUIREMENTS = [
+    "-e",
+    f"{ROOT}[redis]",
+    "djangorestframework-api-key>=3.1",
+    "django-rest-knox>=5.1",
+    "psycopg[binary]>=3.1",
+    "gunicorn>=22",
+]
+PEERS = ("DRF token", "knox", "drf-api-key")
+PHOENIX_KEYS = ("phoenix user key", "phoenix system key")
+TARGETS = {"off": 0.7, "locmem": 0.15, "redis": 0.4, "malformed": 0.2, "growth": 1.1, "rps": 0.85}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- environment -------------------------------------------------------------------------------
+
+
+def ensure_environment() -> None:
+    """Create bench/.venv once; re-install when this file's requirements change."""
+    stamp = VENV / "requirements.sha256"
+    wanted = hashlib.sha256(json.dumps(REQUIREMENTS).encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted and PYTHON.exists():
+        return
+    log("building bench/.venv with the peers")
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, *REQUIREMENTS], check=True, timeout=900)
+    stamp.write_text(wanted)
+
+
+# --- in-process timings ------------------------------------------------------------------------
+
+
+def run_harness(db: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [
+        str(PYTHON),
+        str(HERE / "harness.py"),
+        f"--sizes={args.keys}",
+        f"--rounds={args.rounds}",
+        f"--batch={args.batch}",
+        f"--profile-requests={0 if args.quick else 3000}",
+    ]
+    env = {**os.environ, "BENCH_DB": db, "PYTHONPATH": str(HERE)}
+    log(f"{db}: {args.keys} keys, {args.rounds} rounds of {args.batch} requests per case")
+    done = subprocess.run(
+        command, env=env, check=True, capture_output=True, text=True, timeout=args.timeout
+    )
+    sys.stderr.write(done.stderr)
+    result: dict[str, Any] = json.loads(done.stdout)
+    (RESULTS / f"{db}.json").write_text(done.stdout)
+    return result
+
+
+# --- multi-process: gunicorn + wrk on loopback -------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wrk(url: str, header: str | None, seconds: int, connections: int) -> float:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "2s", url]
+    if header:
+        command[1:1] = ["-H", f"Authorization: {header}"]
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+
+def run_multiprocess(args: argparse.Namespace) -> dict[str, Any]:
+    if not shutil.which("wrk"):
+        log("wrk is missing (apt-get install wrk); skipping the multi-process part")
+        return {}
+    env = {**os.environ, "BENCH_DB": "postgres", "PYTHONPATH": str(HERE)}
+    setup = subprocess.run(
+        [str(PYTHON), str(HERE / "harness.py"), "--sizes=100000", "--serve-setup"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=args.timeout,
+    )
+    creds = json.loads(setup.stdout)
+    port = free_port()
+    workers = args.workers
+    env["BENCH_CACHE_ALIAS"] = "redis"
+    server = subprocess.Popen(
+        [
+            str(VENV / "bin" / "gunicorn"),
+            f"--workers={workers}",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+            "benchsite.wsgi",
+        ],
+        cwd=HERE,
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/none/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        cases = {
+            "no auth": ("/none/", None),
+            "phoenix user key (Redis cache)": ("/phoenix/", creds["user_key"]["valid"]),
+            "drf-api-key": ("/api_key/", creds["api_key"]["valid"]),
+        }
+        rates: dict[str, list[float]] = {name: [] for name in cases}
+        for path, header in cases.values():  # warm every worker's connections and cache
+            wrk(base + path, header, 2, args.connections)
+        for _ in range(args.wrk_rounds):
+            for name, (path, header) in cases.items():
+                rates[name].append(wrk(base + path, header, args.wrk_seconds, args.connections))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    return {
+        "workers": workers,
+        "connections": args.connections,
+        "seconds": args.wrk_seconds,
+        "rounds": args.wrk_rounds,
+        "rates": rates,
+    }
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def rows_by(run: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(r["scheme"], r["cache"], r["credential"]): r for r in run["rows"]}
+
+
+def overheads(run: dict[str, Any]) -> dict[tuple[str, str, str], float]:
+    rows = rows_by(run)
+    baseline = rows[("no auth (baseline)", "-", "-")]["median_us"]
+    return {key: row["median_us"] - baseline for key, row in rows.items()}
+
+
+def best_peer(over: dict[tuple[str, str, str], float], credential: str) -> tuple[str, float]:
+    found = [(over[(p, "-", credential)], p) for p in PEERS if (p, "-", credential) in over]
+    value, name = min(found)
+    return name, value
+
+
+def ratio(value: float, reference: float) -> float:
+    return value / reference if reference > 0 else float("nan")
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if value != value else f"{value:.{digits}f}"
+
+
+def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
+    lines = [
+        "| database | keys | case | median µs | overhead µs | best peer (overhead µs) "
+        "| ratio | target | queries | met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    verdicts: list[tuple[str, bool]] = []
+    for db, result in results.items():
+        for run in result["runs"]:
+            rows, over = rows_by(run), overheads(run)
+            peer_valid = best_peer(over, "valid")
+            peer_bad = best_peer(over, "malformed")
+            checks = [
+                ("phoenix user key", "off", "valid", peer_valid, TARGETS["off"], 1),
+                ("phoenix system key", "off", "valid", peer_valid, TARGETS["off"], 1),
+                ("floor: SQL join", "off", "valid", peer_valid, None, 1),
+                ("phoenix user key", "locmem", "valid", peer_valid, TARGETS["locmem"], 0),
+                ("phoenix user key", "redis", "valid", peer_valid, TARGETS["redis"], 0),
+                ("floor: cache get", "locmem", "valid", peer_valid, None, 0),
+                ("phoenix user key", "off", "malformed", peer_bad, TARGETS["malformed"], 0),
+                ("floor: DRF 401", "-", "malformed", peer_bad, None, 0),
+                ("phoenix user key", "off", "unknown", best_peer(over, "unknown"), None, 1),
+                ("phoenix admin secret", "off", "valid", peer_valid, None, 1),
+            ]
+            for scheme, cache, credential, (peer, peer_over), target, queries in checks:
+                row = rows[(scheme, cache, credential)]
+                value = ratio(over[(scheme, cache, credential)], peer_over)
+                met = (target is None or value <= target) and row["queries"] == queries
+                want = f"≤ {target} ×" if target else "floor" if "floor" in scheme else "-"
+                if target is not None or scheme.startswith("phoenix"):
+                    verdicts.append((f"{db} {run['keys']} {scheme} {cache} {credential}", met))
+                lines.append(
+                    f"| {db} | {run['keys']:,} | {scheme}, cache {cache}, {credential} "
+                    f"| {row['median_us']:.0f} | {over[(scheme, cache, credential)]:.0f} "
+                    f"| {peer} ({peer_over:.0f}) | {fmt(value)} × "
+                    f"| {want} | {row['queries']:g} (want {queries}) "
+                    f"| {'yes' if met else '**no**'} |"
+                )
+        if len(result["runs"]) > 1:
+            first, last = result["runs"][0], result["runs"][-1]
+            for scheme, cache in (("phoenix user key", "off"), ("phoenix user key", "locmem")):
+                key = (scheme, cache, "valid")
+                small, big = overheads(first)[key], overheads(last)[key]
+                whole = rows_by(last)[key]["median_us"] / rows_by(first)[key]["median_us"]
+                value = ratio(big, small)
+                met = whole <= TARGETS["growth"]
+                verdicts.append((f"{db} growth {scheme} {cache}", met))
+                lines.append(
+                    f"| {db} | {last['keys']:,} vs {first['keys']:,} | {scheme}, cache {cache}, "
+                    f"valid: cost at {last['keys']:,} / at {first['keys']:,} "
+                    f"| {rows_by(last)[key]['median_us']:.0f} vs "
+                    f"{rows_by(first)[key]['median_us']:.0f} | {big:.0f} vs {small:.0f} | - "
+                    f"| request {whole:.2f} ×, overhead {fmt(value)} × "
+                    f"| ≤ {TARGETS['growth']} × (request) | - | {'yes' if met else '**no**'} |"
+                )
+    return lines, verdicts
+
+
+def full_table(db: str, run: dict[str, Any]) -> list[str]:
+    over = overheads(run)
+    lines = [
+        f"#### {db}, {run['keys']:,} keys per scheme "
+        f"(seeded in {run['seed_seconds']} s, measured in {run['measure_seconds']} s)",
+        "",
+        "| scheme | cache | credential | status | median µs | p95 µs | overhead µs "
+        "| × best peer | queries/req | writes/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in run["rows"]:
+        key = (row["scheme"], row["cache"], row["credential"])
+        credential = row["credential"] if row["credential"] != "-" else "valid"
+        try:
+            _, peer_over = best_peer(over, credential if credential != "expired" else "valid")
+        except ValueError:
+            peer_over = float("nan")
+        lines.append(
+            f"| {row['scheme']} | {row['cache']} | {row['credential']} | {row['status']} "
+            f"| {row['median_us']:.0f} | {row['p95_us']:.0f} | {over[key]:.0f} "
+            f"| {fmt(ratio(over[key], peer_over))} | {row['queries']:g} | {row['writes']:g} |"
+        )
+    return lines
+
+
+def gate(results: dict[str, Any]) -> list[str]:
+    """Query and write counts: these do not depend on the machine, so CI can hold them."""
+    failures = []
+    for db, result in results.items():
+        for run in result["runs"]:
+            for row in run["rows"]:
+                scheme, cache, credential = row["scheme"], row["cache"], row["credential"]
+                if not scheme.startswith("phoenix"):
+                    continue
+                is_key = scheme in PHOENIX_KEYS
+                want: dict[str, float] = {"writes": 0}
+                if credential == "valid":
+                    want["queries"] = 0 if cache != "off" and is_key else 1
+                    want["status"] = 200
+                elif credential in ("unknown", "expired"):
+                    want["queries"] = 1 if is_key else 0
+                    want["status"] = 401
+                elif credential == "malformed":
+                    want["queries"] = 0
+                    want["status"] = 401
+                for field, expected in want.items():
+                    if row[field] != expected:
+                        failures.append(
+                            f"{db} {run['keys']} keys: {scheme}, cache {cache}, {credential}: "
+                            f"{field} {row[field]:g}, expected {expected:g}"
+                        )
+    return failures
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores"
+
+
+def report(
+    results: dict[str, Any], multi: dict[str, Any], args: argparse.Namespace, started: str
+) -> str:
+    head, verdicts = headline(results)
+    versions = next(iter(results.values()))["versions"]
+    for result in results.values():
+        versions.update(
+            {k: v for k, v in result["versions"].items() if k in ("SQLite", "PostgreSQL")}
+        )
+    out = [
+        "# Performance",
+        "",
+        "<!-- Written by `python bench/run.py`; do not edit by hand. -->",
+        "",
+        f"Every number below comes from one run of `python bench/run.py {' '.join(args.argv)}`"
+        f" started {started} UTC and finished {now()} UTC.",
+        "",
+        f"- Machine: {machine()}; shared with other jobs, so read ratios and medians, not "
+        "single figures.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        f'- Method: the same trivial DRF view (`{{"hello": "world"}}`, JSON renderer, no '
+        "middleware) called through Django's WSGI handler in-process, persistent database "
+        f"connection; {args.rounds} interleaved rounds (shuffled order each round) of "
+        f"{args.batch} timed requests per case after 3 warm-up requests; GC paused inside a "
+        "batch. Overhead = median minus the no-auth median of the same run; ratio = overhead / "
+        "the best peer's overhead for the same kind of credential. Queries and writes are "
+        "counted over 20 further warm requests per case. Redis through django-redis, "
+        "db 4 on loopback. phoenix_apikeys logs failures to a null handler (the record is "
+        "still built).",
+        "- Floors (hand-made DRF auth classes in `bench/benchsite/views.py`): `floor: DRF 401` "
+        "raises AuthenticationFailed at once; `floor: SQL join` HMACs the key, runs one "
+        "hand-written join and builds both models with `from_db`; `floor: cache get` HMACs "
+        "the key and reads the entry from the local-memory cache.",
+        "",
+        "## Targets (issue 5)",
+        "",
+        *head,
+        "",
+        f"Targets met: {sum(ok for _, ok in verdicts)} of {len(verdicts)}.",
+        "",
+    ]
+    if multi:
+        base = statistics.median(multi["rates"]["no auth"])
+        out += [
+            "## Multi-process: gunicorn + wrk (PostgreSQL, Redis cache, 100,000 keys)",
+            "",
+            f"{multi['workers']} sync gunicorn workers sharing one Redis cache; wrk with 2 "
+            f"threads and {multi['connections']} connections on loopback, "
+            f"{multi['rounds']} interleaved rounds of {multi['seconds']} s per endpoint.",
+            "",
+            "| endpoint | requests/s (median) | all rounds | × no auth | target |",
+            "|---|---|---|---|---|",
+        ]
+        for name, rates in multi["rates"].items():
+            value = statistics.median(rates)
+            target = f"≥ {TARGETS['rps']} ×" if name.startswith("phoenix") else "-"
+            out.append(
+                f"| {name} | {value:.0f} | {', '.join(f'{r:.0f}' for r in rates)} "
+                f"| {value / base:.2f} | {target} |"
+            )
+        out.append("")
+    out += ["## Every case", ""]
+    for db, result in results.items():
+        for run in result["runs"]:
+            out += [*full_table(db, run), ""]
+    for db, result in results.items():
+        for name, text in result.get("profiles", {}).items():
+            out += [
+                f"## Profile: {db}, {name} (cProfile, 3,000 warm requests)",
+                "",
+                "```",
+                text.strip(),
+                "```",
+                "",
+            ]
+    return "\n".join(out) + "\n"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 keys, few rounds, no docs")
+    parser.add_argument("--check", action="store_true", help="fail on query/write regressions")
+    parser.add_argument("--keys", default="1000,100000", help="comma-separated key counts")
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 keys")
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--no-multiprocess", action="store_true", help="skip gunicorn + wrk")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--wrk-seconds", type=int, default=8)
+    parser.add_argument("--wrk-rounds", type=int, default=3)
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per harness run")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "performance.md"))
+    args = parser.parse_args()
+    args.argv = sys.argv[1:]
+    if args.quick:
+        args.keys, args.rounds, args.batch, args.no_multiprocess = "1000", 2, 10, True
+        args.timeout = min(args.timeout, 600)
+    if args.million:
+        args.keys += ",1000000"
+    started = now()
+    RESULTS.mkdir(exist_ok=True)
+    ensure_environment()
+    results = {db: run_harness(db, args) for db in args.db.split(",")}
+    multi = {} if args.no_multiprocess else run_multiprocess(args)
+    text = report(results, multi, args, started)
+    target = Path(args.output) if not args.quick else RESULTS / "performance-quick.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    log(f"wrote {target}")
+    if args.check:
+        failures = gate(results)
+        for failure in failures:
+            print(f"REGRESSION: {failure}", file=sys.stderr)
+        if failures:
+            return 1
+        print("bench check: query and write counts as expected", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
