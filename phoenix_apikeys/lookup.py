@@ -86,7 +86,10 @@ def find_by_digests(model: type[Model], digests: list[str], using: str) -> Any:
     key = (model, using, len(digests))
     lookup = _compiled.lookups.get(key)
     if lookup is None or lookup.connection is not connection or lookup.generation != _generation:
-        lookup = _compile(model, connection, len(digests))
+        try:
+            lookup = _compile(model, connection, len(digests))
+        except TypeError:  # an ORM internal changed shape (a future Django): use the ORM
+            lookup = None
         if lookup is None:
             return _find_with_queryset(model, digests, using)
         _compiled.lookups[key] = lookup
@@ -102,6 +105,11 @@ def _queryset(model: type[Model], digests: list[str], using: str) -> Any:
 
 def _find_with_queryset(model: type[Model], digests: list[str], using: str) -> Any:
     return next(iter(_queryset(model, digests, using)), None)
+
+
+def _related_populators(klass_info: Any, select: Any, alias: str) -> Any:
+    # The Django 4.2-5.2 signature; newer stubs describe a later one with a fetch mode.
+    return get_related_populators(klass_info, select, alias)  # type: ignore[call-arg]
 
 
 def _compile(model: type[Model], connection: BaseDatabaseWrapper, size: int) -> Any:
@@ -126,7 +134,7 @@ def _compile(model: type[Model], connection: BaseDatabaseWrapper, size: int) -> 
         model=klass_info["model"],
         init_list=tuple(column[0].target.attname for column in compiler.select[start:stop]),
         model_columns=slice(start, stop),
-        populators=tuple(get_related_populators(klass_info, compiler.select, connection.alias)),
+        populators=tuple(_related_populators(klass_info, compiler.select, connection.alias)),
         converters=tuple(
             (position, tuple(functions), expression)
             for position, (functions, expression) in compiler.get_converters(fields).items()

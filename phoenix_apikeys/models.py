@@ -101,7 +101,7 @@ class AbstractAPIKey(models.Model):
         if not self.last_used_is_due(now):
             return False
         stale = Q(last_used_at__isnull=True) | Q(
-            last_used_at__lt=now - phoenix_settings.LAST_USED_INTERVAL
+            last_used_at__lte=now - phoenix_settings.LAST_USED_INTERVAL
         )
         # The condition makes concurrent processes write once between them, not once each.
         written = type(self)._default_manager.filter(stale, pk=self.pk).update(last_used_at=now)
