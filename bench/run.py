@@ -296,7 +296,7 @@ def gate(results: dict[str, Any]) -> list[str]:
                 is_key = scheme in PHOENIX_KEYS
                 want: dict[str, float] = {"writes": 0}
                 if credential == "valid":
-                    want["queries"] = 0 if cache != "off" and is_key else 1
+                    want["queries"] = 0 if cache != "off" else 1
                     want["status"] = 200
                 elif credential in ("unknown", "expired"):
                     want["queries"] = 1 if is_key else 0

@@ -1,10 +1,11 @@
-"""The one indexed query of verification, compiled by the ORM once and then reused.
+"""The indexed queries of verification, compiled by the ORM once and then reused.
 
 Building a queryset and compiling it costs several times what the database needs to answer it,
 so the SQL of ``select_related("user").filter(digest=...)`` is compiled once per model, number
 of candidate digests and connection, then executed with new parameters; rows become instances
 through the same converters and ``from_db`` / related populators as the ORM's own iterator, so
-it stays correct for any backend and any AUTH_USER_MODEL.
+it stays correct for any backend and any AUTH_USER_MODEL. The system user (admin secret) is
+found the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.db.models import Model
 from django.db.models.query import get_related_populators
 from django.dispatch import receiver
 
-# A parameter value no real digest can equal, so its position in the compiled params is ours.
+# A parameter value no real digest or username equals, so its position in the params is ours.
 _PLACEHOLDER = "\x00phoenix_apikeys digest {}\x00"
 
 
@@ -37,10 +38,10 @@ class CompiledLookup:
     populators: tuple[Any, ...]
     converters: tuple[tuple[int, tuple[Any, ...], Any], ...]
 
-    def fetch(self, digests: list[str]) -> Any:
+    def fetch(self, values: list[str]) -> Any:
         params = list(self.params)
-        for slot, digest in zip(self.slots, digests, strict=True):
-            params[slot] = digest
+        for slot, value in zip(self.slots, values, strict=True):
+            params[slot] = value
         with self.connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             row = cursor.fetchone()
@@ -63,7 +64,7 @@ class CompiledLookup:
 
 
 class _PerThread(threading.local):
-    lookups: dict[tuple[type[Model], str, int], CompiledLookup]
+    lookups: dict[tuple[type[Model], str, str, int], CompiledLookup]
 
     def __init__(self) -> None:
         self.lookups = {}
@@ -81,30 +82,33 @@ def _recompile_after_settings_change(**kwargs: Any) -> None:
 
 
 def find_by_digests(model: type[Model], digests: list[str], using: str) -> Any:
-    """The instance whose ``digest`` is one of ``digests``, its ``user`` joined; or None."""
+    """The key whose ``digest`` is one of ``digests``, its ``user`` joined; or None."""
+    return find_first(model, "digest", digests, using)
+
+
+def find_first(model: type[Model], field: str, values: list[str], using: str) -> Any:
+    """The first row whose ``field`` is one of ``values`` (``user`` joined if it has one)."""
     connection = connections[using]
-    key = (model, using, len(digests))
+    key = (model, field, using, len(values))
     lookup = _compiled.lookups.get(key)
     if lookup is None or lookup.connection is not connection or lookup.generation != _generation:
         try:
-            lookup = _compile(model, connection, len(digests))
+            lookup = _compile(model, field, connection, len(values))
         except TypeError:  # an ORM internal changed shape (a future Django): use the ORM
             lookup = None
         if lookup is None:
-            return _find_with_queryset(model, digests, using)
+            return next(iter(_queryset(model, field, values, using)), None)
         _compiled.lookups[key] = lookup
-    return lookup.fetch(digests)
+    return lookup.fetch(values)
 
 
-def _queryset(model: type[Model], digests: list[str], using: str) -> Any:
-    queryset = model._default_manager.db_manager(using).select_related("user").order_by()
-    if len(digests) == 1:
-        return queryset.filter(digest=digests[0])[:1]
-    return queryset.filter(digest__in=digests)[:1]
-
-
-def _find_with_queryset(model: type[Model], digests: list[str], using: str) -> Any:
-    return next(iter(_queryset(model, digests, using)), None)
+def _queryset(model: type[Model], field: str, values: list[str], using: str) -> Any:
+    queryset = model._default_manager.db_manager(using).order_by()
+    if any(f.name == "user" for f in model._meta.concrete_fields):
+        queryset = queryset.select_related("user")
+    if len(values) == 1:
+        return queryset.filter(**{field: values[0]})[:1]
+    return queryset.filter(**{f"{field}__in": values})[:1]
 
 
 def _related_populators(klass_info: Any, select: Any, alias: str) -> Any:
@@ -112,9 +116,9 @@ def _related_populators(klass_info: Any, select: Any, alias: str) -> Any:
     return get_related_populators(klass_info, select, alias)  # type: ignore[call-arg]
 
 
-def _compile(model: type[Model], connection: BaseDatabaseWrapper, size: int) -> Any:
+def _compile(model: type[Model], field: str, connection: BaseDatabaseWrapper, size: int) -> Any:
     placeholders = [_PLACEHOLDER.format(i) for i in range(size)]
-    compiler = _queryset(model, placeholders, connection.alias).query.get_compiler(
+    compiler = _queryset(model, field, placeholders, connection.alias).query.get_compiler(
         connection=connection
     )
     sql, params = compiler.as_sql()

@@ -131,9 +131,14 @@ def _verify_admin_secret(credential: str) -> Principal:
     admin_secret = phoenix_settings.secrets.admin_secret
     if admin_secret is None or not secret_matches(credential, admin_secret):
         _reject("unknown credential")
-    user = system_user()
+    user = cache.get_system_user()
+    from_cache = user is not None
+    if user is None:
+        user = system_user()
     if not user.is_active:
         _reject("admin secret presented but the system user is inactive", kind="admin_secret")
+    if not from_cache:
+        cache.store_system_user(user)  # only an active one: a refusal is never cached
     return user, ADMIN_SECRET
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from phoenix_apikeys.keys import KeyKind, digest, generate_key
-from phoenix_apikeys.models import UserKey
+from phoenix_apikeys.models import UserKey, system_user
 
 from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
 
@@ -155,6 +155,26 @@ def test_sustained_use_writes_last_used_at_at_most_once_per_interval(
             assert call(api_client, key.plaintext) == 200
         updates += sum(q["sql"].startswith("UPDATE") for q in queries.captured_queries)
     assert updates == 3
+
+
+def test_warm_admin_secret_costs_zero_queries(
+    api_client: APIClient, key_cache: str, admin_secret: str
+) -> None:
+    assert call(api_client, admin_secret) == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert call(api_client, admin_secret) == 200
+    assert len(queries) == 0
+
+
+def test_system_user_deactivation_stops_the_admin_secret_on_the_next_request(
+    api_client: APIClient, key_cache: str, admin_secret: str
+) -> None:
+    assert call(api_client, admin_secret) == 200
+    user = system_user()
+    user.is_active = False
+    user.save()
+    assert call(api_client, admin_secret) == 401
+    assert caches[key_cache].get("phoenix_apikeys:system-user:system") is None
 
 
 # A second process: a real interpreter against the same PostgreSQL database and Redis cache.
