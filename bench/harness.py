@@ -61,6 +61,9 @@ def setup_django() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from django.core.cache import caches
+
+    caches["redis"].clear()  # the bench's own Redis db: nothing from an earlier run survives
 
 
 # --- seeding -----------------------------------------------------------------------------------
@@ -204,9 +207,14 @@ def make_cases(creds: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
             "cache": "locmem",
             "credential": "valid",
         },
+        {
+            "scheme": "floor: cache get",
+            "view": "floor_redis",
+            "cache": "redis",
+            "credential": "valid",
+        },
     ]
-    for header_scheme in ("floor_sql", "floor_cache"):
-        case = next(c for c in cases if c["view"] == header_scheme)
+    for case in cases[2:]:
         case["header"] = creds["user_key"]["valid"]
     cases[1]["header"] = "Bearer garbage"
     peers = {"drf_token": "DRF token", "knox": "knox", "api_key": "drf-api-key"}
@@ -335,7 +343,8 @@ def prime_floor_cache(creds: dict[str, dict[str, str]]) -> None:
 
     plaintext = creds["user_key"]["valid"].split()[1]
     key = UserKey.objects.select_related("user").get(digest=digest(plaintext, PHOENIX_SECRET))
-    caches["locmem"].set("floor:" + key.digest, key, None)
+    for alias in ("locmem", "redis"):
+        caches[alias].set("floor:" + key.digest, key, None)
 
 
 def measure(
@@ -370,7 +379,25 @@ def summarise(samples: list[int]) -> dict[str, float]:
     }
 
 
-def profile(caller: Caller, case: dict[str, Any], requests: int) -> str:
+# Functions on the valid-key path, reported as a share of the whole request.
+PROFILED = [
+    ("django/core/handlers/wsgi.py", "__call__", "whole request (WSGI handler)"),
+    ("rest_framework/views.py", "dispatch", "DRF dispatch (view + auth + render)"),
+    ("phoenix_apikeys/authentication.py", "authenticate", "APIKeyAuthentication.authenticate"),
+    ("phoenix_apikeys/verification.py", "verify_credential", "verify_credential"),
+    ("phoenix_apikeys/keys.py", "parse_key", "parse_key (prefix, length, alphabet, CRC)"),
+    ("phoenix_apikeys/keys.py", "digests", "digests (HMAC-SHA256)"),
+    ("phoenix_apikeys/cache.py", "get", "cache.get"),
+    ("phoenix_apikeys/lookup.py", "find_first", "compiled lookup (find_first)"),
+    ("django/db/backends/utils.py", "execute", "cursor.execute (driver + database)"),
+    ("phoenix_apikeys/lookup.py", "_instance", "converters + from_db (key and user)"),
+    ("phoenix_apikeys/models.py", "is_usable", "is_usable"),
+    ("phoenix_apikeys/models.py", "last_used_is_due", "last_used_is_due"),
+    ("rest_framework/views.py", "finalize_response", "DRF finalize_response"),
+]
+
+
+def profile(caller: Caller, case: dict[str, Any], requests: int) -> dict[str, Any]:
     environ = caller.environ(case)
     with cache_mode(case["cache"]):
         for _ in range(20):
@@ -380,12 +407,29 @@ def profile(caller: Caller, case: dict[str, Any], requests: int) -> str:
         for _ in range(requests):
             caller.call(environ)
         profiler.disable()
+    stats = pstats.Stats(profiler)
+    table = stats.stats  # type: ignore[attr-defined]
+    rows = []
+    whole = None
+    for path, function, label in PROFILED:
+        for (filename, _, name), (_, ncalls, _, cumtime, _) in table.items():
+            if name == function and filename.endswith(path):
+                per_request = cumtime / requests * 1e6
+                whole = whole or per_request
+                rows.append(
+                    {
+                        "label": label,
+                        "calls_per_request": ncalls / requests,
+                        "us_per_request": per_request,
+                        "share": per_request / whole,
+                    }
+                )
+                break
     out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(30)
-    stats.sort_stats("cumulative").print_stats(r"phoenix_apikeys|rest_framework|django/db", 25)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
     site = str(Path(django.__file__).parent.parent) + "/"
-    return out.getvalue().replace(site, "").replace(str(HERE.parent) + "/", "")
+    text = out.getvalue().replace(site, "").replace(str(HERE.parent) + "/", "")
+    return {"breakdown": rows, "top": text[text.find("   ncalls") :]}
 
 
 def versions() -> dict[str, str]:

@@ -74,12 +74,12 @@ def verify_credential(credential: str) -> Principal:
     """Return ``(user, auth)`` for a key or the admin secret, or raise CredentialRejected."""
     if len(credential) > MAX_CREDENTIAL_LENGTH:
         _reject("credential too long")
-    kind = key_kind(credential)
-    if kind is None:
-        return _verify_admin_secret(credential)
     try:
         parsed = parse_key(credential)
     except MalformedKey as error:
+        kind = key_kind(credential)
+        if kind is None:  # no key prefix: it can only be the admin secret
+            return _verify_admin_secret(credential)
         _reject(f"malformed {kind.value} key: {error}", kind=kind.value)
     return _verify_key(parsed)
 

@@ -34,7 +34,8 @@ MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "benchsite.urls"
 WSGI_APPLICATION = "benchsite.wsgi.application"
 
-if os.environ.get("BENCH_DB", "sqlite") == "postgres":
+BENCH_DB = os.environ.get("BENCH_DB", "sqlite")
+if BENCH_DB.startswith("postgres"):
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
@@ -45,6 +46,11 @@ if os.environ.get("BENCH_DB", "sqlite") == "postgres":
             "CONN_MAX_AGE": None,
         }
     }
+    if BENCH_DB == "postgres-prepared":
+        # Django's opt-in for server-side binding and psycopg's automatic prepared statements
+        # (off by default for the sake of transaction-pooling proxies); every scheme benefits.
+        DATABASES["default"]["NAME"] += "_prepared"
+        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
 else:
     DATABASES = {
         "default": {

@@ -6,8 +6,8 @@ against them in the same run:
 - ``RejectAll``: DRF's own 401 path, with no parsing at all (the floor of a malformed key);
 - ``FloorSQL``: split the header, HMAC the key, one hand-written SQL join and two models built
   with ``from_db`` (the floor of a valid key, cache off);
-- ``FloorCache``: split the header, HMAC the key, one get from the local-memory cache (the floor
-  of a valid key, cache on).
+- ``FloorCache`` / ``FloorRedis``: split the header, HMAC the key, one get from the local-memory
+  or Redis cache (the floor of a valid key, cache on).
 """
 
 from __future__ import annotations
@@ -85,11 +85,17 @@ class FloorSQL(RejectAll):
 
 
 class FloorCache(RejectAll):
+    alias = "locmem"
+
     def authenticate(self, request: Any) -> Any:
-        key = caches["locmem"].get("floor:" + _digest(request))
+        key = caches[self.alias].get("floor:" + _digest(request))
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
         return key.user, key
+
+
+class FloorRedis(FloorCache):
+    alias = "redis"
 
 
 class Hello(APIView):
@@ -113,6 +119,7 @@ VIEWS = {
     "floor_401": protected(RejectAll),
     "floor_sql": protected(FloorSQL),
     "floor_cache": protected(FloorCache),
+    "floor_redis": protected(FloorRedis),
     "drf_token": protected(TokenAuthentication),
     "knox": protected(KnoxTokenAuthentication),
     "api_key": protected(permission=HasAPIKey),
