@@ -64,7 +64,7 @@ class CompiledLookup:
 
 
 class _PerThread(threading.local):
-    lookups: dict[tuple[type[Model], str, str, int], CompiledLookup]
+    lookups: dict[tuple[type[Model], str, tuple[str, ...], str, int], CompiledLookup]
 
     def __init__(self) -> None:
         self.lookups = {}
@@ -83,29 +83,33 @@ def _recompile_after_settings_change(**kwargs: Any) -> None:
 
 def find_by_digests(model: type[Model], digests: list[str], using: str) -> Any:
     """The key whose ``digest`` is one of ``digests``, its ``user`` joined; or None."""
-    return find_first(model, "digest", digests, using)
+    return find_first(model, "digest", digests, using, related=("user",))
 
 
-def find_first(model: type[Model], field: str, values: list[str], using: str) -> Any:
-    """The first row whose ``field`` is one of ``values`` (``user`` joined if it has one)."""
+def find_first(
+    model: type[Model], field: str, values: list[str], using: str, related: tuple[str, ...] = ()
+) -> Any:
+    """The first row whose ``field`` is one of ``values``, ``related`` joined; or None."""
     connection = connections[using]
-    key = (model, field, using, len(values))
+    key = (model, field, related, using, len(values))
     lookup = _compiled.lookups.get(key)
     if lookup is None or lookup.connection is not connection or lookup.generation != _generation:
         try:
-            lookup = _compile(model, field, connection, len(values))
+            lookup = _compile(model, field, related, connection, len(values))
         except TypeError:  # an ORM internal changed shape (a future Django): use the ORM
             lookup = None
         if lookup is None:
-            return next(iter(_queryset(model, field, values, using)), None)
+            return next(iter(_queryset(model, field, related, values, using)), None)
         _compiled.lookups[key] = lookup
     return lookup.fetch(values)
 
 
-def _queryset(model: type[Model], field: str, values: list[str], using: str) -> Any:
+def _queryset(
+    model: type[Model], field: str, related: tuple[str, ...], values: list[str], using: str
+) -> Any:
     queryset = model._default_manager.db_manager(using).order_by()
-    if any(f.name == "user" for f in model._meta.concrete_fields):
-        queryset = queryset.select_related("user")
+    if related:  # select_related() with no names would follow every foreign key
+        queryset = queryset.select_related(*related)
     if len(values) == 1:
         return queryset.filter(**{field: values[0]})[:1]
     return queryset.filter(**{f"{field}__in": values})[:1]
@@ -116,11 +120,16 @@ def _related_populators(klass_info: Any, select: Any, alias: str) -> Any:
     return get_related_populators(klass_info, select, alias)  # type: ignore[call-arg]
 
 
-def _compile(model: type[Model], field: str, connection: BaseDatabaseWrapper, size: int) -> Any:
+def _compile(
+    model: type[Model],
+    field: str,
+    related: tuple[str, ...],
+    connection: BaseDatabaseWrapper,
+    size: int,
+) -> Any:
     placeholders = [_PLACEHOLDER.format(i) for i in range(size)]
-    compiler = _queryset(model, field, placeholders, connection.alias).query.get_compiler(
-        connection=connection
-    )
+    queryset = _queryset(model, field, related, placeholders, connection.alias)
+    compiler = queryset.query.get_compiler(connection=connection)
     sql, params = compiler.as_sql()
     params = tuple(params)
     if compiler.annotation_col_map or sorted(params.count(p) for p in placeholders) != [1] * size:
