@@ -36,16 +36,22 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 CACHE_MODES = {"off": None, "locmem": "locmem", "redis": "redis"}
 
 
-def prepare_database() -> None:
+def alias_for(size: int) -> str:
     from django.conf import settings
 
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        path = Path(db["NAME"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-    else:
+    return "default" if size == settings.BENCH_SIZES[0] else f"keys_{size}"
+
+
+def prepare_databases() -> None:
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db["ENGINE"].endswith("sqlite3"):
+            path = Path(db["NAME"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            continue
         import psycopg
 
         name = db["NAME"]
@@ -58,9 +64,11 @@ def prepare_database() -> None:
 
 def setup_django() -> None:
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+    for alias in settings.DATABASES:
+        call_command("migrate", database=alias, verbosity=0)
     from django.core.cache import caches
 
     caches["redis"].clear()  # the bench's own Redis db: nothing from an earlier run survives
@@ -76,7 +84,7 @@ def _hex(n: int) -> str:
 def seed_to(total: int, batch: int = 5000) -> float:
     """Bring every scheme's table to ``total`` filler rows with bulk inserts; return seconds."""
     from django.contrib.auth.models import User
-    from django.db import connection
+    from django.db import connections, router
     from django.utils import timezone
     from knox.models import AuthToken
     from rest_framework.authtoken.models import Token
@@ -119,8 +127,9 @@ def seed_to(total: int, batch: int = 5000) -> float:
         SystemKey.objects.bulk_create(
             [SystemKey(name="filler", digest=_hex(64), hint="xxxx", user=system) for _ in users]
         )
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    database = connections[router.db_for_write(User)]
+    if database.vendor == "postgresql":
+        with database.cursor() as cursor:
             cursor.execute("ANALYZE")
     return time.perf_counter() - started
 
@@ -316,14 +325,15 @@ class Counter:
 
 def count(caller: Caller, case: dict[str, Any], requests: int) -> dict[str, Any]:
     """Queries and writes per request once warm (the first use already stamped last_used_at)."""
-    from django.db import connection
+    from benchsite.routing import use_database
+    from django.db import connections
 
     environ = caller.environ(case)
     counter = Counter()
-    with cache_mode(case["cache"]):
+    with use_database(case["alias"]), cache_mode(case["cache"]):
         for _ in range(3):
             caller.call(environ)
-        with connection.execute_wrapper(counter):
+        with connections[case["alias"]].execute_wrapper(counter):
             for _ in range(requests):
                 caller.call(environ)
     return {
@@ -350,6 +360,8 @@ def prime_floor_cache(creds: dict[str, dict[str, str]]) -> None:
 def measure(
     caller: Caller, cases: list[dict[str, Any]], rounds: int, batch: int
 ) -> dict[int, list[int]]:
+    from benchsite.routing import use_database
+
     samples: dict[int, list[int]] = {i: [] for i in range(len(cases))}
     environs = [caller.environ(case) for case in cases]
     order = list(range(len(cases)))
@@ -358,7 +370,7 @@ def measure(
         random.Random(round_number).shuffle(order)
         for index in order[shift:] + order[:shift]:
             case = cases[index]
-            with cache_mode(case["cache"]):
+            with use_database(case["alias"]), cache_mode(case["cache"]):
                 for _ in range(3):
                     caller.call(environs[index])
                 gc.collect()
@@ -468,51 +480,63 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated views to time (default all)")
     parser.add_argument("--serve-setup", action="store_true", help="seed and print a key, stop")
     args = parser.parse_args()
+    os.environ["BENCH_SIZES"] = args.sizes
+    sizes = [int(size) for size in args.sizes.split(",")]
 
-    prepare_database()
+    prepare_databases()
     setup_django()
+    from benchsite.routing import use_database
     from django.db import connection
 
     if args.serve_setup:
-        seed_to(int(args.sizes.split(",")[0]))
+        seed_to(sizes[0])
         print(json.dumps(make_credentials()))
         return
 
     result: dict[str, Any] = {"db": connection.vendor, "runs": [], "profiles": {}}
     result["versions"] = versions()
     caller = Caller()
-    creds: dict[str, dict[str, str]] | None = None
-    for size in [int(s) for s in args.sizes.split(",")]:
-        seconds = seed_to(size)
-        if creds is None:
+    cases: list[dict[str, Any]] = []
+    seeded: dict[int, float] = {}
+    first_creds: dict[str, dict[str, str]] = {}
+    for size in sizes:
+        alias = alias_for(size)
+        with use_database(alias):
+            seeded[size] = seed_to(size)
             creds = make_credentials()
             prime_floor_cache(creds)
-        cases = make_cases(creds)
-        if args.only:
-            wanted = set(args.only.split(",")) | {"none"}
-            cases = [case for case in cases if case["view"] in wanted]
-        counts = [count(caller, case, args.count_requests) for case in cases]
-        started = time.perf_counter()
-        samples = measure(caller, cases, args.rounds, args.batch)
+        first_creds = first_creds or creds
+        for case in make_cases(creds):
+            cases.append({**case, "alias": alias, "keys": size})
+        print(f"[{connection.vendor}] seeded {size} keys", file=sys.stderr, flush=True)
+    if args.only:
+        wanted = set(args.only.split(",")) | {"none"}
+        cases = [case for case in cases if case["view"] in wanted]
+    counts = [count(caller, case, args.count_requests) for case in cases]
+    started = time.perf_counter()
+    samples = measure(caller, cases, args.rounds, args.batch)
+    measured = round(time.perf_counter() - started, 1)
+    for size in sizes:
         rows = [
             {**case, **counts[i], **summarise(samples[i]), "header": None}
             for i, case in enumerate(cases)
+            if case["keys"] == size
         ]
         result["runs"].append(
             {
                 "keys": size,
-                "seed_seconds": round(seconds, 1),
-                "measure_seconds": round(time.perf_counter() - started, 1),
+                "seed_seconds": round(seeded[size], 1),
+                "measure_seconds": measured,
                 "rows": rows,
             }
         )
-        print(f"[{connection.vendor}] {size} keys measured", file=sys.stderr, flush=True)
-    if args.profile_requests and creds is not None:
+    print(f"[{connection.vendor}] measured", file=sys.stderr, flush=True)
+    if args.profile_requests:
         for name, case in (
             ("user key, cache off", {"view": "phoenix", "cache": "off"}),
             ("user key, locmem cache", {"view": "phoenix", "cache": "locmem"}),
         ):
-            full = {**case, "header": creds["user_key"]["valid"]}
+            full = {**case, "header": first_creds["user_key"]["valid"]}
             result["profiles"][name] = profile(caller, full, args.profile_requests)
     json.dump(result, sys.stdout, indent=1)
 

@@ -118,7 +118,7 @@ def run_multiprocess(args: argparse.Namespace) -> dict[str, Any]:
     if not shutil.which("wrk"):
         log("wrk is missing (apt-get install wrk); skipping the multi-process part")
         return {}
-    env = {**os.environ, "BENCH_DB": "postgres", "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "BENCH_DB": "postgres", "PYTHONPATH": str(HERE), "BENCH_SIZES": "100000"}
     setup = subprocess.run(
         [str(PYTHON), str(HERE / "harness.py"), "--sizes=100000", "--serve-setup"],
         env=env,
@@ -282,8 +282,7 @@ def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]
                         notes.append(
                             f"- {db}: {scheme}, cache {cache}: a request at {last['keys']:,} "
                             f"keys took {whole:.2f} × one at {first['keys']:,} keys (target "
-                            f"{TARGETS['growth']} ×); the sizes are measured one after the "
-                            "other, not interleaved, so drift on the shared machine shows here."
+                            f"{TARGETS['growth']} ×)."
                         )
     return lines, verdicts, notes
 
@@ -291,8 +290,8 @@ def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]
 def full_table(db: str, run: dict[str, Any]) -> list[str]:
     over = overheads(run)
     lines = [
-        f"#### {db}, {run['keys']:,} keys per scheme "
-        f"(seeded in {run['seed_seconds']} s, measured in {run['measure_seconds']} s)",
+        f"#### {db}, {run['keys']:,} keys per scheme (seeded in {run['seed_seconds']} s; "
+        f"every key count of this database timed together in {run['measure_seconds']} s)",
         "",
         "| scheme | cache | credential | status | median µs | p95 µs | overhead µs "
         "| × best peer | queries/req | writes/req |",
@@ -417,13 +416,14 @@ def report(saved: dict[str, Any], args: argparse.Namespace) -> str:
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         f'- Method: the same trivial DRF view (`{{"hello": "world"}}`, JSON renderer, no '
         "middleware) called through Django's WSGI handler in-process, persistent database "
-        f"connection; {saved['rounds']} interleaved rounds (shuffled order each round) of "
-        f"{saved['batch']} timed requests per case after 3 warm-up requests; GC paused inside a "
-        "batch. Overhead = median minus the no-auth median of the same run; ratio = overhead / "
-        "the best peer's overhead for the same kind of credential. Queries and writes are "
-        "counted over 20 further warm requests per case. Redis through django-redis, "
-        "db 4 on loopback. phoenix_apikeys logs failures to a null handler (the record is "
-        "still built).",
+        "connections, one database per key count (a router sends each case to its own), so "
+        f"every case of every key count is timed in the same {saved['rounds']} interleaved "
+        f"rounds (shuffled order each round) of {saved['batch']} timed requests per case "
+        "after 3 warm-up requests; GC paused inside a batch. Overhead = median minus the "
+        "no-auth median of the same run and key count; ratio = overhead / the best peer's "
+        "overhead for the same kind of credential. Queries and writes are counted over 20 "
+        "further warm requests per case. Redis through django-redis, db 4 on loopback. "
+        "phoenix_apikeys logs failures to a null handler (the record is still built).",
         "- Floors (hand-made DRF auth classes in `bench/benchsite/views.py`): `floor: DRF 401` "
         "raises AuthenticationFailed at once; `floor: SQL join` HMACs the key, runs one "
         "hand-written join and builds both models with `from_db`; `floor: cache get` HMACs "

@@ -35,30 +35,38 @@ ROOT_URLCONF = "benchsite.urls"
 WSGI_APPLICATION = "benchsite.wsgi.application"
 
 BENCH_DB = os.environ.get("BENCH_DB", "sqlite")
-if BENCH_DB.startswith("postgres"):
-    DATABASES = {
-        "default": {
+# One database per key count, so every count is timed in the same interleaved rounds; the
+# router sends each request to the database of the case being timed.
+BENCH_SIZES = [int(size) for size in os.environ.get("BENCH_SIZES", "1000").split(",")]
+
+
+def database(size: int) -> dict[str, object]:
+    if BENCH_DB.startswith("postgres"):
+        suffix = "_prepared" if BENCH_DB == "postgres-prepared" else ""
+        settings: dict[str, object] = {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": os.environ.get("BENCH_PG_NAME", "wt_bench_run"),
+            "NAME": f"{os.environ.get('BENCH_PG_NAME', 'wt_bench_run')}_{size}{suffix}",
             "USER": os.environ.get("BENCH_PG_USER", "postgres"),
             "HOST": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("BENCH_PG_PORT", "5432"),
             "CONN_MAX_AGE": None,
         }
+        if suffix:
+            # Django's opt-in for server-side binding and psycopg's automatic prepared
+            # statements (off by default for transaction-pooling proxies); every scheme gains.
+            settings["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+        return settings
+    folder = Path(os.environ.get("BENCH_SQLITE_DIR", str(HERE.parent / "results")))
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(folder / f"bench-{size}.db"),
+        "CONN_MAX_AGE": None,
     }
-    if BENCH_DB == "postgres-prepared":
-        # Django's opt-in for server-side binding and psycopg's automatic prepared statements
-        # (off by default for the sake of transaction-pooling proxies); every scheme benefits.
-        DATABASES["default"]["NAME"] += "_prepared"
-        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("BENCH_SQLITE_PATH", str(HERE.parent / "results" / "bench.db")),
-            "CONN_MAX_AGE": None,
-        }
-    }
+
+
+DATABASES = {"default": database(BENCH_SIZES[0])}
+DATABASES.update({f"keys_{size}": database(size) for size in BENCH_SIZES[1:]})
+DATABASE_ROUTERS = ["benchsite.routing.CaseDatabase"]
 
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

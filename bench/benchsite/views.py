@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
-from django.db import connection
+from django.db import connections, router
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, TokenAuthentication
@@ -73,13 +73,14 @@ def _floor_query() -> tuple[str, list[str], list[str]]:
 class FloorSQL(RejectAll):
     def authenticate(self, request: Any) -> Any:
         sql, key_fields, user_fields = _floor_query()
-        with connection.cursor() as cursor:
+        alias = router.db_for_read(UserKey)
+        with connections[alias].cursor() as cursor:
             cursor.execute(sql, [_digest(request)])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        key = UserKey.from_db("default", key_fields, row[: len(key_fields)])
-        user = get_user_model().from_db("default", user_fields, row[len(key_fields) :])
+        key = UserKey.from_db(alias, key_fields, row[: len(key_fields)])
+        user = get_user_model().from_db(alias, user_fields, row[len(key_fields) :])
         key._state.fields_cache["user"] = user
         return user, key
 
