@@ -75,9 +75,11 @@ def generate_key(kind: KeyKind) -> str:
 
 def key_kind(text: str) -> KeyKind | None:
     """The kind whose prefix ``text`` starts with, or None: says nothing about validity."""
-    for kind in KeyKind:
-        if text.startswith(kind.prefix):
-            return kind
+    # Written out rather than looping over KeyKind: this runs on every request.
+    if text.startswith(phoenix_settings.SYSTEM_KEY_PREFIX):
+        return KeyKind.SYSTEM
+    if text.startswith(phoenix_settings.USER_KEY_PREFIX):
+        return KeyKind.USER
     return None
 
 
