@@ -8,8 +8,9 @@
 
 Needs only the standard library: it builds its own throwaway environment in bench/.venv with
 the peers (djangorestframework-api-key, django-rest-knox, DRF's authtoken) and this package,
-then runs bench/harness.py in it once per database. PostgreSQL on 127.0.0.1:5432 (database
-``wt_bench_run``, dropped and re-created) and Redis db 4 on 127.0.0.1:6379 are expected.
+then runs bench/harness.py in it once per database mode (sqlite, postgres, postgres-prepared).
+PostgreSQL on 127.0.0.1:5432 (databases ``wt_bench_run_<key count>[_prepared]``, dropped and
+re-created) and Redis db 4 on 127.0.0.1:6379 are expected; wrk for the multi-process part.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ REQUIREMENTS = [
     "django-rest-knox>=5.1",
     "psycopg[binary]>=3.1",
     "gunicorn>=22",
+    "hiredis>=2",  # the C reply parser redis-py uses when present, as production should
 ]
 PEERS = ("DRF token", "knox", "drf-api-key")
 PHOENIX_KEYS = ("phoenix user key", "phoenix system key")
@@ -422,7 +424,8 @@ def report(saved: dict[str, Any], args: argparse.Namespace) -> str:
         "after 3 warm-up requests; GC paused inside a batch. Overhead = median minus the "
         "no-auth median of the same run and key count; ratio = overhead / the best peer's "
         "overhead for the same kind of credential. Queries and writes are counted over 20 "
-        "further warm requests per case. Redis through django-redis, db 4 on loopback. "
+        "further warm requests per case. Redis through django-redis (hiredis parser), db 4 on "
+        "loopback. "
         "phoenix_apikeys logs failures to a null handler (the record is still built).",
         "- Floors (hand-made DRF auth classes in `bench/benchsite/views.py`): `floor: DRF 401` "
         "raises AuthenticationFailed at once; `floor: SQL join` HMACs the key, runs one "
