@@ -419,8 +419,9 @@ def report(saved: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         "<!-- Written by `python bench/run.py`; do not edit by hand. -->",
         "",
-        f"Every number below comes from one run of `python bench/run.py "
-        f"{' '.join(saved['argv'])}`, started {saved['started']} UTC and finished "
+        f"Every number below comes from one run of "
+        f"`{' '.join(['python bench/run.py', *saved['argv']])}`, started {saved['started']} UTC "
+        "and finished "
         f"{saved['finished']} UTC.",
         "",
         f"- Machine: {machine()}; shared with other jobs, so read ratios and medians, not "
