@@ -1,7 +1,9 @@
 """The optional cache of verified keys, keyed by digest so a warm request costs no query.
 
 Only keys that were found are cached, never a miss, so an attacker cannot fill the cache.
-Revocation and owner changes delete entries (see ``signals``); expiry is checked on every hit.
+Revocation and owner changes delete entries (see ``receivers``); expiry is checked on every hit.
+The system user (the admin secret's principal) is cached the same way and forgotten whenever
+any user is saved or deleted.
 """
 
 from __future__ import annotations
@@ -40,3 +42,24 @@ def forget(digests: Iterable[str]) -> None:
     cache = _cache()
     if cache is not None:
         cache.delete_many([cache_name(digest) for digest in digests])
+
+
+def _system_user_name() -> str:
+    return f"{_NAMESPACE}system-user:{phoenix_settings.SYSTEM_USERNAME}"
+
+
+def get_system_user() -> Any:
+    cache = _cache()
+    return None if cache is None else cache.get(_system_user_name())
+
+
+def store_system_user(user: Any) -> None:
+    cache = _cache()
+    if cache is not None:
+        cache.set(_system_user_name(), user, phoenix_settings.CACHE_TIMEOUT)
+
+
+def forget_system_user() -> None:
+    cache = _cache()
+    if cache is not None:
+        cache.delete(_system_user_name())

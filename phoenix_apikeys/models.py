@@ -9,12 +9,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, router
 from django.db.models import Q
 from django.utils import timezone
 
 from .conf import phoenix_settings
 from .keys import KeyKind, digest, display_hint, generate_key
+from .lookup import find_first
 
 KeyT = TypeVar("KeyT", bound="AbstractAPIKey")
 
@@ -101,7 +102,7 @@ class AbstractAPIKey(models.Model):
         if not self.last_used_is_due(now):
             return False
         stale = Q(last_used_at__isnull=True) | Q(
-            last_used_at__lt=now - phoenix_settings.LAST_USED_INTERVAL
+            last_used_at__lte=now - phoenix_settings.LAST_USED_INTERVAL
         )
         # The condition makes concurrent processes write once between them, not once each.
         written = type(self)._default_manager.filter(stale, pk=self.pk).update(last_used_at=now)
@@ -180,8 +181,16 @@ def validate_expiry(expires_at: datetime, now: datetime | None = None) -> None:
 def system_user() -> AbstractBaseUser:
     """The first system user: created on first need, with a password nobody can use."""
     user_model = get_user_model()
-    lookup = {user_model.USERNAME_FIELD: phoenix_settings.SYSTEM_USERNAME}
-    user, created = user_model._default_manager.get_or_create(**lookup)
+    username = str(phoenix_settings.SYSTEM_USERNAME)
+    # Every admin-secret request asks this: one compiled query, not a queryset per request.
+    using = router.db_for_write(user_model)
+    found: AbstractBaseUser | None = find_first(
+        user_model, user_model.USERNAME_FIELD, [username], using
+    )
+    if found is not None:
+        return found
+    lookup = {user_model.USERNAME_FIELD: username}
+    user, created = user_model._default_manager.db_manager(using).get_or_create(**lookup)
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])

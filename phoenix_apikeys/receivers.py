@@ -28,10 +28,19 @@ def revoke(sender: type[AbstractAPIKey], instance: AbstractAPIKey, **kwargs: Any
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)
 def forget_user_keys(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     """A deactivated user's keys must stop at once, even from the cache."""
-    if created or not phoenix_settings.CACHE_ALIAS:
+    if not phoenix_settings.CACHE_ALIAS:
+        return
+    # Any save may rename, deactivate or create the system user: one delete, always safe.
+    cache.forget_system_user()
+    if created:
         return
     digests = [
         *UserKey.objects.filter(user=instance).values_list("digest", flat=True),
         *SystemKey.objects.filter(user=instance).values_list("digest", flat=True),
     ]
     cache.forget(digests)
+
+
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL)
+def forget_deleted_system_user(sender: Any, instance: Any, **kwargs: Any) -> None:
+    cache.forget_system_user()

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any, NoReturn
 
+from django.db import router
 from django.utils import timezone
 
 from . import cache
 from .conf import phoenix_settings
 from .keys import KeyKind, MalformedKey, ParsedKey, digests, key_kind, parse_key, secret_matches
+from .lookup import find_by_digests
 from .models import AbstractAPIKey, SystemKey, UserKey, system_user
 from .signals import authentication_failed, key_rotated
 
@@ -72,12 +74,12 @@ def verify_credential(credential: str) -> Principal:
     """Return ``(user, auth)`` for a key or the admin secret, or raise CredentialRejected."""
     if len(credential) > MAX_CREDENTIAL_LENGTH:
         _reject("credential too long")
-    kind = key_kind(credential)
-    if kind is None:
-        return _verify_admin_secret(credential)
     try:
         parsed = parse_key(credential)
     except MalformedKey as error:
+        kind = key_kind(credential)
+        if kind is None:  # no key prefix: it can only be the admin secret
+            return _verify_admin_secret(credential)
         _reject(f"malformed {kind.value} key: {error}", kind=kind.value)
     return _verify_key(parsed)
 
@@ -97,18 +99,19 @@ def _verify_key(parsed: ParsedKey) -> Principal:
     if not key.is_usable(now):
         reason = "expired" if key.is_expired(now) else "owner inactive"
         _reject(f"{parsed.kind.value} key {key.pk} {reason}", kind=parsed.kind.value, key=key)
-    if key.record_use(now) or not from_cache:
+    # Store whenever last_used_at was due, written here or by another process just before:
+    # a cached entry with a stale last_used_at would otherwise try the UPDATE on every hit.
+    due = key.last_used_is_due(now)
+    if due:
+        key.record_use(now)
+    if due or not from_cache:
         cache.store(key)
     return key.user, key
 
 
 def _find_key(model: type[AbstractAPIKey], candidates: list[str]) -> AbstractAPIKey | None:
-    query = model._default_manager.select_related("user")
-    key: AbstractAPIKey | None
-    if len(candidates) == 1:
-        key = query.filter(digest=candidates[0]).first()
-    else:
-        key = query.filter(digest__in=candidates).first()
+    """One indexed query, joined to the owner, whatever the number of fallback secrets."""
+    key: AbstractAPIKey | None = find_by_digests(model, candidates, router.db_for_read(model))
     if key is not None and key.digest != candidates[0]:
         _rekey(key, candidates[0])
     return key
@@ -128,9 +131,14 @@ def _verify_admin_secret(credential: str) -> Principal:
     admin_secret = phoenix_settings.secrets.admin_secret
     if admin_secret is None or not secret_matches(credential, admin_secret):
         _reject("unknown credential")
-    user = system_user()
+    user = cache.get_system_user()
+    from_cache = user is not None
+    if user is None:
+        user = system_user()
     if not user.is_active:
         _reject("admin secret presented but the system user is inactive", kind="admin_secret")
+    if not from_cache:
+        cache.store_system_user(user)  # only an active one: a refusal is never cached
     return user, ADMIN_SECRET
 
 

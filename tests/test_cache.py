@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.cache import caches
@@ -12,9 +19,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from phoenix_apikeys.keys import KeyKind, digest, generate_key
-from phoenix_apikeys.models import UserKey
+from phoenix_apikeys.models import UserKey, system_user
 
-from .factories import SystemKeyFactory, UserKeyFactory
+from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +93,211 @@ def test_cached_key_still_records_use_after_the_interval(
     caches[key_cache].set(f"phoenix_apikeys:{key.digest}", entry)
     call(api_client, key.plaintext)
     assert UserKey.objects.get(pk=key.pk).last_used_at > stale
+
+
+def test_expired_and_inactive_owner_keys_are_never_cached(
+    api_client: APIClient, key_cache: str
+) -> None:
+    expired = UserKeyFactory(expires_at=timezone.now() + timedelta(hours=1))
+    UserKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now())
+    inactive = UserKeyFactory(user=UserFactory(is_active=False))
+    for key in (expired, inactive):
+        assert call(api_client, key.plaintext) == 401
+        assert caches[key_cache].get(f"phoenix_apikeys:{key.digest}") is None
+
+
+def test_malformed_keys_never_touch_the_cache(
+    api_client: APIClient, key_cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    touched: list[str] = []
+    cache = caches[key_cache]
+    monkeypatch.setattr(cache, "get", lambda *a, **k: touched.append("get"))
+    monkeypatch.setattr(cache, "set", lambda *a, **k: touched.append("set"))
+    key = UserKeyFactory()
+    bad_checksum = key.plaintext[:-1] + ("0" if key.plaintext[-1] != "0" else "1")
+    for attempt in (bad_checksum, "phxu_" + "A" * 38, "phxu_short"):
+        assert call(api_client, attempt) == 401
+    assert touched == []
+
+
+def test_stale_cached_last_used_at_costs_one_conditional_update_not_one_per_request(
+    api_client: APIClient, key_cache: str
+) -> None:
+    """Another process already stamped the key; our cached copy is older than the interval."""
+    key = UserKeyFactory()
+    call(api_client, key.plaintext)
+    entry = caches[key_cache].get(f"phoenix_apikeys:{key.digest}")
+    entry.last_used_at = timezone.now() - timedelta(minutes=10)
+    caches[key_cache].set(f"phoenix_apikeys:{key.digest}", entry)
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(10):
+            assert call(api_client, key.plaintext) == 200
+    assert len(queries) == 1
+
+
+@pytest.mark.parametrize("cache_alias", [None, "apikeys"])
+def test_sustained_use_writes_last_used_at_at_most_once_per_interval(
+    api_client: APIClient, settings: object, cache_alias: str | None
+) -> None:
+    settings.PHOENIX_APIKEYS = {  # type: ignore[attr-defined]
+        "CACHE_ALIAS": cache_alias,
+        "LAST_USED_INTERVAL": timedelta(minutes=5),
+    }
+    key = UserKeyFactory()
+    start = timezone.now()
+    updates = 0
+    # 121 requests, one every 6 seconds for 12 minutes: three intervals begin (0, 5, 10 min).
+    for step in range(121):
+        moment = start + timedelta(seconds=6 * step)
+        with (
+            mock.patch("phoenix_apikeys.verification.timezone.now", return_value=moment),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            assert call(api_client, key.plaintext) == 200
+        updates += sum(q["sql"].startswith("UPDATE") for q in queries.captured_queries)
+    assert updates == 3
+
+
+def test_warm_admin_secret_costs_zero_queries(
+    api_client: APIClient, key_cache: str, admin_secret: str
+) -> None:
+    assert call(api_client, admin_secret) == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert call(api_client, admin_secret) == 200
+    assert len(queries) == 0
+
+
+def test_system_user_deactivation_stops_the_admin_secret_on_the_next_request(
+    api_client: APIClient, key_cache: str, admin_secret: str
+) -> None:
+    assert call(api_client, admin_secret) == 200
+    user = system_user()
+    user.is_active = False
+    user.save()
+    assert call(api_client, admin_secret) == 401
+    assert caches[key_cache].get("phoenix_apikeys:system-user:system") is None
+
+
+# A second process: a real interpreter against the same PostgreSQL database and Redis cache.
+# SQLite's in-memory test database and the local-memory cache cannot be shared, so these run
+# when the suite runs on PostgreSQL + Redis (as .ci/run does).
+SHARED = os.environ.get("CACHE_URL", "").startswith("redis") and os.environ.get(
+    "DATABASE_URL", ""
+).startswith("postgres")
+OTHER_PROCESS = """
+import json, sys
+import django
+django.setup()
+from django.test import Client
+from django.test.utils import override_settings
+with override_settings(PHOENIX_APIKEYS={"CACHE_ALIAS": "apikeys"}):
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["do"] == "call":
+            status = Client().get(
+                "/whoami/", HTTP_AUTHORIZATION="Bearer " + command["key"]
+            ).status_code
+            print(status, flush=True)
+        else:
+            exec(command["code"])
+            print("done", flush=True)
+"""
+
+
+class OtherProcess:
+    """A second Django process sharing the database and the cache, driven line by line."""
+
+    def __init__(self) -> None:
+        database = connection.settings_dict
+        url = (
+            f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
+            f"{database['PORT'] or 5432}/{database['NAME']}"
+        )
+        env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", OTHER_PROCESS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def send(self, **command: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def call(self, key: str) -> int:
+        return int(self.send(do="call", key=key))
+
+    def run(self, code: str) -> None:
+        assert self.send(do="run", code=code) == "done"
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def other_process() -> Iterator[OtherProcess]:
+    other = OtherProcess()
+    yield other
+    other.close()
+
+
+shared_only = [
+    pytest.mark.skipif(not SHARED, reason="needs DATABASE_URL=postgres… and CACHE_URL=redis…"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "from phoenix_apikeys.models import UserKey; UserKey.objects.get(pk={pk}).delete()",
+        "from phoenix_apikeys.models import UserKey\n"
+        "u = UserKey.objects.get(pk={pk}).user; u.is_active = False; u.save()",
+    ],
+    ids=["revocation", "owner deactivation"],
+)
+def test_change_in_another_process_takes_effect_on_our_next_request(
+    api_client: APIClient, key_cache: str, other_process: OtherProcess, change: str
+) -> None:
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200  # warm: ours is now served from the cache
+    assert other_process.call(key.plaintext) == 200  # and theirs too
+    other_process.run(change.format(pk=key.pk))
+    assert call(api_client, key.plaintext) == 401
+    assert other_process.call(key.plaintext) == 401
+
+
+def test_expiry_takes_effect_in_every_process_sharing_the_cache(
+    api_client: APIClient, key_cache: str, other_process: OtherProcess
+) -> None:
+    key = UserKeyFactory(expires_at=timezone.now() + timedelta(seconds=2))
+    assert call(api_client, key.plaintext) == 200
+    assert other_process.call(key.plaintext) == 200
+    time.sleep(max(0.0, (key.expires_at - timezone.now()).total_seconds()) + 0.05)
+    assert call(api_client, key.plaintext) == 401
+    assert other_process.call(key.plaintext) == 401
+
+
+def test_revocation_here_takes_effect_in_the_other_process(
+    api_client: APIClient, key_cache: str, other_process: OtherProcess
+) -> None:
+    key = UserKeyFactory()
+    assert other_process.call(key.plaintext) == 200  # their warm-up fills the shared cache
+    assert call(api_client, key.plaintext) == 200
+    key.delete()
+    assert other_process.call(key.plaintext) == 401
+
+
+for _test in (
+    test_change_in_another_process_takes_effect_on_our_next_request,
+    test_expiry_takes_effect_in_every_process_sharing_the_cache,
+    test_revocation_here_takes_effect_in_the_other_process,
+):
+    for _mark in shared_only:
+        _mark(_test)

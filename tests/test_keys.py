@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.utils.crypto import salted_hmac
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -111,6 +112,16 @@ def test_digest_is_fixed_length_and_depends_on_the_secret() -> None:
     assert len(first) == len(second) == 64
     assert first != second
     assert key not in first
+
+
+ENCODABLE = st.characters(exclude_categories=("Cs",))
+
+
+@given(st.text(ENCODABLE, max_size=100), st.text(ENCODABLE, min_size=1, max_size=60))
+def test_digest_is_the_salted_hmac_that_stored_keys_were_made_with(text: str, secret: str) -> None:
+    """The fast HMAC must never drift from the digests already in databases."""
+    expected = salted_hmac("phoenix_apikeys.keys.digest", text, secret, algorithm="sha256")
+    assert digest(text, secret) == expected.hexdigest()
 
 
 def test_custom_prefixes_are_used(settings: object) -> None:

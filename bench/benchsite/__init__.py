@@ -1,0 +1,1 @@
+"""A minimal Django project that serves one trivial DRF view through each authentication scheme."""

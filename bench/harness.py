@@ -1,0 +1,545 @@
+"""Runs inside the bench's own environment (see run.py): seed, time, count, profile.
+
+One process per database. Every case is the same trivial DRF view through one scheme, called
+through Django's WSGI handler; cases are timed in interleaved rounds so drift and neighbours'
+load fall on all of them alike. Prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
+
+import django  # noqa: E402
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+CACHE_MODES = {"off": None, "locmem": "locmem", "redis": "redis"}
+
+
+def alias_for(size: int) -> str:
+    from django.conf import settings
+
+    return "default" if size == settings.BENCH_SIZES[0] else f"keys_{size}"
+
+
+def prepare_databases() -> None:
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db["ENGINE"].endswith("sqlite3"):
+            path = Path(db["NAME"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            continue
+        import psycopg
+
+        name = db["NAME"]
+        assert name.startswith("wt_bench"), "the bench only ever drops its own databases"
+        dsn = f"host={db['HOST']} port={db['PORT']} user={db['USER']} dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django() -> None:
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    for alias in settings.DATABASES:
+        call_command("migrate", database=alias, verbosity=0)
+    from django.core.cache import caches
+
+    caches["redis"].clear()  # the bench's own Redis db: nothing from an earlier run survives
+
+
+# --- seeding -----------------------------------------------------------------------------------
+
+
+def _hex(n: int) -> str:
+    return secrets.token_hex(n // 2 + 1)[:n]
+
+
+def seed_to(total: int, batch: int = 5000) -> float:
+    """Bring every scheme's table to ``total`` filler rows with bulk inserts; return seconds."""
+    from django.contrib.auth.models import User
+    from django.db import connections, router
+    from django.utils import timezone
+    from knox.models import AuthToken
+    from rest_framework.authtoken.models import Token
+    from rest_framework_api_key.models import APIKey
+
+    from phoenix_apikeys.models import SystemKey, UserKey, system_user
+
+    started = time.perf_counter()
+    now = timezone.now()
+    system = system_user()
+    have = User.objects.filter(username__startswith="filler").count()
+    for start in range(have, total, batch):
+        stop = min(total, start + batch)
+        users = User.objects.bulk_create(
+            [User(username=f"filler{i}", password="!") for i in range(start, stop)]
+        )
+        Token.objects.bulk_create([Token(key=_hex(40), user=user, created=now) for user in users])
+        AuthToken.objects.bulk_create(
+            [
+                AuthToken(
+                    digest=_hex(128),
+                    token_key=_hex(15),
+                    user=user,
+                    created=now,
+                    expiry=now + timedelta(days=3650),
+                )
+                for user in users
+            ]
+        )
+        APIKey.objects.bulk_create(
+            [
+                # Unique 8-character prefixes; a random real key's prefix mixes in letters.
+                APIKey(id=f"{p}.filler", prefix=p, hashed_key="x", name="filler")
+                for p in (f"f{i:07d}" for i in range(start, stop))
+            ]
+        )
+        UserKey.objects.bulk_create(
+            [UserKey(name="filler", digest=_hex(64), hint="xxxx", user=user) for user in users]
+        )
+        SystemKey.objects.bulk_create(
+            [SystemKey(name="filler", digest=_hex(64), hint="xxxx", user=system) for _ in users]
+        )
+    database = connections[router.db_for_write(User)]
+    if database.vendor == "postgresql":
+        with database.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+# --- credentials and cases ---------------------------------------------------------------------
+
+
+def make_credentials() -> dict[str, dict[str, str]]:
+    """One real credential per scheme and state, made through each library's own API."""
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+    from knox.models import AuthToken
+    from rest_framework.authtoken.models import Token
+    from rest_framework_api_key.models import APIKey
+
+    from phoenix_apikeys.keys import KeyKind, generate_key
+    from phoenix_apikeys.models import SystemKey, UserKey
+
+    past = timezone.now() - timedelta(days=1)
+    owner = User.objects.create(username="bench-owner")
+    token = Token.objects.create(user=owner)
+    _, knox_token = AuthToken.objects.create(user=owner)
+    _, api_key = APIKey.objects.create_key(name="bench")
+    expired_api_key_obj, expired_api_key = APIKey.objects.create_key(name="expired")
+    APIKey.objects.filter(pk=expired_api_key_obj.pk).update(expiry_date=past)
+
+    def phoenix(model: Any, **fields: Any) -> tuple[str, str]:
+        _, valid = model.objects.create_key(name="bench", **fields)
+        expired_key, expired = model.objects.create_key(name="expired", **fields)
+        model.objects.filter(pk=expired_key.pk).update(expires_at=past)
+        return valid, expired
+
+    user_valid, user_expired = phoenix(UserKey, user=owner)
+    system_valid, system_expired = phoenix(SystemKey)
+
+    def bad_checksum(key: str) -> str:
+        return key[:-1] + ("A" if key[-1] != "A" else "B")
+
+    garbage = "garbage-credential"
+    return {
+        "drf_token": {
+            "valid": f"Token {token.key}",
+            "unknown": f"Token {_hex(40)}",
+            "malformed": f"Token {garbage}",
+        },
+        "knox": {
+            "valid": f"Token {knox_token}",
+            "unknown": f"Token {_hex(64)}",
+            "malformed": f"Token {garbage}",
+        },
+        "api_key": {
+            "valid": f"Api-Key {api_key}",
+            "unknown": f"Api-Key {_hex(8)}.{_hex(32)}",
+            "expired": f"Api-Key {expired_api_key}",
+            "malformed": f"Api-Key {garbage}",
+        },
+        "user_key": {
+            "valid": f"Bearer {user_valid}",
+            "unknown": f"Bearer {generate_key(KeyKind.USER)}",
+            "expired": f"Bearer {user_expired}",
+            "malformed": f"Bearer {bad_checksum(user_valid)}",
+        },
+        "system_key": {
+            "valid": f"Bearer {system_valid}",
+            "unknown": f"Bearer {generate_key(KeyKind.SYSTEM)}",
+            "expired": f"Bearer {system_expired}",
+            "malformed": f"Bearer {bad_checksum(system_valid)}",
+        },
+        "admin_secret": {
+            "valid": "Bearer bench-only-admin-secret-9876543210zyxwvuts",
+            "unknown": "Bearer bench-only-wrong-secret-9876543210zyxwvuts",
+        },
+    }
+
+
+def make_cases(creds: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    cases = [
+        {"scheme": "no auth (baseline)", "view": "none", "cache": "-", "credential": "-"},
+        {"scheme": "floor: DRF 401", "view": "floor_401", "cache": "-", "credential": "malformed"},
+        {"scheme": "floor: SQL join", "view": "floor_sql", "cache": "off", "credential": "valid"},
+        {
+            "scheme": "floor: cache get",
+            "view": "floor_cache",
+            "cache": "locmem",
+            "credential": "valid",
+        },
+        {
+            "scheme": "floor: cache get",
+            "view": "floor_redis",
+            "cache": "redis",
+            "credential": "valid",
+        },
+    ]
+    for case in cases[2:]:
+        case["header"] = creds["user_key"]["valid"]
+    cases[1]["header"] = "Bearer garbage"
+    peers = {"drf_token": "DRF token", "knox": "knox", "api_key": "drf-api-key"}
+    for view, name in peers.items():
+        for credential, header in creds[view].items():
+            cases.append(
+                {
+                    "scheme": name,
+                    "view": view,
+                    "cache": "-",
+                    "credential": credential,
+                    "header": header,
+                    "peer": True,
+                }
+            )
+    for kind, name in (
+        ("user_key", "phoenix user key"),
+        ("system_key", "phoenix system key"),
+        ("admin_secret", "phoenix admin secret"),
+    ):
+        for cache in CACHE_MODES:
+            for credential, header in creds[kind].items():
+                cases.append(
+                    {
+                        "scheme": name,
+                        "view": "phoenix",
+                        "cache": cache,
+                        "credential": credential,
+                        "header": header,
+                    }
+                )
+    return cases
+
+
+# --- calling the view --------------------------------------------------------------------------
+
+
+class Caller:
+    """Calls the WSGI application the way a server would, minus the socket."""
+
+    def __init__(self) -> None:
+        from django.core.handlers.wsgi import WSGIHandler
+        from django.test import RequestFactory
+
+        self.handler = WSGIHandler()
+        self.factory = RequestFactory()
+        self.status = ""
+
+    def environ(self, case: dict[str, Any]) -> dict[str, Any]:
+        extra = {"HTTP_AUTHORIZATION": case["header"]} if case.get("header") else {}
+        environ = self.factory._base_environ(
+            PATH_INFO=f"/{case['view']}/", REQUEST_METHOD="GET", **extra
+        )
+        environ["wsgi.input"] = io.BytesIO(b"")
+        return environ
+
+    def _start_response(self, status: str, headers: Any, exc_info: Any = None) -> None:
+        self.status = status
+
+    def call(self, environ: dict[str, Any]) -> None:
+        response = self.handler(environ.copy(), self._start_response)
+        b"".join(response)
+        response.close()
+
+    def timed(self, environ: dict[str, Any], count: int) -> list[int]:
+        clock = time.perf_counter_ns
+        handler, start_response = self.handler, self._start_response
+        samples = []
+        for _ in range(count):
+            env = environ.copy()
+            started = clock()
+            response = handler(env, start_response)
+            b"".join(response)
+            response.close()
+            samples.append(clock() - started)
+        return samples
+
+
+@contextmanager
+def cache_mode(cache: str) -> Iterator[None]:
+    from django.test.utils import override_settings
+
+    alias = CACHE_MODES.get(cache)
+    with override_settings(PHOENIX_APIKEYS={"CACHE_ALIAS": alias}):
+        yield
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.queries = 0
+        self.writes = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.queries += 1
+        if sql.lstrip().upper().startswith(WRITES):
+            self.writes += 1
+        return execute(sql, params, many, context)
+
+
+def count(caller: Caller, case: dict[str, Any], requests: int) -> dict[str, Any]:
+    """Queries and writes per request once warm (the first use already stamped last_used_at)."""
+    from benchsite.routing import use_database
+    from django.db import connections
+
+    environ = caller.environ(case)
+    counter = Counter()
+    with use_database(case["alias"]), cache_mode(case["cache"]):
+        for _ in range(3):
+            caller.call(environ)
+        with connections[case["alias"]].execute_wrapper(counter):
+            for _ in range(requests):
+                caller.call(environ)
+    return {
+        "status": int(caller.status.split()[0]),
+        "queries": counter.queries / requests,
+        "writes": counter.writes / requests,
+    }
+
+
+def prime_floor_cache(creds: dict[str, dict[str, str]]) -> None:
+    """FloorCache reads the entry phoenix_apikeys stores; put it there as a verified key would."""
+    from benchsite.settings import PHOENIX_SECRET
+    from django.core.cache import caches
+
+    from phoenix_apikeys.keys import digest
+    from phoenix_apikeys.models import UserKey
+
+    plaintext = creds["user_key"]["valid"].split()[1]
+    key = UserKey.objects.select_related("user").get(digest=digest(plaintext, PHOENIX_SECRET))
+    for alias in ("locmem", "redis"):
+        caches[alias].set("floor:" + key.digest, key, None)
+
+
+def measure(
+    caller: Caller, cases: list[dict[str, Any]], rounds: int, batch: int
+) -> dict[int, list[int]]:
+    from benchsite.routing import use_database
+
+    samples: dict[int, list[int]] = {i: [] for i in range(len(cases))}
+    environs = [caller.environ(case) for case in cases]
+    order = list(range(len(cases)))
+    for round_number in range(rounds):
+        shift = round_number * len(order) // max(rounds, 1)
+        random.Random(round_number).shuffle(order)
+        for index in order[shift:] + order[:shift]:
+            case = cases[index]
+            with use_database(case["alias"]), cache_mode(case["cache"]):
+                for _ in range(3):
+                    caller.call(environs[index])
+                gc.collect()
+                gc.disable()
+                try:
+                    samples[index].extend(caller.timed(environs[index], batch))
+                finally:
+                    gc.enable()
+    return samples
+
+
+def summarise(samples: list[int]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_us": statistics.median(ordered) / 1000,
+        "p95_us": ordered[int(len(ordered) * 0.95) - 1] / 1000,
+        "samples": len(ordered),
+    }
+
+
+# Functions on the valid-key path, reported as a share of the whole request.
+PROFILED = [
+    ("django/core/handlers/wsgi.py", "__call__", "whole request (WSGI handler)"),
+    ("rest_framework/views.py", "dispatch", "DRF dispatch (view + auth + render)"),
+    ("phoenix_apikeys/authentication.py", "authenticate", "APIKeyAuthentication.authenticate"),
+    ("phoenix_apikeys/verification.py", "verify_credential", "verify_credential"),
+    ("phoenix_apikeys/keys.py", "parse_key", "parse_key (prefix, length, alphabet, CRC)"),
+    ("phoenix_apikeys/keys.py", "digests", "digests (HMAC-SHA256)"),
+    ("phoenix_apikeys/cache.py", "get", "cache.get"),
+    ("phoenix_apikeys/lookup.py", "find_first", "compiled lookup (find_first)"),
+    ("django/db/backends/utils.py", "execute", "cursor.execute (driver + database)"),
+    ("phoenix_apikeys/lookup.py", "_instance", "converters + from_db (key and user)"),
+    ("phoenix_apikeys/models.py", "is_usable", "is_usable"),
+    ("phoenix_apikeys/models.py", "last_used_is_due", "last_used_is_due"),
+    ("rest_framework/views.py", "finalize_response", "DRF finalize_response"),
+]
+
+
+def profile(caller: Caller, case: dict[str, Any], requests: int) -> dict[str, Any]:
+    environ = caller.environ(case)
+    with cache_mode(case["cache"]):
+        for _ in range(20):
+            caller.call(environ)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(requests):
+            caller.call(environ)
+        profiler.disable()
+    stats = pstats.Stats(profiler)
+    table = stats.stats  # type: ignore[attr-defined]
+    rows = []
+    whole = None
+    for path, function, label in PROFILED:
+        for (filename, _, name), (_, ncalls, _, cumtime, _) in table.items():
+            if name == function and filename.endswith(path):
+                per_request = cumtime / requests * 1e6
+                whole = whole or per_request
+                rows.append(
+                    {
+                        "label": label,
+                        "calls_per_request": ncalls / requests,
+                        "us_per_request": per_request,
+                        "share": per_request / whole,
+                    }
+                )
+                break
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+    site = str(Path(django.__file__).parent.parent) + "/"
+    text = out.getvalue().replace(site, "").replace(str(HERE.parent) + "/", "")
+    return {"breakdown": rows, "top": text[text.find("   ncalls") :]}
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    from django.db import connection
+
+    names = [
+        "Django",
+        "djangorestframework",
+        "django-rest-knox",
+        "djangorestframework-api-key",
+        "phoenix-apikeys",
+        "psycopg",
+        "redis",
+    ]
+    found = {name: version(name) for name in names}
+    found["python"] = platform.python_version()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW server_version")
+            found["PostgreSQL"] = cursor.fetchone()[0]
+        else:
+            cursor.execute("SELECT sqlite_version()")
+            found["SQLite"] = cursor.fetchone()[0]
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,100000")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--count-requests", type=int, default=20)
+    parser.add_argument("--profile-requests", type=int, default=0)
+    parser.add_argument("--only", default="", help="comma-separated views to time (default all)")
+    parser.add_argument("--serve-setup", action="store_true", help="seed and print a key, stop")
+    args = parser.parse_args()
+    os.environ["BENCH_SIZES"] = args.sizes
+    sizes = [int(size) for size in args.sizes.split(",")]
+
+    prepare_databases()
+    setup_django()
+    from benchsite.routing import use_database
+    from django.db import connection
+
+    if args.serve_setup:
+        seed_to(sizes[0])
+        print(json.dumps(make_credentials()))
+        return
+
+    result: dict[str, Any] = {"db": connection.vendor, "runs": [], "profiles": {}}
+    result["versions"] = versions()
+    caller = Caller()
+    cases: list[dict[str, Any]] = []
+    seeded: dict[int, float] = {}
+    first_creds: dict[str, dict[str, str]] = {}
+    for size in sizes:
+        alias = alias_for(size)
+        with use_database(alias):
+            seeded[size] = seed_to(size)
+            creds = make_credentials()
+            prime_floor_cache(creds)
+        first_creds = first_creds or creds
+        for case in make_cases(creds):
+            cases.append({**case, "alias": alias, "keys": size})
+        print(f"[{connection.vendor}] seeded {size} keys", file=sys.stderr, flush=True)
+    if args.only:
+        wanted = set(args.only.split(",")) | {"none"}
+        cases = [case for case in cases if case["view"] in wanted]
+    counts = [count(caller, case, args.count_requests) for case in cases]
+    started = time.perf_counter()
+    samples = measure(caller, cases, args.rounds, args.batch)
+    measured = round(time.perf_counter() - started, 1)
+    for size in sizes:
+        rows = [
+            {**case, **counts[i], **summarise(samples[i]), "header": None}
+            for i, case in enumerate(cases)
+            if case["keys"] == size
+        ]
+        result["runs"].append(
+            {
+                "keys": size,
+                "seed_seconds": round(seeded[size], 1),
+                "measure_seconds": measured,
+                "rows": rows,
+            }
+        )
+    print(f"[{connection.vendor}] measured", file=sys.stderr, flush=True)
+    if args.profile_requests:
+        for name, case in (
+            ("user key, cache off", {"view": "phoenix", "cache": "off"}),
+            ("user key, locmem cache", {"view": "phoenix", "cache": "locmem"}),
+        ):
+            full = {**case, "header": first_creds["user_key"]["valid"]}
+            result["profiles"][name] = profile(caller, full, args.profile_requests)
+    json.dump(result, sys.stdout, indent=1)
+
+
+if __name__ == "__main__":
+    main()
