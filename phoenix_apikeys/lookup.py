@@ -36,6 +36,7 @@ class CompiledLookup:
     init_list: tuple[str, ...]
     model_columns: slice
     populators: tuple[Any, ...]
+    fetch_mode: Any  # Django 6.1+; None before
     converters: tuple[tuple[int, tuple[Any, ...], Any], ...]
 
     def fetch(self, values: list[str]) -> Any:
@@ -57,7 +58,8 @@ class CompiledLookup:
                 value = function(value, expression, self.connection)
             values[position] = value
         db = self.connection.alias
-        instance = self.model.from_db(db, self.init_list, values[self.model_columns])
+        extra = {} if self.fetch_mode is None else {"fetch_mode": self.fetch_mode}
+        instance = self.model.from_db(db, self.init_list, values[self.model_columns], **extra)
         for populator in self.populators:
             populator.populate(values, instance)
         return instance
@@ -115,9 +117,12 @@ def _queryset(
     return queryset.filter(**{f"{field}__in": values})[:1]
 
 
-def _related_populators(klass_info: Any, select: Any, alias: str) -> Any:
-    # The Django 4.2-5.2 signature; newer stubs describe a later one with a fetch mode.
-    return get_related_populators(klass_info, select, alias)  # type: ignore[call-arg]
+def _related_populators(klass_info: Any, select: Any, alias: str, queryset: Any) -> Any:
+    # Django 6.1 added a fetch mode to the populators; earlier versions take three arguments.
+    fetch_mode = getattr(queryset, "_fetch_mode", None)
+    if fetch_mode is None:
+        return get_related_populators(klass_info, select, alias)  # type: ignore[call-arg]
+    return get_related_populators(klass_info, select, alias, fetch_mode)
 
 
 def _compile(
@@ -147,7 +152,10 @@ def _compile(
         model=klass_info["model"],
         init_list=tuple(column[0].target.attname for column in compiler.select[start:stop]),
         model_columns=slice(start, stop),
-        populators=tuple(_related_populators(klass_info, compiler.select, connection.alias)),
+        populators=tuple(
+            _related_populators(klass_info, compiler.select, connection.alias, queryset)
+        ),
+        fetch_mode=getattr(queryset, "_fetch_mode", None),
         converters=tuple(
             (position, tuple(functions), expression)
             for position, (functions, expression) in compiler.get_converters(fields).items()

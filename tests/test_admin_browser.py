@@ -77,7 +77,10 @@ def page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any
         permissions=["clipboard-read", "clipboard-write"],
     )
     context.set_default_timeout(10_000)
-    yield context.new_page()
+    page = context.new_page()
+    yield page
+    # No request may still be in the live server when the database is flushed after the test.
+    page.wait_for_load_state("networkidle")
     context.close()
 
 
