@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -17,6 +18,7 @@ from .conf import phoenix_settings
 from .keys import KeyKind, digest, display_hint, generate_key
 from .lookup import find_first
 
+logger = logging.getLogger("phoenix_apikeys")
 KeyT = TypeVar("KeyT", bound="AbstractAPIKey")
 
 
@@ -43,6 +45,7 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         key = self.model(digest=digest(plaintext, secret), hint=display_hint(plaintext), **fields)
         key.full_clean(exclude=["user", "created_by"])
         key.save(force_insert=True)
+        logger.info("Created %s key %s.", key.kind.value, key.pk)
         key_created.send(sender=self.model, key=key)
         return key, plaintext
 
