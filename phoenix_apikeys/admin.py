@@ -282,13 +282,6 @@ class APIKeyAdmin(KeyColumns, ModelAdmin):
             raise PermissionDenied
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
-        if "delete_selected" in actions:
-            function, name, _description = actions["delete_selected"]  # type: ignore[misc]
-            actions["delete_selected"] = (function, name, "Revoke (delete) selected keys")
-        return actions
-
     # The add flow ---------------------------------------------------------------------------
 
     def owner_fields(self, request: HttpRequest) -> dict[str, Any]:
