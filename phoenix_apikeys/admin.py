@@ -25,8 +25,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.crypto import get_random_string
+from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import phoenix_settings
 from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey, validate_expiry
@@ -290,6 +292,7 @@ class APIKeyAdmin(KeyColumns, ModelAdmin):
     def acts_as(self, request: HttpRequest) -> str:
         raise NotImplementedError
 
+    @method_decorator(sensitive_variables())
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -495,8 +498,8 @@ class UserKeyInline(KeyColumns, TabularInline):
 
 SYSTEM_USER_NOTE = (
     "This is the system user: system API keys and the admin secret act as it. It cannot log in, "
-    "cannot be given a password here and cannot be deleted here; deactivating it stops every "
-    "system key and the admin secret."
+    "and cannot be renamed, made staff or superuser, given a password or deleted here; "
+    "deactivating it stops every system key and the admin secret."
 )
 
 
@@ -514,8 +517,16 @@ class ReservedSystemUsername:
 
 
 class SystemUserProtection:
-    """Mixin for a user admin: the system user is visible but cannot be deleted or given a
-    password, its name cannot be taken, and its change page says what it is."""
+    """Mixin for a user admin: the system user is visible but cannot be deleted, renamed, made
+    staff or superuser, or given a password; its name cannot be taken; its page says what it is."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+        if obj is None or not _is_system_user(obj):
+            return fields
+        protected = [obj.USERNAME_FIELD, "is_staff", "is_superuser"]
+        names = {field.name for field in obj._meta.get_fields()}
+        return (*fields, *(name for name in protected if name in names and name not in fields))
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)  # type: ignore[misc]

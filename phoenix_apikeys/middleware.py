@@ -1,10 +1,16 @@
-"""Key authentication for plain Django views; place it after AuthenticationMiddleware."""
+"""Key authentication for plain Django views; place it after AuthenticationMiddleware.
+
+Keys are credentials for APIs, not for the Django admin: a request authenticated by a key or the
+admin secret is refused on every admin site's pages, wherever this middleware stands.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import phoenix_settings
 from .verification import (
@@ -13,6 +19,9 @@ from .verification import (
     credential_from_header,
     verify_credential,
 )
+
+# Every AdminSite's URLs are included under this application namespace, whatever the site's name.
+ADMIN_APP_NAME = "admin"
 
 
 class APIKeyMiddleware:
@@ -23,13 +32,7 @@ class APIKeyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
-            credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
-            if credential is not None:
-                principal = verify_credential(credential)
-                request.user, request.auth = principal  # type: ignore[attr-defined]
-                setattr(request, PRINCIPAL_ATTRIBUTE, principal)
-                # A header credential is not sent by browsers on their own, so CSRF cannot apply.
-                request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+            authenticate(request)
         except CredentialRejected as error:
             return JsonResponse(
                 {"detail": error.detail},
@@ -37,3 +40,28 @@ class APIKeyMiddleware:
                 headers={"WWW-Authenticate": f'{phoenix_settings.AUTH_HEADER_KEYWORD} realm="api"'},
             )
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        match = request.resolver_match
+        if match is None or ADMIN_APP_NAME not in match.app_names:
+            return None
+        if getattr(request, PRINCIPAL_ATTRIBUTE, None) is None:
+            return None
+        return JsonResponse(
+            {"detail": "API keys cannot open the Django admin; log in with a password."},
+            status=403,
+        )
+
+
+@sensitive_variables()
+def authenticate(request: HttpRequest) -> None:
+    credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
+    if credential is None:
+        return
+    principal = verify_credential(credential)
+    request.user, request.auth = principal  # type: ignore[attr-defined]
+    setattr(request, PRINCIPAL_ATTRIBUTE, principal)
+    # A header credential is not sent by browsers on their own, so CSRF cannot apply.
+    request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]

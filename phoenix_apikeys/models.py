@@ -9,14 +9,16 @@ from typing import Any, ClassVar, TypeVar
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import models, router
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import phoenix_settings
 from .keys import KeyKind, digest, display_hint, generate_key
-from .lookup import find_first
 
 logger = logging.getLogger("phoenix_apikeys")
 KeyT = TypeVar("KeyT", bound="AbstractAPIKey")
@@ -34,6 +36,7 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         expired: APIKeyQuerySet[KeyT] = self.filter(expires_at__lte=now or timezone.now())
         return expired
 
+    @method_decorator(sensitive_variables())
     def create_key(self, **fields: Any) -> tuple[KeyT, str]:
         """Create a key and return it with its plaintext, which exists nowhere else."""
         from .signals import key_created
@@ -181,28 +184,55 @@ def validate_expiry(expires_at: datetime, now: datetime | None = None) -> None:
         )
 
 
-def system_user() -> AbstractBaseUser:
-    """The first system user: created on first need, with a password nobody can use."""
-    user_model = get_user_model()
-    username = str(phoenix_settings.SYSTEM_USERNAME)
-    # Every admin-secret request asks this: one compiled query, not a queryset per request.
-    using = router.db_for_write(user_model)
-    found: AbstractBaseUser | None = find_first(
-        user_model, user_model.USERNAME_FIELD, [username], using
+class SystemUser(models.Model):
+    """Which user is the system user: bound by identity, so a rename moves nothing."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
-    if found is not None:
-        return found
-    lookup = {user_model.USERNAME_FIELD: username}
-    user, created = user_model._default_manager.db_manager(using).get_or_create(**lookup)
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    system: AbstractBaseUser = user
-    return system
+
+    class Meta:
+        verbose_name = "system user binding"
+
+    def __str__(self) -> str:
+        return f"system user {self.user_id}"
+
+
+def system_user() -> AbstractBaseUser:
+    """The first system user: bound on first need, with a password nobody can use."""
+    using = router.db_for_write(SystemUser)
+    binding = SystemUser.objects.using(using).select_related("user").first()
+    if binding is not None:
+        user: AbstractBaseUser = binding.user
+        return user
+    return _bind_system_user(using)
+
+
+def _bind_system_user(using: str) -> AbstractBaseUser:
+    """Adopt the user existing system keys act as; else get or create SYSTEM_USERNAME."""
+    key = SystemKey.objects.using(using).select_related("user").order_by("pk").first()
+    if key is not None:
+        user = key.user
+    else:
+        user_model = get_user_model()
+        lookup = {user_model.USERNAME_FIELD: str(phoenix_settings.SYSTEM_USERNAME)}
+        user, _ = user_model._default_manager.db_manager(using).get_or_create(
+            **lookup,
+            defaults={"password": make_password(None)},  # unusable: nobody logs in
+        )
+    binding, _ = SystemUser.objects.using(using).get_or_create(pk=1, defaults={"user": user})
+    bound: AbstractBaseUser = binding.user
+    return bound
+
+
+def system_user_id() -> Any:
+    """The system user's primary key, or None while nothing is bound yet; never creates it."""
+    using = router.db_for_read(SystemUser)
+    return SystemUser.objects.using(using).values_list("user_id", flat=True).first()
 
 
 def is_system_user(user: Any) -> bool:
-    return bool(
-        getattr(user, "is_authenticated", False)
-        and user.get_username() == phoenix_settings.SYSTEM_USERNAME
-    )
+    """By identity: the bound user, whatever its name is now."""
+    if not getattr(user, "is_authenticated", False) or user.pk is None:
+        return False
+    return bool(user.pk == system_user_id())

@@ -585,3 +585,31 @@ def test_a_user_admin_that_is_not_djangos_is_left_alone() -> None:
     site.register(user_model, admin.ModelAdmin)
     assert not attach_to_user_admin(site)
     assert type(site._registry[user_model]) is admin.ModelAdmin
+
+
+def test_the_system_user_cannot_be_renamed_or_made_staff_or_superuser() -> None:
+    system = system_user()
+    data = {
+        "username": "taken-over",
+        "email": "",
+        "is_active": "on",
+        "is_staff": "on",
+        "is_superuser": "on",
+        "date_joined_0": system.date_joined.date().isoformat(),
+        "date_joined_1": system.date_joined.time().strftime("%H:%M:%S"),
+        **management_form("phoenix_api_keys", 0),
+    }
+    response = logged_in(SuperuserFactory()).post(user_change_url(system), data)
+    assert response.status_code == 302
+    system.refresh_from_db()
+    assert (system.username, system.is_staff, system.is_superuser) == ("system", False, False)
+
+
+def test_the_system_users_page_shows_name_and_roles_read_only() -> None:
+    system = system_user()
+    page = logged_in(SuperuserFactory()).get(user_change_url(system)).content.decode()
+    assert 'name="username"' not in page
+    assert 'name="is_staff"' not in page
+    assert 'name="is_superuser"' not in page
+    other = logged_in(SuperuserFactory()).get(user_change_url(UserFactory())).content.decode()
+    assert 'name="is_superuser"' in other

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from .factories import SystemKeyFactory, UserKeyFactory
+from .factories import SuperuserFactory, SystemKeyFactory, UserKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +48,71 @@ def test_drf_view_behind_the_middleware_verifies_once() -> None:
         response = Client().get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
     assert response.status_code == 200
     assert len(queries) == 1
+
+
+# Keys are credentials for APIs, never for the Django admin ------------------------------------
+
+ADMIN_PAGES = ["/admin/", "/admin/testapp/user/", "/admin/phoenix_apikeys/systemkey/add/"]
+OTHER_SITE_PAGES = ["/other-admin/", "/other-admin/testapp/user/"]
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES + OTHER_SITE_PAGES)
+def test_a_superusers_key_opens_no_admin_page(page: str) -> None:
+    key = UserKeyFactory(user=SuperuserFactory())
+    response = Client().get(page, HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
+    assert response.status_code == 403
+    assert "API keys cannot open the Django admin" in response.json()["detail"]
+
+
+def test_a_key_cannot_post_to_the_admin_either() -> None:
+    """The chain seen: a superuser's key sets another superuser's password in the admin."""
+    key = UserKeyFactory(user=SuperuserFactory())
+    victim = SuperuserFactory()
+    secret = "attacker-chosen-password-123"
+    response = Client().post(
+        f"/admin/testapp/user/{victim.pk}/password/",
+        {"password1": secret, "password2": secret, "usable_password": "true"},
+        HTTP_AUTHORIZATION=f"Bearer {key.plaintext}",
+    )
+    assert response.status_code == 403
+    victim.refresh_from_db()
+    assert not victim.check_password(secret)
+
+
+def test_system_keys_and_the_admin_secret_open_no_admin_page_even_as_superuser(
+    admin_secret: str,
+) -> None:
+    key = SystemKeyFactory()
+    type(key.user)._default_manager.filter(pk=key.user.pk).update(is_staff=True, is_superuser=True)
+    for credential in (key.plaintext, admin_secret):
+        for page in ADMIN_PAGES:
+            response = Client().get(page, HTTP_AUTHORIZATION=f"Bearer {credential}")
+            assert response.status_code == 403, (page, response.status_code)
+
+
+@pytest.mark.parametrize("position", ["first", "before AuthenticationMiddleware", "last"])
+def test_the_admin_refuses_keys_wherever_the_middleware_stands(
+    settings: Any, position: str
+) -> None:
+    ours = "phoenix_apikeys.middleware.APIKeyMiddleware"
+    others = [m for m in settings.MIDDLEWARE if m != ours]
+    where = {
+        "first": 0,
+        "before AuthenticationMiddleware": others.index(
+            "django.contrib.auth.middleware.AuthenticationMiddleware"
+        ),
+        "last": len(others),
+    }[position]
+    settings.MIDDLEWARE = [*others[:where], ours, *others[where:]]
+    key = UserKeyFactory(user=SuperuserFactory())
+    client = Client()
+    client.force_login(key.user)  # even alongside a real session, a key request is refused
+    response = client.get("/admin/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
+    assert response.status_code == 403
+
+
+def test_the_admin_still_opens_for_a_password_login() -> None:
+    client = Client()
+    client.force_login(SuperuserFactory())
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/other-admin/").status_code == 200

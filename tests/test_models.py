@@ -7,13 +7,15 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import ProtectedError
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from phoenix_apikeys.models import SystemKey, UserKey, system_user
+from phoenix_apikeys.models import SystemKey, SystemUser, UserKey, is_system_user, system_user
 
 from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
 
@@ -142,3 +144,42 @@ def test_create_refuses_without_a_phoenix_secret(settings: object) -> None:
     settings.PHOENIX_SECRET = None  # type: ignore[attr-defined]
     with pytest.raises(MissingSecretError):
         UserKey.objects.create_key(user=UserFactory(), name="x")
+
+
+def test_system_user_is_found_with_one_query() -> None:
+    created = system_user()
+    with CaptureQueriesContext(connection) as queries:
+        found = system_user()
+    assert found.pk == created.pk
+    assert len(queries) == 1
+
+
+def test_renaming_the_system_user_moves_nothing(api_client: APIClient, admin_secret: str) -> None:
+    """Bound by identity: system keys and the admin secret keep acting as the same user, and the
+    admin secret does not mint a new "system" user."""
+    key = SystemKeyFactory()
+    user = system_user()
+    user.username = "renamed"
+    user.save()
+    for credential in (key.plaintext, admin_secret):
+        response = api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {credential}")
+        assert response.status_code == 200
+        assert response.json()["username"] == "renamed"
+    assert not get_user_model().objects.filter(username="system").exists()
+    assert is_system_user(user)
+
+
+def test_a_user_merely_named_like_the_system_user_is_not_it(settings: object) -> None:
+    system_user()
+    settings.PHOENIX_APIKEYS = {"SYSTEM_USERNAME": "robot"}  # type: ignore[attr-defined]
+    impostor = UserFactory(username="robot")
+    assert not is_system_user(impostor)
+
+
+def test_existing_system_keys_bind_their_user_on_first_need() -> None:
+    """A database from before the binding: the user its system keys act as becomes the system
+    user, whatever its name."""
+    key = SystemKeyFactory()
+    SystemUser.objects.all().delete()
+    get_user_model().objects.filter(pk=key.user_id).update(username="old-name")
+    assert system_user().pk == key.user_id

@@ -1,11 +1,18 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from . import views
 
+# A second admin site under its own name: keys must be refused there too.
+other_site = admin.AdminSite(name="other-admin")
+other_site.register(get_user_model(), UserAdmin)
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("other-admin/", other_site.urls),
     path("v1/", include("phoenix_apikeys.urls")),
     path("whoami/", views.WhoAmI.as_view()),
     path("admin-only/", views.AdminOnly.as_view()),
