@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
@@ -125,6 +126,7 @@ def describe(detail: Any, path: str = "") -> Iterator[str]:
         yield f"{path}: {detail}" if path else str(detail)
 
 
+@sensitive_variables()
 def create_key(model: type[KeyT], **fields: Any) -> tuple[KeyT, str]:
     try:
         key, plaintext = model.objects.create_key(**fields)  # type: ignore[attr-defined]
@@ -135,6 +137,7 @@ def create_key(model: type[KeyT], **fields: Any) -> tuple[KeyT, str]:
     return key, plaintext
 
 
+@sensitive_variables()
 def created(key: AbstractAPIKey, plaintext: str) -> Response:
     body = CreatedKeyEnvelopeSerializer({"data": key}, context={"plaintext": plaintext})
     # The only response that carries a plaintext key: no cache may keep a copy.
@@ -152,6 +155,14 @@ def find_key(model: type[KeyT], value: str) -> KeyT:
     if key is None:
         raise NotFound("No such API key.")
     return key
+
+
+def revoke(key: AbstractAPIKey) -> Response:
+    """204 for the one request that deleted the row; a concurrent delete that lost is 404."""
+    deleted, _ = key.delete()
+    if not deleted:
+        raise NotFound("No such API key.")
+    return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class CurrentUserView(KeyAPIView):
@@ -216,8 +227,7 @@ class UserKeyView(KeyAPIView):
         key = find_key(UserKey, id)
         if key.user_id != request.user.pk and not has_admin_permission(request, VIEW_ALL_USER_KEYS):
             raise NotFound("No such API key.")
-        key.delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return revoke(key)
 
 
 class UserKeyInventoryView(KeyAPIView):
@@ -289,5 +299,4 @@ class SystemKeyView(KeyAPIView):
         responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
     )
     def delete(self, request: Request, id: str) -> Response:
-        find_key(SystemKey, id).delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return revoke(find_key(SystemKey, id))

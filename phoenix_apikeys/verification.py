@@ -11,10 +11,19 @@ from typing import Any, NoReturn
 
 from django.db import router
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import cache
-from .conf import phoenix_settings
-from .keys import KeyKind, MalformedKey, ParsedKey, digests, key_kind, parse_key, secret_matches
+from .conf import Secret, phoenix_settings
+from .keys import (
+    KeyKind,
+    MalformedKey,
+    ParsedKey,
+    digests,
+    key_kind,
+    parse_key,
+    secret_matches,
+)
 from .lookup import find_by_digests
 from .models import AbstractAPIKey, SystemKey, UserKey, system_user
 from .signals import authentication_failed, key_rotated
@@ -55,6 +64,7 @@ class CredentialRejected(Exception):
         self.detail = detail
 
 
+@sensitive_variables()
 def credential_from_header(header: str | None) -> str | None:
     """The credential in ``<keyword> <credential>``; None when the header is not ours."""
     if not header:
@@ -67,9 +77,10 @@ def credential_from_header(header: str | None) -> str | None:
             "malformed Authorization header",
             detail="Invalid Authorization header: expected one credential after the keyword.",
         )
-    return parts[1]
+    return Secret(parts[1])
 
 
+@sensitive_variables()
 def verify_credential(credential: str) -> Principal:
     """Return ``(user, auth)`` for a key or the admin secret, or raise CredentialRejected."""
     if len(credential) > MAX_CREDENTIAL_LENGTH:
@@ -84,13 +95,15 @@ def verify_credential(credential: str) -> Principal:
     return _verify_key(parsed)
 
 
+@sensitive_variables()
 def _verify_key(parsed: ParsedKey) -> Principal:
     secrets = phoenix_settings.verification_secrets
     if not secrets:
         _reject("PHOENIX_SECRET is missing or breaks a rule", kind=parsed.kind.value)
     candidates = digests(parsed.plaintext, secrets)
-    key = cache.get(candidates[0])
-    from_cache = key is not None
+    name = cache.key_name(candidates[0])
+    cached = cache.read(name)
+    key = cached.value
     if key is None:
         key = _find_key(MODELS[parsed.kind], candidates)
     if key is None:
@@ -104,8 +117,8 @@ def _verify_key(parsed: ParsedKey) -> Principal:
     due = key.last_used_is_due(now)
     if due:
         key.record_use(now)
-    if due or not from_cache:
-        cache.store(key)
+    if due or cached.value is None:
+        cache.store(name, key, cached.generation)
     return key.user, key
 
 
@@ -122,23 +135,23 @@ def _rekey(key: AbstractAPIKey, current: str) -> None:
     old = key.digest
     type(key)._default_manager.filter(pk=key.pk, digest=old).update(digest=current)
     key.digest = current
-    cache.forget([old])
     logger.info("Re-keyed %s key %s to the current PHOENIX_SECRET.", key.kind.value, key.pk)
     key_rotated.send(sender=type(key), key=key)
 
 
+@sensitive_variables()
 def _verify_admin_secret(credential: str) -> Principal:
     admin_secret = phoenix_settings.secrets.admin_secret
     if admin_secret is None or not secret_matches(credential, admin_secret):
         _reject("unknown credential")
-    user = cache.get_system_user()
-    from_cache = user is not None
+    cached = cache.read(cache.SYSTEM_USER)
+    user = cached.value
     if user is None:
         user = system_user()
     if not user.is_active:
         _reject("admin secret presented but the system user is inactive", kind="admin_secret")
-    if not from_cache:
-        cache.store_system_user(user)  # only an active one: a refusal is never cached
+    if cached.value is None:
+        cache.store(cache.SYSTEM_USER, user, cached.generation)  # only an active one
     return user, ADMIN_SECRET
 
 

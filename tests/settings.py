@@ -1,6 +1,8 @@
 """Settings for the test suite: SQLite and locmem by default; DATABASE_URL / CACHE_URL switch
 to PostgreSQL and Redis (see .ci/run)."""
 
+import tempfile
+
 import environ
 
 env = environ.Env()
@@ -57,10 +59,14 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///:memory:")}
+# The key cache under test must be shared by processes (a per-process cache is refused): a
+# file-based cache in a directory of this run's own, or Redis when CACHE_URL says so.
+KEY_CACHE_DIR = tempfile.mkdtemp(prefix="phoenix-apikeys-cache-")
 CACHES = {
     "default": env.cache("CACHE_URL", default="locmemcache://"),
-    # The key cache under test; the same backend as default so Redis runs test Redis.
-    "apikeys": env.cache("CACHE_URL", default="locmemcache://apikeys"),
+    "apikeys": env.cache("CACHE_URL", default=f"filecache://{KEY_CACHE_DIR}"),
+    # A per-process cache, for the tests that prove it is never used to serve keys.
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"},
 }
 
 REST_FRAMEWORK = {

@@ -6,20 +6,28 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import update_last_login
 from django.core.cache import caches
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from phoenix_apikeys import api, verification
+from phoenix_apikeys import cache as key_cache_module
+from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind, digest, generate_key
 from phoenix_apikeys.models import UserKey, system_user
+from phoenix_apikeys.signals import key_revoked
 
 from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
 
@@ -28,6 +36,17 @@ pytestmark = pytest.mark.django_db
 
 def call(client: APIClient, credential: str) -> int:
     return client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {credential}").status_code
+
+
+def cached(digest: str) -> Any:
+    """The key the cache would serve for ``digest`` now, or None."""
+    return key_cache_module.read(key_cache_module.key_name(digest)).value
+
+
+def recache(key: Any) -> None:
+    """Put an edited copy back as a valid entry of the current generation."""
+    name = key_cache_module.key_name(key.digest)
+    key_cache_module.store(name, key, key_cache_module.read(name).generation)
 
 
 @pytest.mark.parametrize("factory", [UserKeyFactory, SystemKeyFactory])
@@ -51,9 +70,9 @@ def test_revocation_takes_effect_on_the_next_request(api_client: APIClient, key_
 def test_expiry_takes_effect_on_the_next_request(api_client: APIClient, key_cache: str) -> None:
     key = UserKeyFactory(expires_at=timezone.now() + timedelta(hours=1))
     call(api_client, key.plaintext)
-    entry = caches[key_cache].get(f"phoenix_apikeys:{key.digest}")
+    entry = cached(key.digest)
     entry.expires_at = timezone.now() - timedelta(seconds=1)  # as if an hour had passed
-    caches[key_cache].set(f"phoenix_apikeys:{key.digest}", entry)
+    recache(entry)
     assert call(api_client, key.plaintext) == 401
 
 
@@ -73,9 +92,9 @@ def test_unknown_keys_are_never_cached(
     attempts = [generate_key(KeyKind.USER) for _ in range(20)]
     for attempt in attempts:
         call(api_client, attempt)
-    cache = caches[key_cache]
     secret = settings.PHOENIX_SECRET  # type: ignore[attr-defined]
-    assert all(cache.get(f"phoenix_apikeys:{digest(a, secret)}") is None for a in attempts)
+    raw = caches[key_cache]
+    assert all(raw.get(key_cache_module.key_name(digest(a, secret))) is None for a in attempts)
     with CaptureQueriesContext(connection) as queries:
         call(api_client, attempts[0])
     assert len(queries) == 1
@@ -88,9 +107,9 @@ def test_cached_key_still_records_use_after_the_interval(
     call(api_client, key.plaintext)
     stale = timezone.now() - timedelta(minutes=10)
     UserKey.objects.filter(pk=key.pk).update(last_used_at=stale)
-    entry = caches[key_cache].get(f"phoenix_apikeys:{key.digest}")
+    entry = cached(key.digest)
     entry.last_used_at = stale
-    caches[key_cache].set(f"phoenix_apikeys:{key.digest}", entry)
+    recache(entry)
     call(api_client, key.plaintext)
     assert UserKey.objects.get(pk=key.pk).last_used_at > stale
 
@@ -103,17 +122,17 @@ def test_expired_and_inactive_owner_keys_are_never_cached(
     inactive = UserKeyFactory(user=UserFactory(is_active=False))
     for key in (expired, inactive):
         assert call(api_client, key.plaintext) == 401
-        assert caches[key_cache].get(f"phoenix_apikeys:{key.digest}") is None
+        assert cached(key.digest) is None
 
 
 def test_malformed_keys_never_touch_the_cache(
     api_client: APIClient, key_cache: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    key = UserKeyFactory()
     touched: list[str] = []
     cache = caches[key_cache]
-    monkeypatch.setattr(cache, "get", lambda *a, **k: touched.append("get"))
-    monkeypatch.setattr(cache, "set", lambda *a, **k: touched.append("set"))
-    key = UserKeyFactory()
+    for method in ("get", "get_many", "set", "add"):
+        monkeypatch.setattr(cache, method, lambda *a, m=method, **k: touched.append(m))
     bad_checksum = key.plaintext[:-1] + ("0" if key.plaintext[-1] != "0" else "1")
     for attempt in (bad_checksum, "phxu_" + "A" * 38, "phxu_short"):
         assert call(api_client, attempt) == 401
@@ -126,9 +145,9 @@ def test_stale_cached_last_used_at_costs_one_conditional_update_not_one_per_requ
     """Another process already stamped the key; our cached copy is older than the interval."""
     key = UserKeyFactory()
     call(api_client, key.plaintext)
-    entry = caches[key_cache].get(f"phoenix_apikeys:{key.digest}")
+    entry = cached(key.digest)
     entry.last_used_at = timezone.now() - timedelta(minutes=10)
-    caches[key_cache].set(f"phoenix_apikeys:{key.digest}", entry)
+    recache(entry)
     with CaptureQueriesContext(connection) as queries:
         for _ in range(10):
             assert call(api_client, key.plaintext) == 200
@@ -175,7 +194,7 @@ def test_system_user_deactivation_stops_the_admin_secret_on_the_next_request(
     user.is_active = False
     user.save()
     assert call(api_client, admin_secret) == 401
-    assert caches[key_cache].get("phoenix_apikeys:system-user:system") is None
+    assert key_cache_module.read(key_cache_module.SYSTEM_USER).value is None
 
 
 # A second process: a real interpreter against the same PostgreSQL database and Redis cache.
@@ -301,3 +320,165 @@ for _test in (
 ):
     for _mark in shared_only:
         _mark(_test)
+
+
+# Revocation against concurrent readers ------------------------------------------------------
+
+
+def test_a_reader_that_saw_the_key_before_a_committed_revocation_cannot_recache_it(
+    api_client: APIClient, key_cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request reads the row, the revocation commits, then the request stores what it read:
+    that entry must never be served."""
+    key = UserKeyFactory()
+    original = verification._find_key
+
+    def read_then_revoked_elsewhere(model: Any, candidates: list[str]) -> Any:
+        found = original(model, candidates)
+        owner = key.user
+        owner.is_active = False
+        owner.save()
+        return found
+
+    monkeypatch.setattr(verification, "_find_key", read_then_revoked_elsewhere)
+    call(api_client, key.plaintext)  # began before the revocation: may still pass
+    monkeypatch.undo()
+    assert call(api_client, key.plaintext) == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_stored_while_the_revocation_commits_is_retired_at_commit(
+    api_client: APIClient, key_cache: str
+) -> None:
+    """Invalidation happens after commit: a concurrent reader that still saw the old row
+    (it could not see the uncommitted change) and stored it mid-transaction is not served."""
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    name = key_cache_module.key_name(key.digest)
+    stale = UserKey.objects.select_related("user").get(pk=key.pk)
+    with transaction.atomic():
+        owner = key.user
+        owner.is_active = False
+        owner.save()
+        # What a request on another connection does now: read generation, read old row, store.
+        key_cache_module.store(name, stale, key_cache_module.read(name).generation)
+    assert call(api_client, key.plaintext) == 401
+
+
+def test_a_login_does_not_empty_the_cache(api_client: APIClient, key_cache: str) -> None:
+    key, other = UserKeyFactory(), UserFactory()
+    call(api_client, key.plaintext)
+    update_last_login(None, other)
+    with CaptureQueriesContext(connection) as queries:
+        assert call(api_client, key.plaintext) == 200
+    assert len(queries) == 0
+
+
+def test_a_rolled_back_revocation_leaves_the_key_working(
+    api_client: APIClient, key_cache: str
+) -> None:
+    key = UserKeyFactory()
+    call(api_client, key.plaintext)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        key.delete()
+        raise RuntimeError("rolled back")
+    assert call(api_client, key.plaintext) == 200
+
+
+def test_removing_a_fallback_secret_stops_keys_not_yet_rekeyed(
+    api_client: APIClient, key_cache: str, settings: Any
+) -> None:
+    old_secret = settings.PHOENIX_SECRET
+    used, unused = UserKeyFactory(), UserKeyFactory()
+    settings.PHOENIX_SECRET = "tests-only-rotated-secret-9876543210abcdef"
+    settings.PHOENIX_SECRET_FALLBACKS = [old_secret]
+    assert call(api_client, used.plaintext) == 200  # re-keyed to the new secret on use
+    settings.PHOENIX_SECRET_FALLBACKS = []
+    assert call(api_client, used.plaintext) == 200
+    assert call(api_client, unused.plaintext) == 401
+
+
+# A per-process cache is never used to serve keys ---------------------------------------------
+
+
+def test_a_per_process_cache_is_not_used_to_serve_keys(
+    api_client: APIClient, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "local"}
+    key_cache_module._refused.clear()
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    # Another process revokes it: this process sees no signal, only the database.
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {UserKey._meta.db_table} WHERE id = %s", [key.pk])
+    assert call(api_client, key.plaintext) == 401
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "per-process" in r.message]
+    assert len(errors) == 1
+    assert caches["local"].get(key_cache_module.key_name(key.digest)) is None
+
+
+# One revocation, one answer, one signal ------------------------------------------------------
+
+
+def test_a_delete_that_loses_a_race_announces_nothing(admin_secret: str) -> None:
+    """Two deletes of one key: the second found the key, but the first removed it first."""
+    key = UserKeyFactory()
+    pk = key.pk
+    revoked: list[Any] = []
+    key_revoked.connect(lambda **kwargs: revoked.append(kwargs["key"].pk), weak=False)
+    try:
+        stale_copy = UserKey.objects.get(pk=pk)
+        assert key.delete()[0] == 1
+        assert stale_copy.delete()[0] == 0
+    finally:
+        key_revoked.receivers.clear()
+    assert revoked == [pk]
+
+
+def test_of_two_rest_deletes_of_one_key_the_loser_gets_404(
+    api_client: APIClient, admin_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = UserKeyFactory()
+    original = api.find_key
+
+    def found_then_deleted_by_another_request(model: Any, value: str) -> Any:
+        found = original(model, value)
+        UserKey.objects.get(pk=found.pk).delete()  # the other request wins
+        return found
+
+    monkeypatch.setattr(api, "find_key", found_then_deleted_by_another_request)
+    response = api_client.delete(
+        f"/v1/user/api_keys/{key_id(KeyKind.USER, key.pk)}",
+        HTTP_AUTHORIZATION=f"Bearer {admin_secret}",
+    )
+    assert response.status_code == 404
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs DATABASE_URL=postgres… (concurrent connections)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deletes_of_one_key_give_one_204_and_one_signal(admin_secret: str) -> None:
+    key = UserKeyFactory()
+    pk = key.pk
+    url = f"/v1/user/api_keys/{key_id(KeyKind.USER, pk)}"
+    revoked: list[Any] = []
+    key_revoked.connect(lambda **kwargs: revoked.append(kwargs["key"].pk), weak=False)
+    start = threading.Barrier(12)
+
+    def delete() -> int:
+        start.wait()
+        try:
+            client = APIClient()
+            return client.delete(url, HTTP_AUTHORIZATION=f"Bearer {admin_secret}").status_code
+        finally:
+            connections.close_all()
+
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            statuses = sorted(pool.map(lambda _: delete(), range(12)))
+    finally:
+        key_revoked.receivers.clear()
+    assert statuses == [204] + [404] * 11
+    assert revoked == [pk]

@@ -76,14 +76,3 @@ def test_sql_is_compiled_again_after_a_settings_change(
     settings.PHOENIX_APIKEYS = {"CACHE_TIMEOUT": 10}
     assert lookup.find_by_digests(UserKey, [key.digest], "default").pk == key.pk
     assert len(compiled) == 1
-
-
-def test_system_user_is_found_with_one_query_and_no_joins() -> None:
-    from phoenix_apikeys.models import system_user
-
-    created = system_user()
-    with CaptureQueriesContext(connection) as queries:
-        found = system_user()
-    assert found.pk == created.pk
-    assert len(queries) == 1
-    assert " JOIN " not in queries.captured_queries[0]["sql"].upper()

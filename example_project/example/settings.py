@@ -1,4 +1,4 @@
-"""Example project: SQLite and the local-memory cache with no configuration; DATABASE_URL,
+"""Example project: SQLite and no key cache with no configuration; DATABASE_URL,
 CACHE_URL, PHOENIX_SECRET and PHOENIX_ADMIN_SECRET from the environment or example_project/.env.
 """
 
@@ -83,8 +83,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
+# Keys are served from the cache only when it is shared by every process (CACHE_URL, e.g.
+# Redis); the local-memory default cannot see a key revoked by another process.
 PHOENIX_APIKEYS = {
-    "CACHE_ALIAS": "default",
+    "CACHE_ALIAS": "default" if env.str("CACHE_URL", default="") else None,
 }
 
 USE_TZ = True

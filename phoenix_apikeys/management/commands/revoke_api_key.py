@@ -35,7 +35,9 @@ class Command(BaseCommand):
             raise CommandError("Give either a key id or --stdin (with the key piped in).")
         key = self.by_plaintext() if stdin else self.by_id(str(id))
         description = describe_key(key)
-        key.delete()
+        deleted, _ = key.delete()
+        if not deleted:  # revoked by someone else between our lookup and our delete
+            raise CommandError(f"{description} was already revoked.")
         self.stdout.write(f"Revoked {description}.")
 
     def by_id(self, value: str) -> AbstractAPIKey:
