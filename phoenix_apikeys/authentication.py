@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -19,6 +21,7 @@ from .verification import (
 class APIKeyAuthentication(BaseAuthentication):
     """Authenticates system keys, user keys and the admin secret through ``verify_credential``."""
 
+    @method_decorator(sensitive_variables())
     def authenticate(self, request: Request) -> Principal | None:
         principal: Principal | None = getattr(request._request, PRINCIPAL_ATTRIBUTE, None)
         if principal is not None:

@@ -14,11 +14,11 @@ import hmac
 import re
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.utils.crypto import constant_time_compare, get_random_string
 
-from .conf import phoenix_settings
+from .conf import Secret, phoenix_settings
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BODY_LENGTH = 32
@@ -48,7 +48,7 @@ class MalformedKey(ValueError):
 @dataclass(frozen=True)
 class ParsedKey:
     kind: KeyKind
-    plaintext: str
+    plaintext: str = field(repr=False)
 
     @property
     def hint(self) -> str:
@@ -70,7 +70,7 @@ def checksum(text: str) -> str:
 def generate_key(kind: KeyKind) -> str:
     """A new plaintext key; callers show it once and store only its digest."""
     head = kind.prefix + get_random_string(BODY_LENGTH, BASE62)
-    return head + checksum(head)
+    return Secret(head + checksum(head))
 
 
 def key_kind(text: str) -> KeyKind | None:
