@@ -10,14 +10,15 @@ from django.db import DatabaseError
 
 from .conf import DEFAULTS, read_secrets
 from .keys import PREFIX_PATTERN
-from .rules import admin_secret_problems, secret_problems
+from .rules import admin_secret_problems, deploy_problems, rule_context, secret_problems
 
 
 @register(Tags.security)
 def check_secrets(**kwargs: Any) -> list[CheckMessage]:
+    """The rules the runtime guard enforces, from the same module and inputs, as errors."""
     secrets = read_secrets()
     problems = secret_problems(secrets.secret) + admin_secret_problems(
-        secrets.admin_secret, secrets.secret
+        secrets.admin_secret, secrets.secret, rule_context()
     )
     return [Error(str(problem), hint=problem.hint, id=problem.id) for problem in problems]
 
@@ -65,15 +66,10 @@ def check_deployment(**kwargs: Any) -> list[CheckMessage]:
     from .models import SystemKey
 
     secrets = read_secrets()
-    warnings: list[CheckMessage] = []
-    if secrets.secret and secrets.secret == getattr(settings, "SECRET_KEY", None):
-        warnings.append(
-            Warning(
-                "PHOENIX_SECRET equals SECRET_KEY.",
-                hint="Use a separate secret, so rotating one does not invalidate the other.",
-                id="phoenix_apikeys.W002",
-            )
-        )
+    warnings: list[CheckMessage] = [
+        Warning(str(problem), hint=problem.hint, id=problem.id)
+        for problem in deploy_problems(secrets.secret, secrets.admin_secret, rule_context())
+    ]
     if secrets.admin_secret:
         try:
             has_system_key = SystemKey.objects.exists()
@@ -88,3 +84,83 @@ def check_deployment(**kwargs: Any) -> list[CheckMessage]:
                 )
             )
     return warnings
+
+
+@register(Tags.caches, Tags.security)
+def check_cache(**kwargs: Any) -> list[CheckMessage]:
+    from django.core.cache import InvalidCacheBackendError, caches
+
+    from .cache import is_per_process
+
+    alias = (getattr(settings, "PHOENIX_APIKEYS", None) or {}).get("CACHE_ALIAS")
+    if not alias:
+        return []
+    try:
+        per_process = is_per_process(caches[alias])
+    except InvalidCacheBackendError:
+        return []
+    if not per_process:
+        return []
+    return [
+        Error(
+            f"PHOENIX_APIKEYS['CACHE_ALIAS'] = {alias!r} is a per-process (local-memory) cache: "
+            "a key revoked by another process (a worker, a command, another host) would keep "
+            "working here until its entry times out.",
+            hint="Point CACHE_ALIAS at a cache every process shares (Redis, e.g. django-redis), "
+            "or set it to None; until then keys are verified in the database.",
+            id="phoenix_apikeys.E024",
+        )
+    ]
+
+
+@register(Tags.database, Tags.security)
+def check_system_user(**kwargs: Any) -> list[CheckMessage]:
+    """The user system keys and the admin secret act as must stay a powerless, named account.
+
+    It reads the database, so like Django's own database checks it runs only when asked to
+    (``check --database default``, and ``migrate``).
+    """
+    from django.db import router
+
+    from .conf import phoenix_settings
+    from .models import SystemUser
+
+    using = router.db_for_read(SystemUser)
+    if using not in (kwargs.get("databases") or ()):
+        return []
+    try:
+        binding = SystemUser.objects.using(using).select_related("user").first()
+    except DatabaseError:  # not migrated yet
+        return []
+    if binding is None:
+        return []
+    user = binding.user
+    errors: list[CheckMessage] = []
+    if getattr(user, "is_staff", False) or getattr(user, "is_superuser", False):
+        errors.append(
+            Error(
+                f"The system user (pk {user.pk}) is staff or superuser.",
+                hint="System keys and the admin secret act as this user: remove is_staff and "
+                "is_superuser from it.",
+                id="phoenix_apikeys.E031",
+            )
+        )
+    if user.has_usable_password():
+        errors.append(
+            Error(
+                f"The system user (pk {user.pk}) has a usable password.",
+                hint="Nobody may log in as it: call set_unusable_password() and save it.",
+                id="phoenix_apikeys.E032",
+            )
+        )
+    if user.get_username() != phoenix_settings.SYSTEM_USERNAME:
+        errors.append(
+            Error(
+                f"The system user (pk {user.pk}) is named {user.get_username()!r}, not "
+                f"{phoenix_settings.SYSTEM_USERNAME!r} (SYSTEM_USERNAME).",
+                hint="Rename it back, or set PHOENIX_APIKEYS['SYSTEM_USERNAME'] to its name; "
+                "system keys act as this user whatever it is called.",
+                id="phoenix_apikeys.E033",
+            )
+        )
+    return errors

@@ -7,7 +7,7 @@ captured at import time and ``override_settings`` works in tests.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .rules import admin_secret_problems, secret_problems
+from .rules import admin_secret_problems, rule_context, secret_problems
 
 logger = logging.getLogger("phoenix_apikeys")
 
@@ -43,11 +43,23 @@ DEFAULTS: dict[str, Any] = {
 DURATIONS = frozenset({"LAST_USED_INTERVAL", "MAX_KEY_LIFETIME"})
 
 
+class Secret(str):
+    """A secret or a plaintext key. Its str is the value, for the few places that use or show
+    it; its repr is masked, so a debug page's local variables, a traceback or a logged template
+    context never show it (Django hides frame variables only when DEBUG is off)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'********'"
+
+
 @dataclass(frozen=True)
 class Secrets:
-    secret: str | None
-    admin_secret: str | None
-    fallbacks: tuple[str, ...]
+    # Never in a repr: a debug page or traceback showing a Secrets shows no secret.
+    secret: str | None = field(repr=False)
+    admin_secret: str | None = field(repr=False)
+    fallbacks: tuple[str, ...] = field(repr=False)
 
 
 class PhoenixSettings:
@@ -102,21 +114,30 @@ def read_secrets() -> Secrets:
     if isinstance(fallbacks, str):
         fallbacks = [fallbacks]
     return Secrets(
-        secret=get("PHOENIX_SECRET") or None,
-        admin_secret=get("PHOENIX_ADMIN_SECRET") or None,
-        fallbacks=tuple(str(fallback) for fallback in fallbacks if fallback),
+        secret=_secret(get("PHOENIX_SECRET")),
+        admin_secret=_secret(get("PHOENIX_ADMIN_SECRET")),
+        fallbacks=tuple(Secret(fallback) for fallback in fallbacks if fallback),
     )
 
 
+def _secret(value: Any) -> Secret | None:
+    return Secret(value) if value else None
+
+
 def guard(secrets: Secrets) -> Secrets:
-    """Fail closed where checks cannot reach (WSGI/ASGI): refuse a secret that breaks a rule."""
+    """Fail closed where checks cannot reach (WSGI/ASGI): refuse a secret that breaks a rule.
+
+    The same rules and inputs as ``manage.py check`` (``rules.rule_context``), so a value the
+    check passes is never refused here and a value it fails is never used. Logs name the rule,
+    never the value.
+    """
     secret, admin_secret = secrets.secret, secrets.admin_secret
     secret_broken = secret_problems(secret)
-    admin_broken = admin_secret_problems(admin_secret, secret)
+    admin_broken = admin_secret_problems(admin_secret, secret, rule_context())
     for problem in secret_broken:
-        logger.error("API keys are refused: %s Run `manage.py check`.", problem)
+        logger.error("API keys are refused: %s (%s) Run `manage.py check`.", problem, problem.id)
     for problem in admin_broken:
-        logger.error("PHOENIX_ADMIN_SECRET is refused: %s", problem)
+        logger.error("PHOENIX_ADMIN_SECRET is refused: %s (%s)", problem, problem.id)
     return Secrets(
         secret=None if secret_broken else secret,
         admin_secret=None if admin_broken or secret_broken else admin_secret,
@@ -129,5 +150,6 @@ phoenix_settings = PhoenixSettings()
 
 @receiver(setting_changed)
 def _reload_settings(*, setting: str, **kwargs: Any) -> None:
-    if setting == "PHOENIX_APIKEYS" or setting in SECRET_SETTINGS:
+    # SECRET_KEY too: the admin secret must differ from it.
+    if setting in ("PHOENIX_APIKEYS", "SECRET_KEY") or setting in SECRET_SETTINGS:
         phoenix_settings.reload()

@@ -2,13 +2,31 @@
 
 The system checks report these problems at start-up; the runtime guard refuses an admin secret
 (or every key, for a broken PHOENIX_SECRET) that has any, since checks never run under WSGI/ASGI.
+Both read the same inputs through ``rule_context()``, so they cannot disagree.
+
+Character classes are ASCII on purpose: HTTP headers are latin-1, so a value whose only digit is
+'٣' or whose only lowercase letter is 'é' satisfies ``str.isdigit``/``str.islower`` yet could never
+be presented by a client.
 """
 
 from __future__ import annotations
 
+import math
+import string
+from collections import Counter
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
 MIN_LENGTH = 32
+# Below this many estimated bits a secret is guessable however long it looks.
+MIN_VARIETY_BITS = 128
+DIGITS = frozenset(string.digits)
+LOWERCASE = frozenset(string.ascii_lowercase)
+# Printable ASCII without whitespace: what survives shells, env files and an HTTP header intact.
+PRINTABLE = frozenset(string.ascii_letters + string.digits + string.punctuation)
+GENERATE = 'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
 
 @dataclass(frozen=True)
@@ -22,11 +40,40 @@ class Problem:
         return f"{self.variable} {self.message}."
 
 
-def _strength_problems(variable: str, value: str, first_id: int) -> list[Problem]:
-    hint_new = (
-        'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))" '
-        "(re-run until it has a digit)."
+@dataclass(frozen=True)
+class RuleContext:
+    """What else is configured that the admin secret must not collide with."""
+
+    secret_key: str | None
+    key_prefixes: tuple[str, ...]
+
+
+def rule_context() -> RuleContext:
+    """Read from the live settings, so the check and the runtime guard compare the same values."""
+    from .conf import phoenix_settings  # conf imports this module while it loads
+
+    prefixes = (phoenix_settings.SYSTEM_KEY_PREFIX, phoenix_settings.USER_KEY_PREFIX)
+    return RuleContext(
+        secret_key=_django_secret_key(),
+        key_prefixes=tuple(prefix for prefix in prefixes if isinstance(prefix, str)),
     )
+
+
+def _django_secret_key() -> str | None:
+    """SECRET_KEY, or None when unset: Django raises rather than return an empty one."""
+    try:
+        value = settings.SECRET_KEY
+    except (AttributeError, ImproperlyConfigured):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _generate_hint(until: str) -> str:
+    return f"{GENERATE} (re-run until it has {until})."
+
+
+def _strength_problems(variable: str, value: str, first_id: int) -> list[Problem]:
+    """Length, an ASCII digit and an ASCII lowercase letter, ids ``first_id`` .. + 2."""
     problems = []
     if len(value) < MIN_LENGTH:
         problems.append(
@@ -34,28 +81,32 @@ def _strength_problems(variable: str, value: str, first_id: int) -> list[Problem
                 f"phoenix_apikeys.E{first_id:03d}",
                 variable,
                 f"is {len(value)} characters long; it must be at least {MIN_LENGTH}",
-                hint_new,
+                _generate_hint("a digit and a lowercase letter"),
             )
         )
-    if not any(char.isdigit() for char in value):
+    if DIGITS.isdisjoint(value):
         problems.append(
             Problem(
                 f"phoenix_apikeys.E{first_id + 1:03d}",
                 variable,
-                "must contain at least one digit",
-                hint_new,
+                "must contain at least one ASCII digit (0-9)",
+                _generate_hint("a digit"),
             )
         )
-    if not any(char.islower() for char in value):
+    if LOWERCASE.isdisjoint(value):
         problems.append(
             Problem(
                 f"phoenix_apikeys.E{first_id + 2:03d}",
                 variable,
-                "must contain at least one lowercase letter",
-                hint_new,
+                "must contain at least one ASCII lowercase letter (a-z)",
+                _generate_hint("a lowercase letter"),
             )
         )
     return problems
+
+
+def _is_printable_ascii(value: str) -> bool:
+    return PRINTABLE.issuperset(value)
 
 
 def secret_problems(secret: str | None) -> list[Problem]:
@@ -71,21 +122,27 @@ def secret_problems(secret: str | None) -> list[Problem]:
             )
         ]
     problems = _strength_problems("PHOENIX_SECRET", secret, first_id=2)
-    if not secret.isascii() or any(char.isspace() for char in secret):
+    if not _is_printable_ascii(secret):
         problems.append(
             Problem(
                 "phoenix_apikeys.E005",
                 "PHOENIX_SECRET",
                 "must be printable ASCII with no whitespace",
-                "Whitespace and non-ASCII characters are lost or changed by shells and "
+                "Whitespace, control and non-ASCII characters are lost or changed by shells and "
                 "env files; use letters, digits and punctuation only.",
             )
         )
     return problems
 
 
-def admin_secret_problems(admin_secret: str | None, secret: str | None) -> list[Problem]:
-    """Every rule PHOENIX_ADMIN_SECRET breaks; an unset admin secret breaks none."""
+def admin_secret_problems(
+    admin_secret: str | None, secret: str | None, context: RuleContext
+) -> list[Problem]:
+    """Every rule PHOENIX_ADMIN_SECRET breaks; an unset admin secret breaks none.
+
+    ``context`` is required rather than defaulted, so no caller can silently skip the
+    SECRET_KEY and key-prefix rules.
+    """
     if not admin_secret:
         return []
     problems = []
@@ -108,4 +165,78 @@ def admin_secret_problems(admin_secret: str | None, secret: str | None) -> list[
                 "Use two independent random values.",
             )
         )
+    return problems + _presentable_problems(admin_secret, context)
+
+
+def _presentable_problems(admin_secret: str, context: RuleContext) -> list[Problem]:
+    """Rules without which the admin secret could never authenticate, or would be shared."""
+    problems = []
+    if not _is_printable_ascii(admin_secret):
+        problems.append(
+            Problem(
+                "phoenix_apikeys.E016",
+                "PHOENIX_ADMIN_SECRET",
+                "must be printable ASCII with no whitespace; otherwise it can never be sent",
+                "HTTP headers are latin-1 and the Authorization header is split on whitespace; "
+                f"use letters, digits and punctuation only. {GENERATE}.",
+            )
+        )
+    if any(admin_secret.startswith(prefix) for prefix in context.key_prefixes):
+        problems.append(
+            Problem(
+                "phoenix_apikeys.E017",
+                "PHOENIX_ADMIN_SECRET",
+                "starts with an API key prefix (PHOENIX_APIKEYS SYSTEM_KEY_PREFIX or "
+                "USER_KEY_PREFIX), so it is parsed as a key and can never authenticate",
+                f"Use a value that starts with neither key prefix. {GENERATE}.",
+            )
+        )
+    if context.secret_key and admin_secret == context.secret_key:
+        problems.append(
+            Problem(
+                "phoenix_apikeys.E018",
+                "PHOENIX_ADMIN_SECRET",
+                "must differ from SECRET_KEY",
+                "Use an independent random value, so leaking one does not leak the other.",
+            )
+        )
+    return problems
+
+
+def estimated_bits(value: str) -> float:
+    """Length times the Shannon entropy per character of the value's own character frequencies.
+
+    Only an estimate of variety (a random-looking but known value scores high), yet it reliably
+    catches long secrets built from a few repeated characters.
+    """
+    length = len(value)
+    counts = Counter(value).values()
+    return -sum(count * math.log2(count / length) for count in counts)
+
+
+def deploy_problems(
+    secret: str | None, admin_secret: str | None, context: RuleContext
+) -> list[Problem]:
+    """Deploy warnings (``check --deploy``): risky but usable, so the runtime does not refuse."""
+    problems = []
+    if secret and secret == context.secret_key:
+        problems.append(
+            Problem(
+                "phoenix_apikeys.W002",
+                "PHOENIX_SECRET",
+                "equals SECRET_KEY",
+                "Use a separate secret, so rotating one does not invalidate the other.",
+            )
+        )
+    for variable, value in (("PHOENIX_SECRET", secret), ("PHOENIX_ADMIN_SECRET", admin_secret)):
+        if value and estimated_bits(value) < MIN_VARIETY_BITS:
+            problems.append(
+                Problem(
+                    "phoenix_apikeys.W003",
+                    variable,
+                    f"has little variety (under {MIN_VARIETY_BITS} estimated bits from its "
+                    "character frequencies)",
+                    f"{GENERATE}.",
+                )
+            )
     return problems

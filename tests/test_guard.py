@@ -8,7 +8,19 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from phoenix_apikeys.conf import phoenix_settings
+from phoenix_apikeys.verification import CredentialRejected, verify_credential
+
 from .factories import UserKeyFactory
+from .test_checks import (
+    CUSTOM_PREFIXED,
+    LOW_VARIETY,
+    NON_ASCII_DIGIT_ONLY,
+    NON_ASCII_LOWERCASE_ONLY,
+    SYSTEM_PREFIXED,
+    USER_PREFIXED,
+    WITH_WHITESPACE,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +92,71 @@ def test_prefix_of_the_admin_secret_is_refused(api_client: APIClient, settings: 
     settings.PHOENIX_ADMIN_SECRET = GOOD
     assert call(api_client, GOOD[:-1]) == 401
     assert call(api_client, GOOD + "x") == 401
+
+
+def assert_refused(admin_secret: str, caplog: pytest.LogCaptureFixture, check_id: str) -> None:
+    """Dropped by the guard, so it never authenticates, and the log names the rule, not the value.
+
+    verify_credential is called directly: some of these values cannot even be sent in a header.
+    """
+    with caplog.at_level(logging.ERROR, logger="phoenix_apikeys"):
+        phoenix_settings.reload()
+        assert phoenix_settings.secrets.admin_secret is None
+    with pytest.raises(CredentialRejected):
+        verify_credential(admin_secret)
+    refusals = [r.getMessage() for r in caplog.records if "is refused" in r.getMessage()]
+    assert any(check_id in message for message in refusals)
+    assert not any(admin_secret in message for message in refusals)
+
+
+def test_admin_secret_whose_only_digit_is_non_ascii_is_refused(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.PHOENIX_ADMIN_SECRET = NON_ASCII_DIGIT_ONLY
+    assert_refused(NON_ASCII_DIGIT_ONLY, caplog, "phoenix_apikeys.E013")
+
+
+def test_admin_secret_whose_only_lowercase_letter_is_non_ascii_is_refused(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.PHOENIX_ADMIN_SECRET = NON_ASCII_LOWERCASE_ONLY
+    assert_refused(NON_ASCII_LOWERCASE_ONLY, caplog, "phoenix_apikeys.E014")
+
+
+def test_admin_secret_with_whitespace_is_refused(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.PHOENIX_ADMIN_SECRET = WITH_WHITESPACE
+    assert_refused(WITH_WHITESPACE, caplog, "phoenix_apikeys.E016")
+
+
+@pytest.mark.parametrize("admin", [SYSTEM_PREFIXED, USER_PREFIXED])
+def test_admin_secret_starting_with_a_default_key_prefix_is_refused(
+    settings: Any, caplog: pytest.LogCaptureFixture, admin: str
+) -> None:
+    settings.PHOENIX_ADMIN_SECRET = admin
+    assert_refused(admin, caplog, "phoenix_apikeys.E017")
+
+
+def test_admin_secret_starting_with_a_custom_key_prefix_is_refused(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.PHOENIX_APIKEYS = {"USER_KEY_PREFIX": "acme_"}
+    settings.PHOENIX_ADMIN_SECRET = CUSTOM_PREFIXED
+    assert_refused(CUSTOM_PREFIXED, caplog, "phoenix_apikeys.E017")
+
+
+def test_admin_secret_equal_to_secret_key_is_refused(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.SECRET_KEY = GOOD
+    settings.PHOENIX_ADMIN_SECRET = GOOD
+    assert_refused(GOOD, caplog, "phoenix_apikeys.E018")
+
+
+def test_low_variety_admin_secret_is_only_warned_about(
+    api_client: APIClient, settings: Any
+) -> None:
+    """Low variety is a deploy warning (W003), not a rule: the runtime still accepts it."""
+    settings.PHOENIX_ADMIN_SECRET = LOW_VARIETY
+    assert call(api_client, LOW_VARIETY) == 200
