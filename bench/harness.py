@@ -534,7 +534,7 @@ def main() -> None:
     if args.profile_requests:
         for name, case in (
             ("user key, cache off", {"view": "phoenix", "cache": "off"}),
-            ("user key, locmem cache", {"view": "phoenix", "cache": "locmem"}),
+            ("user key, Redis cache", {"view": "phoenix", "cache": "redis"}),
         ):
             full = {**case, "header": first_creds["user_key"]["valid"]}
             result["profiles"][name] = profile(caller, full, args.profile_requests)

@@ -49,7 +49,10 @@ REQUIREMENTS = [
 ]
 PEERS = ("DRF token", "knox", "drf-api-key")
 PHOENIX_KEYS = ("phoenix user key", "phoenix system key")
-TARGETS = {"off": 0.7, "locmem": 0.15, "redis": 0.4, "malformed": 0.2, "growth": 1.1, "rps": 0.85}
+TARGETS = {"off": 0.7, "redis": 0.4, "malformed": 0.2, "growth": 1.1, "rps": 0.85}
+# A per-process cache is refused (a key revoked elsewhere would live on in it): keys configured
+# with it are verified in the database, so it costs what "off" costs.
+DATABASE_PATH = frozenset({"off", "locmem"})
 
 
 def log(message: str) -> None:
@@ -220,13 +223,12 @@ def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]
             checks = [
                 (user, "off", "valid", "valid", "floor: SQL join", "off"),
                 ("phoenix system key", "off", "valid", "valid", "floor: SQL join", "off"),
-                (user, "locmem", "valid", "valid", "floor: cache get", "locmem"),
                 (user, "redis", "valid", "valid", "floor: cache get", "redis"),
                 (user, "off", "malformed", "malformed", "floor: DRF 401", "malformed"),
                 (user, "off", "unknown", "unknown", None, None),
                 (user, "off", "expired", "expired", None, None),
                 (admin, "off", "valid", "valid", None, None),
-                (admin, "locmem", "valid", "valid", None, None),
+                (admin, "redis", "valid", "valid", None, None),
             ]
             for scheme, cache, credential, versus, floor, target in checks:
                 if isinstance(target, str):
@@ -234,7 +236,7 @@ def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]
                 peer, peer_over = best_peer(over, versus) if versus != "expired" else peer_valid
                 row = rows[(scheme, cache, credential)]
                 value = ratio(over[(scheme, cache, credential)], peer_over)
-                queries = 0 if credential == "malformed" or (cache != "off") else 1
+                queries = 0 if credential == "malformed" or cache not in DATABASE_PATH else 1
                 floor_value = float("nan")
                 if floor:
                     floor_cache = "-" if floor == "floor: DRF 401" else cache
@@ -265,7 +267,7 @@ def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]
         if len(result["runs"]) > 1:
             first = result["runs"][0]
             for last in result["runs"][1:]:
-                for scheme, cache in (("phoenix user key", "off"), ("phoenix user key", "locmem")):
+                for scheme, cache in (("phoenix user key", "off"), ("phoenix user key", "redis")):
                     key = (scheme, cache, "valid")
                     small, big = overheads(first)[key], overheads(last)[key]
                     whole = rows_by(last)[key]["median_us"] / rows_by(first)[key]["median_us"]
@@ -326,7 +328,7 @@ def gate(results: dict[str, Any]) -> list[str]:
                 is_key = scheme in PHOENIX_KEYS
                 want: dict[str, float] = {"writes": 0}
                 if credential == "valid":
-                    want["queries"] = 0 if cache != "off" else 1
+                    want["queries"] = 1 if cache in DATABASE_PATH else 0
                     want["status"] = 200
                 elif credential in ("unknown", "expired"):
                     want["queries"] = 1 if is_key else 0

@@ -82,7 +82,11 @@ def credential_from_header(header: str | None) -> str | None:
 
 @sensitive_variables()
 def verify_credential(credential: str) -> Principal:
-    """Return ``(user, auth)`` for a key or the admin secret, or raise CredentialRejected."""
+    """Return ``(user, auth)`` for a key or the admin secret, or raise CredentialRejected.
+
+    ``sensitive_variables`` hides the locals of this frame and of every frame it calls from
+    Django's error reports (with DEBUG off); ``Secret``'s masked repr covers DEBUG pages.
+    """
     if len(credential) > MAX_CREDENTIAL_LENGTH:
         _reject("credential too long")
     try:
@@ -95,7 +99,6 @@ def verify_credential(credential: str) -> Principal:
     return _verify_key(parsed)
 
 
-@sensitive_variables()
 def _verify_key(parsed: ParsedKey) -> Principal:
     secrets = phoenix_settings.verification_secrets
     if not secrets:
@@ -139,7 +142,6 @@ def _rekey(key: AbstractAPIKey, current: str) -> None:
     key_rotated.send(sender=type(key), key=key)
 
 
-@sensitive_variables()
 def _verify_admin_secret(credential: str) -> Principal:
     admin_secret = phoenix_settings.secrets.admin_secret
     if admin_secret is None or not secret_matches(credential, admin_secret):

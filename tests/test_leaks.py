@@ -106,6 +106,25 @@ def test_an_error_inside_verification_shows_no_secret_on_the_debug_page(
         assert secrets_in(page, settings, key.plaintext) == []
 
 
+def test_an_error_inside_verification_mails_no_secret_to_the_admins(
+    debug_pages: None, settings: Any, mailoutbox: list[Any]
+) -> None:
+    """With DEBUG off, Django mails the error report, local variables included, to ADMINS."""
+    settings.DEBUG = False
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    client = Client(raise_request_exception=False)
+    key = UserKeyFactory()
+    for credential in (key.plaintext, ADMIN_SECRET):
+        response = client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {credential}")
+        assert response.status_code == 500
+    assert len(mailoutbox) == 2
+    for message in mailoutbox:
+        report = message.body + "".join(str(part[0]) for part in message.alternatives)
+        assert "cache unreachable" in report
+        assert "*" * 20 in report  # Django's substitute for a hidden local variable
+        assert secrets_in(report, settings, key.plaintext) == []
+
+
 def test_an_error_in_the_admin_create_view_shows_no_key_on_the_debug_page(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
