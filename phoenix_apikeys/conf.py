@@ -38,6 +38,18 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_ALIAS": None,
     # Seconds a verified key may be served from the cache.
     "CACHE_TIMEOUT": 300,
+    # After a cache error, seconds this process verifies in the database before trying the cache
+    # again: an outage costs one failed call per interval, not one per request.
+    "CACHE_RETRY_INTERVAL": 5,
+    # Failed authentications counted per client address in this cache (None: no throttling);
+    # past FAILED_AUTH_LIMIT within FAILED_AUTH_WINDOW seconds the address gets 429.
+    "THROTTLE_CACHE_ALIAS": "default",
+    "FAILED_AUTH_LIMIT": 30,
+    "FAILED_AUTH_WINDOW": 60,
+    # Behind a proxy: the META key of the header carrying client addresses (for example
+    # "HTTP_X_FORWARDED_FOR") and how many proxies you run that append to it. None: REMOTE_ADDR.
+    "CLIENT_ADDRESS_HEADER": None,
+    "TRUSTED_PROXY_COUNT": 1,
 }
 # Settings that take a timedelta or a number of seconds.
 DURATIONS = frozenset({"LAST_USED_INTERVAL", "MAX_KEY_LIFETIME"})
