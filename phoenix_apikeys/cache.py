@@ -90,7 +90,7 @@ def guarded(alias: str | None, operation: Callable[[BaseCache], T], default: T) 
         if breaker.down and alias == _key_cache_alias():
             # Revocations made during the outage could not retire their entries: retire them
             # all before trusting anything read from this cache again.
-            cache.set(GENERATION, _new_generation(), None)
+            _set_generation(cache)
         result = operation(cache)
     except Exception as error:  # any backend's errors: the cache is only an accelerator
         breaker.failed(error)
@@ -101,10 +101,12 @@ def guarded(alias: str | None, operation: Callable[[BaseCache], T], default: T) 
 
 @dataclass(frozen=True)
 class Entry:
-    """What a request found: the cached value (or None) and the generation to stamp a store with."""
+    """What a request found: the cached value (or None), the generation to stamp a store with,
+    and when the value was last read from the database (kept when it is stored again)."""
 
     value: Any = None
     generation: str | None = None
+    verified_at: float | None = None
 
 
 def is_per_process(cache: BaseCache) -> bool:
@@ -140,18 +142,43 @@ def _read(cache: BaseCache, name: str) -> Entry:
     if generation is None:  # first use, or evicted: start one; whoever adds first wins
         cache.add(GENERATION, _new_generation(), None)
         return Entry(generation=cache.get(GENERATION))
+    if _rolled_back(generation):
+        # A restored snapshot or a lagging replica brought back a retired generation, and with
+        # it entries that revocations had retired: retire them again.
+        return Entry(generation=_set_generation(cache))
     stamped = found.get(name)
     if stamped is None or stamped[0] != generation:
         return Entry(generation=generation)
-    return Entry(stamped[1], generation)
+    _stamp, verified_at, value = stamped
+    if time.time() - verified_at > phoenix_settings.CACHE_TIMEOUT:
+        return Entry(generation=generation)  # re-stores never stretch an entry's life
+    return Entry(value, generation, verified_at)
 
 
-def store(name: str, value: Any, generation: str | None) -> None:
+# The generations this process has seen, oldest first: a generation is never set again once
+# replaced, so reading an older one means the cache went back in time.
+_seen: list[str] = []
+_SEEN_KEPT = 64
+
+
+def _rolled_back(generation: str) -> bool:
+    if _seen and _seen[-1] == generation:
+        return False
+    if generation in _seen:
+        _seen.clear()
+        return True
+    _seen.append(generation)
+    del _seen[:-_SEEN_KEPT]
+    return False
+
+
+def store(name: str, value: Any, entry: Entry) -> None:
     """Keep ``value`` under the generation read *before* the database was: never a newer one."""
-    if generation is None:
+    if entry.generation is None:
         return
+    stamped = (entry.generation, entry.verified_at or time.time(), value)
     timeout = phoenix_settings.CACHE_TIMEOUT
-    guarded(_key_cache_alias(), lambda cache: cache.set(name, (generation, value), timeout), None)
+    guarded(_key_cache_alias(), lambda cache: cache.set(name, stamped, timeout), None)
 
 
 def invalidate(using: str) -> None:
@@ -164,7 +191,14 @@ def invalidate(using: str) -> None:
 
 
 def _renew() -> None:
-    guarded(_key_cache_alias(), lambda cache: cache.set(GENERATION, _new_generation(), None), None)
+    guarded(_key_cache_alias(), _set_generation, None)
+
+
+def _set_generation(cache: BaseCache) -> str:
+    generation = _new_generation()
+    cache.set(GENERATION, generation, None)
+    _seen.append(generation)
+    return generation
 
 
 def _new_generation() -> str:

@@ -112,19 +112,23 @@ class PhoenixSettings:
 
 
 def read_secrets() -> Secrets:
-    """Django settings win; the environment (read through django-environ) is the fallback."""
-    env = environ.Env()
+    """Django settings win; the environment (with django-environ's .env) is the fallback.
+
+    Read raw from django-environ's ENVIRON: its get_value() would treat a value starting with
+    "$" as the name of another variable, and a secret is never that.
+    """
 
     def get(name: str) -> Any:
         if hasattr(settings, name):
             return getattr(settings, name)
-        if name == "PHOENIX_SECRET_FALLBACKS":
-            return env.list(name, default=[])
-        return env.str(name, default=None)
+        return environ.Env.ENVIRON.get(name) or None
 
-    fallbacks = get("PHOENIX_SECRET_FALLBACKS") or ()
-    if isinstance(fallbacks, str):
-        fallbacks = [fallbacks]
+    if hasattr(settings, "PHOENIX_SECRET_FALLBACKS"):
+        fallbacks = settings.PHOENIX_SECRET_FALLBACKS or ()
+        if isinstance(fallbacks, str):
+            fallbacks = [fallbacks]
+    else:  # comma-separated in the environment
+        fallbacks = (get("PHOENIX_SECRET_FALLBACKS") or "").split(",")
     return Secrets(
         secret=_secret(get("PHOENIX_SECRET")),
         admin_secret=_secret(get("PHOENIX_ADMIN_SECRET")),

@@ -27,12 +27,11 @@ from .keys import (
 )
 from .lookup import find_by_digests
 from .models import AbstractAPIKey, SystemKey, UserKey, system_user
+from .rules import MAX_CREDENTIAL_LENGTH
 from .signals import authentication_failed, key_rotated
 
 logger = logging.getLogger("phoenix_apikeys")
 
-# Longer than any key or sensible admin secret; refused before it is hashed.
-MAX_CREDENTIAL_LENGTH = 1024
 # Seconds a client is told to wait when the database cannot be asked.
 RETRY_AFTER_UNAVAILABLE = 5
 MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}
@@ -127,7 +126,7 @@ def _verify_key(parsed: ParsedKey, source: str | None) -> Principal:
     if due:
         _record_use(key, now)
     if due or cached.value is None:
-        cache.store(name, key, cached.generation)
+        cache.store(name, key, cached)
     return key.user, key
 
 
@@ -191,7 +190,7 @@ def _verify_admin_secret(credential: str, source: str | None) -> Principal:
     if not user.is_active:
         reject("admin secret presented but the system user is inactive", kind="admin_secret")
     if cached.value is None:
-        cache.store(cache.SYSTEM_USER, user, cached.generation)  # only an active one
+        cache.store(cache.SYSTEM_USER, user, cached)  # only an active one
     return user, ADMIN_SECRET
 
 

@@ -49,7 +49,7 @@ def cached(digest: str) -> Any:
 def recache(key: Any) -> None:
     """Put an edited copy back as a valid entry of the current generation."""
     name = key_cache_module.key_name(key.digest)
-    key_cache_module.store(name, key, key_cache_module.read(name).generation)
+    key_cache_module.store(name, key, key_cache_module.read(name))
 
 
 @pytest.mark.parametrize("factory", [UserKeyFactory, SystemKeyFactory])
@@ -364,7 +364,7 @@ def test_an_entry_stored_while_the_revocation_commits_is_retired_at_commit(
         owner.is_active = False
         owner.save()
         # What a request on another connection does now: read generation, read old row, store.
-        key_cache_module.store(name, stale, key_cache_module.read(name).generation)
+        key_cache_module.store(name, stale, key_cache_module.read(name))
     assert call(api_client, key.plaintext) == 401
 
 
@@ -598,3 +598,32 @@ def test_a_revocation_made_during_an_outage_holds_when_the_cache_returns(
         key.user.save()
     flaky.broken = False
     assert call(api_client, key.plaintext) == 401
+
+
+def test_a_cache_restored_from_an_older_snapshot_serves_no_revoked_key(
+    api_client: APIClient, key_cache: str
+) -> None:
+    """Redis restarted from an RDB/AOF file, or a failover to a lagging replica, brings back a
+    retired generation together with the entries it stamped."""
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    raw = caches[key_cache]
+    name = key_cache_module.key_name(key.digest)
+    snapshot = {n: raw.get(n) for n in (name, key_cache_module.GENERATION)}
+    key.delete()
+    assert call(api_client, key.plaintext) == 401
+    for n, value in snapshot.items():  # the restore
+        raw.set(n, value, None)
+    assert call(api_client, key.plaintext) == 401
+
+
+def test_storing_a_key_again_never_stretches_its_life(
+    api_client: APIClient, key_cache: str, settings: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": key_cache, "CACHE_TIMEOUT": 300}
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    name = key_cache_module.key_name(key.digest)
+    later = time.time() + 301
+    with mock.patch("phoenix_apikeys.cache.time.time", return_value=later):
+        assert key_cache_module.read(name).value is None  # read from the database again
