@@ -31,10 +31,10 @@ from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_variables
 
 from .conf import phoenix_settings
+from .http import PRINCIPAL_ATTRIBUTE
 from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey, validate_expiry
 from .models import is_system_user as _is_system_user
 from .permissions import VIEW_ALL_USER_KEYS
-from .verification import PRINCIPAL_ATTRIBUTE
 
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
     ModelAdmin = admin.ModelAdmin[Any]

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
@@ -44,7 +45,7 @@ from .serializers import (
     KeyCreateRequestSerializer,
     KeyListEnvelopeSerializer,
 )
-from .verification import AdminSecret
+from .verification import RETRY_AFTER_UNAVAILABLE, AdminSecret, database_failed
 
 ViewMethod = TypeVar("ViewMethod", bound=Callable[..., Any])
 KeyT = TypeVar("KeyT", bound=AbstractAPIKey)
@@ -79,10 +80,20 @@ class SecretUnavailable(APIException):
     default_detail = "API keys are disabled: PHOENIX_SECRET is missing or breaks a rule."
 
 
+class BoundedJSONParser(JSONParser):
+    """JSON nested past Python's recursion limit is a malformed body, not a server error."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+
+
 class KeyAPIView(APIView):
     """JSON in and out; keys authenticate first, so a 401 says ``WWW-Authenticate: Bearer``."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     permissions_by_method: dict[str, Sequence[type[BasePermission]]] = {}
 
     def get_authenticators(self) -> list[BaseAuthentication]:
@@ -100,6 +111,13 @@ class KeyAPIView(APIView):
             path = "body" if isinstance(exc, ParseError) else ""
             detail = "; ".join(describe(exc.detail, path))
             return Response({"detail": detail}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if isinstance(exc, DatabaseError):
+            database_failed(exc)
+            return Response(
+                {"detail": "The database is unavailable; retry shortly."},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+            )
         if isinstance(exc, RequestDataTooBig):
             # Django would answer with an HTML 400; API clients get JSON.
             return Response(

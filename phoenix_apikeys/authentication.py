@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from .conf import phoenix_settings
-from .verification import (
-    PRINCIPAL_ATTRIBUTE,
-    CredentialRejected,
-    Principal,
-    credential_from_header,
-    verify_credential,
-)
+from .http import PRINCIPAL_ATTRIBUTE, verify_request
+from .throttle import TooManyFailures
+from .verification import CredentialRejected, Principal, VerificationUnavailable
+
+
+class Unavailable(exceptions.APIException):
+    """503 with Retry-After (DRF's exception handler sends ``wait`` as Retry-After)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "API keys cannot be verified right now: the database is unavailable."
+
+    def __init__(self, wait: int) -> None:
+        super().__init__()
+        self.wait = wait
 
 
 class APIKeyAuthentication(BaseAuthentication):
@@ -23,16 +30,18 @@ class APIKeyAuthentication(BaseAuthentication):
 
     @method_decorator(sensitive_variables())
     def authenticate(self, request: Request) -> Principal | None:
-        principal: Principal | None = getattr(request._request, PRINCIPAL_ATTRIBUTE, None)
+        # DRF's Request hands unknown attributes and META to the HttpRequest it wraps.
+        principal: Principal | None = getattr(request, PRINCIPAL_ATTRIBUTE, None)
         if principal is not None:
             return principal
         try:
-            credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
-            if credential is None:
-                return None
-            return verify_credential(credential)
+            return verify_request(request)
         except CredentialRejected as error:
             raise exceptions.AuthenticationFailed(error.detail) from None
+        except TooManyFailures as error:
+            raise exceptions.Throttled(wait=error.retry_after, detail=str(error)) from None
+        except VerificationUnavailable as error:
+            raise Unavailable(error.retry_after) from None
 
     def authenticate_header(self, request: Request) -> str:
         return f'{phoenix_settings.AUTH_HEADER_KEYWORD} realm="api"'

@@ -92,25 +92,45 @@ def check_cache(**kwargs: Any) -> list[CheckMessage]:
 
     from .cache import is_per_process
 
-    alias = (getattr(settings, "PHOENIX_APIKEYS", None) or {}).get("CACHE_ALIAS")
-    if not alias:
-        return []
+    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    alias = user_settings.get("CACHE_ALIAS")
+    messages: list[CheckMessage] = []
     try:
-        per_process = is_per_process(caches[alias])
+        per_process = is_per_process(caches[alias]) if alias else False
     except InvalidCacheBackendError:
-        return []
-    if not per_process:
-        return []
-    return [
-        Error(
-            f"PHOENIX_APIKEYS['CACHE_ALIAS'] = {alias!r} is a per-process (local-memory) cache: "
-            "a key revoked by another process (a worker, a command, another host) would keep "
-            "working here until its entry times out.",
-            hint="Point CACHE_ALIAS at a cache every process shares (Redis, e.g. django-redis), "
-            "or set it to None; until then keys are verified in the database.",
-            id="phoenix_apikeys.E024",
+        per_process = False
+    if per_process:
+        messages.append(
+            Error(
+                f"PHOENIX_APIKEYS['CACHE_ALIAS'] = {alias!r} is a per-process (local-memory) "
+                "cache: a key revoked by another process (a worker, a command, another host) "
+                "would keep working here until its entry times out.",
+                hint="Point CACHE_ALIAS at a cache every process shares (Redis, e.g. "
+                "django-redis), or set it to None; until then keys are verified in the database.",
+                id="phoenix_apikeys.E024",
+            )
         )
-    ]
+    throttle_alias = user_settings.get("THROTTLE_CACHE_ALIAS", DEFAULTS["THROTTLE_CACHE_ALIAS"])
+    for name in sorted({alias, throttle_alias} - {None}):
+        if _redis_without_timeout(getattr(settings, "CACHES", {}).get(name)):
+            messages.append(
+                Warning(
+                    f"Cache {name!r} (used by phoenix_apikeys) is Redis without a socket timeout: "
+                    "a frozen Redis would hold every authenticated request for seconds.",
+                    hint="Set OPTIONS SOCKET_CONNECT_TIMEOUT and SOCKET_TIMEOUT (django-redis) "
+                    "or socket_connect_timeout and socket_timeout (Django's RedisCache) to a few "
+                    "tens of milliseconds, e.g. 0.05.",
+                    id="phoenix_apikeys.W004",
+                )
+            )
+    return messages
+
+
+def _redis_without_timeout(config: Any) -> bool:
+    if not isinstance(config, dict) or "redis" not in str(config.get("BACKEND", "")).lower():
+        return False
+    options = {str(name).lower() for name in (config.get("OPTIONS") or {})}
+    return not {"socket_timeout", "socket_connect_timeout"} <= options
 
 
 @register(Tags.database, Tags.security)

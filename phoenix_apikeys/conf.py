@@ -38,6 +38,18 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_ALIAS": None,
     # Seconds a verified key may be served from the cache.
     "CACHE_TIMEOUT": 300,
+    # After a cache error, seconds this process verifies in the database before trying the cache
+    # again: an outage costs one failed call per interval, not one per request.
+    "CACHE_RETRY_INTERVAL": 5,
+    # Failed authentications counted per client address in this cache (None: no throttling);
+    # past FAILED_AUTH_LIMIT within FAILED_AUTH_WINDOW seconds the address gets 429.
+    "THROTTLE_CACHE_ALIAS": "default",
+    "FAILED_AUTH_LIMIT": 30,
+    "FAILED_AUTH_WINDOW": 60,
+    # Behind a proxy: the META key of the header carrying client addresses (for example
+    # "HTTP_X_FORWARDED_FOR") and how many proxies you run that append to it. None: REMOTE_ADDR.
+    "CLIENT_ADDRESS_HEADER": None,
+    "TRUSTED_PROXY_COUNT": 1,
 }
 # Settings that take a timedelta or a number of seconds.
 DURATIONS = frozenset({"LAST_USED_INTERVAL", "MAX_KEY_LIFETIME"})
@@ -100,19 +112,23 @@ class PhoenixSettings:
 
 
 def read_secrets() -> Secrets:
-    """Django settings win; the environment (read through django-environ) is the fallback."""
-    env = environ.Env()
+    """Django settings win; the environment (with django-environ's .env) is the fallback.
+
+    Read raw from django-environ's ENVIRON: its get_value() would treat a value starting with
+    "$" as the name of another variable, and a secret is never that.
+    """
 
     def get(name: str) -> Any:
         if hasattr(settings, name):
             return getattr(settings, name)
-        if name == "PHOENIX_SECRET_FALLBACKS":
-            return env.list(name, default=[])
-        return env.str(name, default=None)
+        return environ.Env.ENVIRON.get(name) or None
 
-    fallbacks = get("PHOENIX_SECRET_FALLBACKS") or ()
-    if isinstance(fallbacks, str):
-        fallbacks = [fallbacks]
+    if hasattr(settings, "PHOENIX_SECRET_FALLBACKS"):
+        fallbacks = settings.PHOENIX_SECRET_FALLBACKS or ()
+        if isinstance(fallbacks, str):
+            fallbacks = [fallbacks]
+    else:  # comma-separated in the environment
+        fallbacks = (get("PHOENIX_SECRET_FALLBACKS") or "").split(",")
     return Secrets(
         secret=_secret(get("PHOENIX_SECRET")),
         admin_secret=_secret(get("PHOENIX_ADMIN_SECRET")),

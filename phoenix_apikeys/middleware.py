@@ -13,19 +13,17 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.debug import sensitive_variables
 
 from .conf import phoenix_settings
-from .verification import (
-    PRINCIPAL_ATTRIBUTE,
-    CredentialRejected,
-    credential_from_header,
-    verify_credential,
-)
+from .http import PRINCIPAL_ATTRIBUTE, verify_request
+from .throttle import TooManyFailures
+from .verification import CredentialRejected, VerificationUnavailable
 
 # Every AdminSite's URLs are included under this application namespace, whatever the site's name.
 ADMIN_APP_NAME = "admin"
 
 
 class APIKeyMiddleware:
-    """Sets ``request.user`` and ``request.auth`` from a Bearer key; a bad key gets 401."""
+    """Sets ``request.user`` and ``request.auth`` from a Bearer key. A bad key gets 401, too
+    many failures from one address 429, and a database that cannot be asked 503: all JSON."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -38,6 +36,13 @@ class APIKeyMiddleware:
                 {"detail": error.detail},
                 status=401,
                 headers={"WWW-Authenticate": f'{phoenix_settings.AUTH_HEADER_KEYWORD} realm="api"'},
+            )
+        except (TooManyFailures, VerificationUnavailable) as error:
+            status = 429 if isinstance(error, TooManyFailures) else 503
+            return JsonResponse(
+                {"detail": str(error)},
+                status=status,
+                headers={"Retry-After": str(error.retry_after)},
             )
         return self.get_response(request)
 
@@ -57,10 +62,9 @@ class APIKeyMiddleware:
 
 @sensitive_variables()
 def authenticate(request: HttpRequest) -> None:
-    credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
-    if credential is None:
+    principal = verify_request(request)
+    if principal is None:
         return
-    principal = verify_credential(credential)
     request.user, request.auth = principal  # type: ignore[attr-defined]
     setattr(request, PRINCIPAL_ATTRIBUTE, principal)
     # A header credential is not sent by browsers on their own, so CSRF cannot apply.

@@ -20,6 +20,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 MIN_LENGTH = 32
+# Verification refuses longer credentials before hashing them.
+MAX_CREDENTIAL_LENGTH = 1024
 # Below this many estimated bits a secret is guessable however long it looks.
 MIN_VARIETY_BITS = 128
 DIGITS = frozenset(string.digits)
@@ -46,16 +48,21 @@ class RuleContext:
 
     secret_key: str | None
     key_prefixes: tuple[str, ...]
+    secret_key_fallbacks: tuple[str, ...] = ()
+    secret_fallbacks: tuple[str, ...] = ()  # PHOENIX_SECRET_FALLBACKS
 
 
 def rule_context() -> RuleContext:
     """Read from the live settings, so the check and the runtime guard compare the same values."""
-    from .conf import phoenix_settings  # conf imports this module while it loads
+    from .conf import phoenix_settings, read_secrets  # conf imports this module while it loads
 
     prefixes = (phoenix_settings.SYSTEM_KEY_PREFIX, phoenix_settings.USER_KEY_PREFIX)
+    key_fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", None) or ()
     return RuleContext(
         secret_key=_django_secret_key(),
         key_prefixes=tuple(prefix for prefix in prefixes if isinstance(prefix, str)),
+        secret_key_fallbacks=tuple(str(value) for value in key_fallbacks if value),
+        secret_fallbacks=read_secrets().fallbacks,
     )
 
 
@@ -156,12 +163,12 @@ def admin_secret_problems(
             )
         )
     problems += _strength_problems("PHOENIX_ADMIN_SECRET", admin_secret, first_id=12)
-    if secret and admin_secret == secret:
+    if admin_secret in (secret, *context.secret_fallbacks):
         problems.append(
             Problem(
                 "phoenix_apikeys.E015",
                 "PHOENIX_ADMIN_SECRET",
-                "must differ from PHOENIX_SECRET",
+                "must differ from PHOENIX_SECRET and from PHOENIX_SECRET_FALLBACKS",
                 "Use two independent random values.",
             )
         )
@@ -191,13 +198,23 @@ def _presentable_problems(admin_secret: str, context: RuleContext) -> list[Probl
                 f"Use a value that starts with neither key prefix. {GENERATE}.",
             )
         )
-    if context.secret_key and admin_secret == context.secret_key:
+    if admin_secret in (context.secret_key, *context.secret_key_fallbacks):
         problems.append(
             Problem(
                 "phoenix_apikeys.E018",
                 "PHOENIX_ADMIN_SECRET",
-                "must differ from SECRET_KEY",
+                "must differ from SECRET_KEY and SECRET_KEY_FALLBACKS",
                 "Use an independent random value, so leaking one does not leak the other.",
+            )
+        )
+    if len(admin_secret) > MAX_CREDENTIAL_LENGTH:
+        problems.append(
+            Problem(
+                "phoenix_apikeys.E019",
+                "PHOENIX_ADMIN_SECRET",
+                f"is {len(admin_secret)} characters long; a credential over "
+                f"{MAX_CREDENTIAL_LENGTH} is refused unread, so it could never authenticate",
+                f"{GENERATE}.",
             )
         )
     return problems

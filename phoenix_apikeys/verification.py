@@ -7,14 +7,15 @@ header -> credential -> format and checksum (no query) -> one indexed query or a
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, NoReturn
 
-from django.db import router
+from django.db import DatabaseError, router
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import cache
-from .conf import Secret, phoenix_settings
+from . import cache, throttle
+from .conf import phoenix_settings
 from .keys import (
     KeyKind,
     MalformedKey,
@@ -26,14 +27,13 @@ from .keys import (
 )
 from .lookup import find_by_digests
 from .models import AbstractAPIKey, SystemKey, UserKey, system_user
+from .rules import MAX_CREDENTIAL_LENGTH
 from .signals import authentication_failed, key_rotated
 
 logger = logging.getLogger("phoenix_apikeys")
 
-# Longer than any key or sensible admin secret; refused before it is hashed.
-MAX_CREDENTIAL_LENGTH = 1024
-# Where APIKeyMiddleware leaves the principal, so DRF does not verify the same request twice.
-PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
+# Seconds a client is told to wait when the database cannot be asked.
+RETRY_AFTER_UNAVAILABLE = 5
 MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}
 
 
@@ -55,6 +55,15 @@ ADMIN_SECRET = AdminSecret()
 Principal = tuple[Any, "AbstractAPIKey | AdminSecret"]
 
 
+class VerificationUnavailable(Exception):
+    """The database could not be asked: the answer is 503 with Retry-After, never a yes."""
+
+    retry_after = RETRY_AFTER_UNAVAILABLE
+
+    def __init__(self) -> None:
+        super().__init__("API keys cannot be verified right now: the database is unavailable.")
+
+
 class CredentialRejected(Exception):
     """Authentication failed; ``detail`` is safe to show the caller, ``reason`` is for logs."""
 
@@ -65,64 +74,90 @@ class CredentialRejected(Exception):
 
 
 @sensitive_variables()
-def credential_from_header(header: str | None) -> str | None:
-    """The credential in ``<keyword> <credential>``; None when the header is not ours."""
-    if not header:
-        return None
-    parts = header.split()
-    if not parts or parts[0].lower() != phoenix_settings.AUTH_HEADER_KEYWORD.lower():
-        return None
-    if len(parts) != 2:
-        _reject(
-            "malformed Authorization header",
-            detail="Invalid Authorization header: expected one credential after the keyword.",
-        )
-    return Secret(parts[1])
-
-
-@sensitive_variables()
-def verify_credential(credential: str) -> Principal:
+def verify_credential(credential: str, source: str | None = None) -> Principal:
     """Return ``(user, auth)`` for a key or the admin secret, or raise CredentialRejected.
 
-    ``sensitive_variables`` hides the locals of this frame and of every frame it calls from
-    Django's error reports (with DEBUG off); ``Secret``'s masked repr covers DEBUG pages.
+    ``source`` (the client's address) is refused before any database query once it has failed
+    too often (throttle.TooManyFailures). A database that cannot be asked is neither a yes nor a
+    no: VerificationUnavailable. ``sensitive_variables`` hides the locals of this frame and of
+    every frame it calls from Django's error reports (with DEBUG off); ``Secret``'s masked repr
+    covers DEBUG pages.
     """
     if len(credential) > MAX_CREDENTIAL_LENGTH:
-        _reject("credential too long")
+        reject("credential too long")
+    parsed: ParsedKey | None
     try:
         parsed = parse_key(credential)
     except MalformedKey as error:
         kind = key_kind(credential)
-        if kind is None:  # no key prefix: it can only be the admin secret
-            return _verify_admin_secret(credential)
-        _reject(f"malformed {kind.value} key: {error}", kind=kind.value)
-    return _verify_key(parsed)
+        if kind is not None:
+            reject(f"malformed {kind.value} key: {error}", kind=kind.value)
+        parsed = None  # no key prefix: it can only be the admin secret
+    try:
+        if parsed is None:
+            return _verify_admin_secret(credential, source)
+        return _verify_key(parsed, source)
+    except DatabaseError as error:
+        database_failed(error)
+        raise VerificationUnavailable from None
 
 
-def _verify_key(parsed: ParsedKey) -> Principal:
+def _verify_key(parsed: ParsedKey, source: str | None) -> Principal:
     secrets = phoenix_settings.verification_secrets
     if not secrets:
-        _reject("PHOENIX_SECRET is missing or breaks a rule", kind=parsed.kind.value)
+        reject("PHOENIX_SECRET is missing or breaks a rule", kind=parsed.kind.value)
     candidates = digests(parsed.plaintext, secrets)
     name = cache.key_name(candidates[0])
     cached = cache.read(name)
     key = cached.value
     if key is None:
+        throttle.refuse_if_blocked(source)
         key = _find_key(MODELS[parsed.kind], candidates)
+        database_answered()
     if key is None:
-        _reject(f"unknown {parsed.kind.value} key", kind=parsed.kind.value)
+        reject(f"unknown {parsed.kind.value} key", kind=parsed.kind.value)
     now = timezone.now()
     if not key.is_usable(now):
         reason = "expired" if key.is_expired(now) else "owner inactive"
-        _reject(f"{parsed.kind.value} key {key.pk} {reason}", kind=parsed.kind.value, key=key)
+        reject(f"{parsed.kind.value} key {key.pk} {reason}", kind=parsed.kind.value, key=key)
     # Store whenever last_used_at was due, written here or by another process just before:
     # a cached entry with a stale last_used_at would otherwise try the UPDATE on every hit.
     due = key.last_used_is_due(now)
     if due:
-        key.record_use(now)
+        _record_use(key, now)
     if due or cached.value is None:
-        cache.store(name, key, cached.generation)
+        cache.store(name, key, cached)
     return key.user, key
+
+
+def _record_use(key: AbstractAPIKey, now: datetime) -> None:
+    """A key served from the cache stays usable while the database cannot take the write."""
+    try:
+        key.record_use(now)
+    except DatabaseError as error:
+        database_failed(error)
+
+
+_database_down = False
+
+
+def database_failed(error: Exception) -> None:
+    """One log line per outage, not one per request."""
+    global _database_down
+    if not _database_down:
+        _database_down = True
+        logger.error(
+            "Database unavailable (%s: %s); API keys not in the cache answer 503 until it returns.",
+            type(error).__name__,
+            error,
+        )
+
+
+def database_answered() -> None:
+    global _database_down
+    if _database_down:
+        _database_down = False
+        logger.warning("Database answers again; API keys are verified as usual.")
 
 
 def _find_key(model: type[AbstractAPIKey], candidates: list[str]) -> AbstractAPIKey | None:
@@ -142,22 +177,24 @@ def _rekey(key: AbstractAPIKey, current: str) -> None:
     key_rotated.send(sender=type(key), key=key)
 
 
-def _verify_admin_secret(credential: str) -> Principal:
+def _verify_admin_secret(credential: str, source: str | None) -> Principal:
     admin_secret = phoenix_settings.secrets.admin_secret
     if admin_secret is None or not secret_matches(credential, admin_secret):
-        _reject("unknown credential")
+        reject("unknown credential")
     cached = cache.read(cache.SYSTEM_USER)
     user = cached.value
     if user is None:
+        throttle.refuse_if_blocked(source)
         user = system_user()
+        database_answered()
     if not user.is_active:
-        _reject("admin secret presented but the system user is inactive", kind="admin_secret")
+        reject("admin secret presented but the system user is inactive", kind="admin_secret")
     if cached.value is None:
-        cache.store(cache.SYSTEM_USER, user, cached.generation)  # only an active one
+        cache.store(cache.SYSTEM_USER, user, cached)  # only an active one
     return user, ADMIN_SECRET
 
 
-def _reject(
+def reject(
     reason: str,
     *,
     detail: str = "Invalid API key.",

@@ -67,6 +67,17 @@ CACHES = {
     "apikeys": env.cache("CACHE_URL", default=f"filecache://{KEY_CACHE_DIR}"),
     # A per-process cache, for the tests that prove it is never used to serve keys.
     "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"},
+    # A real file-based cache that tests switch into failing, as an unreachable Redis does.
+    "flaky": {
+        "BACKEND": "tests.testapp.caches.FlakyCache",
+        "LOCATION": tempfile.mkdtemp(prefix="phoenix-apikeys-flaky-"),
+    },
+    # Redis on a port where nothing listens: every call is refused.
+    "down": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:9/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.05, "SOCKET_TIMEOUT": 0.05},
+    },
 }
 
 REST_FRAMEWORK = {

@@ -493,3 +493,27 @@ def test_other_methods_never_fail_on_the_server(
     assert response.status_code < 500
     if method in ("put", "patch"):
         assert response.status_code == 405
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 5000 + "]" * 5000,
+        '{"data": ' * 3000 + "1" + "}" * 3000,
+        '{"data": {"name": "x", "expires_at": ' + "9" * 5000 + "}}",
+        '{"data": {"name": "\\ud800"}}',
+        b'{"data": {"name": "\xff\xfe"}}',
+    ],
+    ids=["deep list", "deep object", "huge number", "lone surrogate", "invalid utf-8"],
+)
+def test_hostile_json_is_422_never_5xx(
+    api_client: APIClient, admin_secret: str, body: str | bytes
+) -> None:
+    response = api_client.post(
+        "/v1/system/api_keys",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {admin_secret}",
+    )
+    assert response.status_code in (400, 422)
+    assert response.json()["detail"]

@@ -6,13 +6,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from phoenix_apikeys import verification
 from phoenix_apikeys.keys import KeyKind, generate_key
 from phoenix_apikeys.models import UserKey, system_user
 
@@ -218,3 +219,108 @@ def test_failed_authentication_sends_the_signal(api_client: APIClient) -> None:
     finally:
         authentication_failed.disconnect(receiver)
     assert [entry["reason"] for entry in seen] == ["unknown user key"]
+
+
+# The header's grammar (RFC 9110): keyword, spaces or tabs, one visible-ASCII credential -------
+
+
+@pytest.mark.parametrize("separator", ["\xa0", "\x85", "\u2003", "\x0b", "\x0c", "\r\n "])
+def test_only_space_or_tab_separates_the_keyword_from_the_key(
+    api_client: APIClient, separator: str
+) -> None:
+    key = UserKeyFactory()
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer{separator}{key.plaintext}")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer {}", "Bearer\t{}", "Bearer  \t {}", "bEaReR {} "])
+def test_spaces_and_tabs_around_the_key_are_fine(api_client: APIClient, header: str) -> None:
+    key = UserKeyFactory()
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=header.format(key.plaintext))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Bearer {} junk", "Bearer {}\x00", "Bearer {}\xa0"])
+def test_anything_after_the_key_is_refused(api_client: APIClient, header: str) -> None:
+    key = UserKeyFactory()
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=header.format(key.plaintext))
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Token abc", "Bearerish abc"])
+def test_other_schemes_are_left_to_other_authentication(api_client: APIClient, header: str) -> None:
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=header)
+    assert response.status_code in (401, 403)
+    assert "Invalid API key" not in response.json()["detail"]
+    assert "Authorization header" not in response.json()["detail"]
+
+
+# The database down: a clean 503, never a 500 -----------------------------------------------------
+
+
+@pytest.fixture
+def database_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every new cursor fails as it does when PostgreSQL is stopped."""
+    monkeypatch.setattr(verification, "_database_down", False)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("connection refused: is the server running?")
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+
+
+@pytest.mark.parametrize("path", ["/whoami/", "/plain/", "/v1/user"])
+def test_an_uncached_key_gets_503_with_retry_after_while_the_database_is_down(
+    path: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = UserKeyFactory()
+    request.getfixturevalue("database_down")
+    client = APIClient()
+    for _ in range(3):
+        response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
+        assert response.status_code == 503
+        assert response["Content-Type"] == "application/json"
+        assert int(response["Retry-After"]) > 0
+        assert "database" in response.json()["detail"]
+    assert len([r for r in caplog.records if "Database unavailable" in r.message]) == 1
+
+
+def test_a_cached_key_keeps_working_while_the_database_is_down(
+    api_client: APIClient, key_cache: str, request: pytest.FixtureRequest
+) -> None:
+    key = UserKeyFactory()
+    assert get(api_client, credential=key.plaintext).status_code == 200
+    request.getfixturevalue("database_down")
+    assert get(api_client, credential=key.plaintext).status_code == 200
+
+
+def test_the_admin_secret_gets_503_while_the_database_is_down(
+    api_client: APIClient, admin_secret: str, request: pytest.FixtureRequest
+) -> None:
+    request.getfixturevalue("database_down")
+    response = get(api_client, credential=admin_secret)
+    assert response.status_code == 503
+
+
+def test_the_api_answers_503_when_the_database_fails_after_authentication(
+    api_client: APIClient, admin_secret: str, key_cache: str, request: pytest.FixtureRequest
+) -> None:
+    assert get(api_client, "/v1/system/api_keys", admin_secret).status_code == 200  # cached
+    request.getfixturevalue("database_down")
+    response = get(api_client, "/v1/system/api_keys", admin_secret)
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("The database is unavailable")
+    assert int(response["Retry-After"]) > 0
+
+
+def test_the_database_returning_is_logged_and_keys_work_again(
+    api_client: APIClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(verification, "_database_down", False)
+    key = UserKeyFactory()
+    with monkeypatch.context() as down:
+        down.setattr(connection, "cursor", lambda *a, **k: (_ for _ in ()).throw(OperationalError))
+        assert get(api_client, credential=key.plaintext).status_code == 503
+    assert get(api_client, credential=key.plaintext).status_code == 200
+    assert any("Database answers again" in r.message for r in caplog.records)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +32,7 @@ from phoenix_apikeys.models import UserKey, system_user
 from phoenix_apikeys.signals import key_revoked
 
 from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
+from .testapp.caches import FlakyCache
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +49,7 @@ def cached(digest: str) -> Any:
 def recache(key: Any) -> None:
     """Put an edited copy back as a valid entry of the current generation."""
     name = key_cache_module.key_name(key.digest)
-    key_cache_module.store(name, key, key_cache_module.read(name).generation)
+    key_cache_module.store(name, key, key_cache_module.read(name))
 
 
 @pytest.mark.parametrize("factory", [UserKeyFactory, SystemKeyFactory])
@@ -361,7 +364,7 @@ def test_an_entry_stored_while_the_revocation_commits_is_retired_at_commit(
         owner.is_active = False
         owner.save()
         # What a request on another connection does now: read generation, read old row, store.
-        key_cache_module.store(name, stale, key_cache_module.read(name).generation)
+        key_cache_module.store(name, stale, key_cache_module.read(name))
     assert call(api_client, key.plaintext) == 401
 
 
@@ -482,3 +485,145 @@ def test_concurrent_deletes_of_one_key_give_one_204_and_one_signal(admin_secret:
         key_revoked.receivers.clear()
     assert statuses == [204] + [404] * 11
     assert revoked == [pk]
+
+
+# The cache failing: an accelerator, never a dependency ----------------------------------------
+
+
+@pytest.fixture
+def flaky(settings: Any) -> Iterator[type[FlakyCache]]:
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "flaky", "CACHE_RETRY_INTERVAL": 0}
+    key_cache_module._breakers.clear()
+    FlakyCache.broken, FlakyCache.calls = False, 0
+    yield FlakyCache
+    FlakyCache.broken = False
+    key_cache_module._breakers.clear()
+
+
+def test_keys_and_the_admin_secret_verify_while_the_cache_refuses(
+    api_client: APIClient, settings: Any, admin_secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "down"}
+    key_cache_module._breakers.clear()
+    key = UserKeyFactory()
+    for _ in range(5):
+        assert call(api_client, key.plaintext) == 200
+        assert call(api_client, admin_secret) == 200
+    assert call(api_client, generate_key(KeyKind.USER)) == 401
+    outage = [r for r in caplog.records if r.levelname == "ERROR" and "'down' failed" in r.message]
+    assert len(outage) == 1
+
+
+def test_an_outage_costs_one_cache_call_per_interval(
+    api_client: APIClient, flaky: type[FlakyCache], settings: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "flaky", "CACHE_RETRY_INTERVAL": 60}
+    key = UserKeyFactory()
+    flaky.broken, flaky.calls = True, 0
+    for _ in range(10):
+        assert call(api_client, key.plaintext) == 200
+    assert flaky.calls == 1
+
+
+def test_a_frozen_cache_costs_one_timeout_per_interval(
+    api_client: APIClient, settings: Any
+) -> None:
+    """A server that accepts and never answers, as Redis under SIGSTOP: bounded by the socket
+    timeout once, then skipped."""
+    frozen = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        frozen.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(frozen.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    port = frozen.getsockname()[1]
+    settings.CACHES = {
+        **settings.CACHES,
+        "frozen": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.05, "SOCKET_TIMEOUT": 0.05},
+        },
+    }
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "frozen", "CACHE_RETRY_INTERVAL": 60}
+    key_cache_module._breakers.clear()
+    try:
+        key = UserKeyFactory()
+        started = time.monotonic()
+        statuses = [call(api_client, key.plaintext) for _ in range(20)]
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join()
+        for connection_ in held:
+            connection_.close()
+        frozen.close()
+    assert statuses == [200] * 20
+    assert len(held) == 1  # one attempt, then the breaker kept every other request away
+    assert elapsed < 5  # a bound on the stall, not a benchmark: without the breaker, 20 timeouts
+
+
+def test_the_cache_returning_is_logged_once_and_used_again(
+    api_client: APIClient, flaky: type[FlakyCache], caplog: pytest.LogCaptureFixture
+) -> None:
+    key = UserKeyFactory()
+    flaky.broken = True
+    assert call(api_client, key.plaintext) == 200
+    flaky.broken = False
+    assert call(api_client, key.plaintext) == 200  # stores it again
+    with CaptureQueriesContext(connection) as queries:
+        assert call(api_client, key.plaintext) == 200
+    assert len(queries) == 0
+    messages = [r.message for r in caplog.records if "'flaky'" in r.message]
+    assert len(messages) == 2 and "answers again" in messages[1]
+
+
+@pytest.mark.parametrize("revoke", ["delete", "deactivate"])
+def test_a_revocation_made_during_an_outage_holds_when_the_cache_returns(
+    api_client: APIClient, flaky: type[FlakyCache], revoke: str
+) -> None:
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200  # cached
+    flaky.broken = True
+    if revoke == "delete":
+        key.delete()  # its invalidation cannot reach the cache
+    else:
+        key.user.is_active = False
+        key.user.save()
+    flaky.broken = False
+    assert call(api_client, key.plaintext) == 401
+
+
+def test_a_cache_restored_from_an_older_snapshot_serves_no_revoked_key(
+    api_client: APIClient, key_cache: str
+) -> None:
+    """Redis restarted from an RDB/AOF file, or a failover to a lagging replica, brings back a
+    retired generation together with the entries it stamped."""
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    raw = caches[key_cache]
+    name = key_cache_module.key_name(key.digest)
+    snapshot = {n: raw.get(n) for n in (name, key_cache_module.GENERATION)}
+    key.delete()
+    assert call(api_client, key.plaintext) == 401
+    for n, value in snapshot.items():  # the restore
+        raw.set(n, value, None)
+    assert call(api_client, key.plaintext) == 401
+
+
+def test_storing_a_key_again_never_stretches_its_life(
+    api_client: APIClient, key_cache: str, settings: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": key_cache, "CACHE_TIMEOUT": 300}
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    name = key_cache_module.key_name(key.digest)
+    later = time.time() + 301
+    with mock.patch("phoenix_apikeys.cache.time.time", return_value=later):
+        assert key_cache_module.read(name).value is None  # read from the database again

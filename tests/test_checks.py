@@ -350,3 +350,26 @@ def test_the_system_user_check_reads_the_database_only_when_asked() -> None:
     user = system_user()
     type(user)._default_manager.filter(pk=user.pk).update(is_superuser=True)
     assert "phoenix_apikeys.E031" not in {message.id for message in run_checks()}
+
+
+@pytest.mark.parametrize(
+    ("options", "warned"),
+    [
+        ({}, True),
+        ({"SOCKET_TIMEOUT": 0.05}, True),
+        ({"SOCKET_TIMEOUT": 0.05, "SOCKET_CONNECT_TIMEOUT": 0.05}, False),
+        ({"socket_timeout": 0.05, "socket_connect_timeout": 0.05}, False),
+    ],
+)
+def test_a_redis_cache_without_socket_timeouts_warns(
+    settings: Any, options: dict[str, Any], warned: bool
+) -> None:
+    settings.CACHES = {
+        **settings.CACHES,
+        "redis": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/0",
+            "OPTIONS": options,
+        },
+    }
+    assert ("phoenix_apikeys.W004" in cache_ids(settings, "redis")) is warned

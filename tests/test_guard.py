@@ -6,8 +6,10 @@ import logging
 from typing import Any
 
 import pytest
+from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
+from phoenix_apikeys import verification
 from phoenix_apikeys.conf import phoenix_settings
 from phoenix_apikeys.verification import CredentialRejected, verify_credential
 
@@ -160,3 +162,36 @@ def test_low_variety_admin_secret_is_only_warned_about(
     """Low variety is a deploy warning (W003), not a rule: the runtime still accepts it."""
     settings.PHOENIX_ADMIN_SECRET = LOW_VARIETY
     assert call(api_client, LOW_VARIETY) == 200
+
+
+def test_a_secret_starting_with_a_dollar_is_taken_literally(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """django-environ would read "$NAME" as another variable's value; a secret never is."""
+    del settings.PHOENIX_ADMIN_SECRET
+    value = "$k3ya1B2c3d4e5f6g7h8i9j0klmnopqrstuvwxyz"
+    monkeypatch.setenv("PHOENIX_ADMIN_SECRET", value)
+    monkeypatch.setenv(
+        "k3ya1B2c3d4e5f6g7h8i9j0klmnopqrstuvwxyz", "something-else-entirely-0123456789"
+    )
+    phoenix_settings.reload()
+    assert phoenix_settings.secrets.admin_secret == value
+    assert verify_credential(value)[1] is verification.ADMIN_SECRET
+
+
+def test_an_admin_secret_too_long_to_present_is_refused(settings: Any) -> None:
+    settings.PHOENIX_ADMIN_SECRET = "a1" * 513
+    phoenix_settings.reload()
+    assert phoenix_settings.secrets.admin_secret is None
+    assert "phoenix_apikeys.E019" in {m.id for m in run_checks()}
+
+
+@pytest.mark.parametrize("where", ["PHOENIX_SECRET_FALLBACKS", "SECRET_KEY_FALLBACKS"])
+def test_an_admin_secret_equal_to_a_fallback_is_refused(settings: Any, where: str) -> None:
+    value = "tests-only-shared-value-0123456789abcdefgh"
+    setattr(settings, where, [value])
+    settings.PHOENIX_ADMIN_SECRET = value
+    phoenix_settings.reload()
+    assert phoenix_settings.secrets.admin_secret is None
+    expected = "phoenix_apikeys.E015" if where.startswith("PHOENIX") else "phoenix_apikeys.E018"
+    assert expected in {m.id for m in run_checks()}

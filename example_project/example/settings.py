@@ -64,7 +64,18 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Keep connections (a request with an unknown key must not cost a new one), checked before reuse
+# so a database restart is survived without restarting the server.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+if "redis" in CACHES["default"]["BACKEND"].lower():
+    # A stopped or frozen Redis must cost tens of milliseconds, not seconds: phoenix_apikeys
+    # then verifies keys in the database and retries the cache after CACHE_RETRY_INTERVAL.
+    options = CACHES["default"].setdefault("OPTIONS", {})
+    options.setdefault("SOCKET_CONNECT_TIMEOUT", 0.05)
+    options.setdefault("SOCKET_TIMEOUT", 0.05)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,63 @@
+"""Failed authentications counted per client address, so guessing keys is throttled.
+
+Counts live in THROTTLE_CACHE_ALIAS (shared by every process when it is Redis; a per-process
+cache still throttles, each process on its own). Past FAILED_AUTH_LIMIT failures within
+FAILED_AUTH_WINDOW seconds an address is refused before any database query. It fails open: with
+the cache unreachable nothing is counted or refused, while authentication itself still fails
+closed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache import BaseCache
+
+from . import cache
+from .conf import phoenix_settings
+
+_NAMESPACE = "phoenix_apikeys:failures:"
+
+
+class TooManyFailures(Exception):
+    """The address failed too often; ``retry_after`` is in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed authentications; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+def _limits() -> tuple[str | None, int, int]:
+    alias = phoenix_settings.THROTTLE_CACHE_ALIAS
+    limit = phoenix_settings.FAILED_AUTH_LIMIT
+    return (alias if limit else None), int(limit or 0), int(phoenix_settings.FAILED_AUTH_WINDOW)
+
+
+def refuse_if_blocked(source: str | None) -> None:
+    """Before a database query: raise TooManyFailures for an address past the limit."""
+    alias, limit, window = _limits()
+    if source is None or alias is None:
+        return
+    count = cache.guarded(alias, lambda backend: backend.get(_NAMESPACE + source), None)
+    if isinstance(count, int) and count >= limit:
+        raise TooManyFailures(window)
+
+
+def count_failure(source: str | None) -> None:
+    """Count one failure; raise TooManyFailures once the address is past the limit."""
+    alias, limit, window = _limits()
+    if source is None or alias is None:
+        return
+    count = cache.guarded(alias, lambda backend: _increment(backend, source, window), None)
+    if count is not None and count > limit:
+        raise TooManyFailures(window)
+
+
+def _increment(backend: BaseCache, source: str, window: int) -> Any:
+    name = _NAMESPACE + source
+    backend.add(name, 0, window)  # the window starts at the first failure
+    try:
+        return backend.incr(name)
+    except ValueError:  # expired between add and incr
+        backend.set(name, 1, window)
+        return 1

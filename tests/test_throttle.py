@@ -1,0 +1,129 @@
+"""Guessing is throttled: failures counted per client address, refused before any query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from phoenix_apikeys import cache as key_cache_module
+from phoenix_apikeys.http import client_address
+from phoenix_apikeys.keys import KeyKind, generate_key
+
+from .factories import UserKeyFactory
+
+pytestmark = pytest.mark.django_db
+
+LIMIT = 5
+
+
+@pytest.fixture(autouse=True)
+def limit(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": LIMIT, "FAILED_AUTH_WINDOW": 60}
+
+
+def guess(client: APIClient, address: str = "203.0.113.7", path: str = "/whoami/") -> Any:
+    credential = generate_key(KeyKind.USER)  # well formed, unknown: each costs a query
+    return client.get(path, HTTP_AUTHORIZATION=f"Bearer {credential}", REMOTE_ADDR=address)
+
+
+@pytest.mark.parametrize("path", ["/whoami/", "/plain/", "/v1/user"])
+def test_past_the_limit_an_address_gets_429_with_retry_after(
+    api_client: APIClient, path: str
+) -> None:
+    statuses = [guess(api_client, path=path).status_code for _ in range(LIMIT)]
+    assert statuses == [401] * LIMIT
+    response = guess(api_client, path=path)
+    assert response.status_code == 429
+    assert response["Retry-After"] == "60"
+    assert "too many failed authentications" in response.json()["detail"]
+
+
+def test_a_throttled_address_costs_no_database_query(api_client: APIClient) -> None:
+    for _ in range(LIMIT):
+        guess(api_client)
+    with CaptureQueriesContext(connection) as queries:
+        assert guess(api_client).status_code == 429
+    assert len(queries) == 0
+
+
+def test_a_valid_key_from_another_address_is_not_slowed(api_client: APIClient) -> None:
+    key = UserKeyFactory()
+    for _ in range(LIMIT + 3):
+        guess(api_client, address="203.0.113.7")
+    response = api_client.get(
+        "/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}", REMOTE_ADDR="198.51.100.9"
+    )
+    assert response.status_code == 200
+
+
+def test_malformed_keys_and_wrong_admin_secrets_count_too(
+    api_client: APIClient, admin_secret: str
+) -> None:
+    for credential in ["phxu_short", "not-the-admin-secret-0123456789abcdef"] * 3:
+        api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {credential}")
+    assert guess(api_client, address="127.0.0.1").status_code == 429
+
+
+def test_a_whole_ipv6_64_is_one_address(api_client: APIClient) -> None:
+    for host in range(LIMIT):
+        guess(api_client, address=f"2001:db8:1:2::{host + 1}")
+    assert guess(api_client, address="2001:db8:1:2:ffff::1").status_code == 429
+    assert guess(api_client, address="2001:db8:1:3::1").status_code == 401
+
+
+def test_behind_a_proxy_the_client_is_the_entry_the_proxy_appended(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {
+        "CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR",
+        "TRUSTED_PROXY_COUNT": 1,
+    }
+    # The client may write anything in front; only the proxy's own entry is trusted.
+    meta = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "1.2.3.4, 198.51.100.9"}
+    assert client_address(meta) == "198.51.100.9"
+    assert client_address({"REMOTE_ADDR": "10.0.0.2"}) == "10.0.0.2"
+
+
+def test_without_the_proxy_setting_forwarded_headers_are_ignored() -> None:
+    meta = {"REMOTE_ADDR": "198.51.100.9", "HTTP_X_FORWARDED_FOR": "1.2.3.4"}
+    assert client_address(meta) == "198.51.100.9"
+
+
+def test_a_forged_forwarded_header_cannot_dodge_the_limit(
+    api_client: APIClient, settings: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {
+        "FAILED_AUTH_LIMIT": LIMIT,
+        "CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR",
+    }
+    for attempt in range(LIMIT):
+        api_client.get(
+            "/whoami/",
+            HTTP_AUTHORIZATION=f"Bearer {generate_key(KeyKind.USER)}",
+            HTTP_X_FORWARDED_FOR=f"10.9.9.{attempt}, 203.0.113.7",
+        )
+    response = api_client.get(
+        "/whoami/",
+        HTTP_AUTHORIZATION=f"Bearer {generate_key(KeyKind.USER)}",
+        HTTP_X_FORWARDED_FOR="10.9.9.99, 203.0.113.7",
+    )
+    assert response.status_code == 429
+
+
+def test_throttling_fails_open_when_its_cache_is_down(api_client: APIClient, settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": LIMIT, "THROTTLE_CACHE_ALIAS": "down"}
+    key_cache_module._breakers.clear()
+    key = UserKeyFactory()
+    statuses = {guess(api_client).status_code for _ in range(LIMIT * 2)}
+    assert statuses == {401}  # nothing counted, nothing refused...
+    response = api_client.get(
+        "/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}", REMOTE_ADDR="203.0.113.7"
+    )
+    assert response.status_code == 200  # ...and authentication itself is unchanged
+
+
+def test_a_limit_of_none_turns_throttling_off(api_client: APIClient, settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": None}
+    assert {guess(api_client).status_code for _ in range(40)} == {401}
