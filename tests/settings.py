@@ -80,6 +80,11 @@ CACHES = {
     },
 }
 
+for _cache in CACHES.values():
+    if "redis" in _cache["BACKEND"].lower():  # as a deployment should: bounded by timeouts
+        _cache.setdefault("OPTIONS", {}).setdefault("SOCKET_CONNECT_TIMEOUT", 0.5)
+        _cache["OPTIONS"].setdefault("SOCKET_TIMEOUT", 0.5)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "phoenix_apikeys.authentication.APIKeyAuthentication",

@@ -109,5 +109,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"phoenix_apikeys": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "phoenix_apikeys": {"handlers": ["console"], "level": "INFO"},
+        # Server errors (with their traceback) reach the console, not only ADMINS' inbox.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }
