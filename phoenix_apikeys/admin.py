@@ -499,7 +499,8 @@ class UserKeyInline(KeyColumns, TabularInline):
 SYSTEM_USER_NOTE = (
     "This is the system user: system API keys and the admin secret act as it. It cannot log in, "
     "and cannot be renamed, made staff or superuser, given a password or deleted here; "
-    "deactivating it stops every system key and the admin secret."
+    "deactivating it stops every system key and the admin secret. Permissions and groups given "
+    "to it are given to every system key and the admin secret."
 )
 
 
