@@ -53,6 +53,7 @@ import django
 import psycopg
 import redis
 import requests
+from common import kept_sections
 from psycopg import sql
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1155,7 +1156,9 @@ def report(config: Config, outcome: Outcome, argv: list[str]) -> None:
     say("FAILED" if outcome.failures else "PASSED")
     if config.write:
         config.write.parent.mkdir(parents=True, exist_ok=True)
-        config.write.write_text(redact(markdown(config, outcome, argv)))
+        # The page's other parts (stress/faults.py's) are kept: see stress/common.py.
+        page = redact(markdown(config, outcome, argv)) + kept_sections(config.write)
+        config.write.write_text(page)
         say(f"wrote {config.write}")
 
 

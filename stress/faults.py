@@ -1,0 +1,1059 @@
+"""Faults under load: does the app stay up and truthful when Redis or PostgreSQL fails?
+
+Two gunicorn masters ("host A" and "host B", two sync workers each) serve the example project
+through a TCP proxy of ours to PostgreSQL, with a Redis server of our own as the key cache. A
+load generator (stress/loadgen.py, its own process) sends valid user keys, valid system keys,
+the admin secret, unknown well-formed keys and garbage to both hosts for the whole run, while
+this harness stops Redis, freezes it (SIGSTOP), restarts it empty, and cuts the database off
+(the proxy refuses and drops connections), each in its own phase; a warm key is revoked while
+Redis is stopped or frozen. A last phase trips the throttle of failed authentications.
+
+    python stress/faults.py [--quick] [--write docs/reliability.md]
+
+Fails (exit 1) on: any 5xx but a 503 while the database is cut off, a 503 outside that window,
+a transport error, a valid credential refused, an unknown key or garbage accepted, a revoked key
+accepted after its revoke returned, a request over 2 s during a fault (5 s elsewhere), no
+recovery within 15 s of a fault's end, a traceback or a flood of outage lines in the logs.
+
+It needs PostgreSQL on 127.0.0.1:5432 (user postgres; it drops and re-creates its own database,
+phoenix_faults, and never stops the cluster) and redis-server on PATH (it starts its own on a
+free port; the machine's Redis is never touched). Traffic goes to 127.0.0.1 only, from client
+addresses in 127.0.0.0/8. No key or secret is printed or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import django
+import psycopg
+import redis
+from common import put_section
+from revocation import (
+    JSON_MARKER,
+    LOOPBACK,
+    PG_ADMIN_URL,
+    REPO,
+    Config,
+    Deadline,
+    Harness,
+    HarnessError,
+    code_version,
+    deadline,
+    free_port,
+    markdown_table,
+    new_secret,
+    redact,
+    say,
+    text_table,
+)
+
+PG_PORT = 5432
+HOSTS = ("A", "B")
+VALID = ("user", "system", "admin")
+WORKERS = 4  # two masters, two sync workers each: the processes that log an outage
+MAIN_SOURCE = "127.0.0.1"  # the valid traffic; never fails, so never throttled
+GARBAGE_SOURCE = "127.0.0.2"  # garbage: throttled after FAILED_AUTH_LIMIT, 429 expected
+UNKNOWN_SOURCES = [f"127.0.1.{n}" for n in range(1, 201)]  # each stays under the limit
+THROTTLE_SOURCE = "127.0.4.1"  # the throttle phase's client
+FAILED_AUTH_LIMIT = 30  # phoenix_apikeys.conf.DEFAULTS, which the example project keeps
+CACHE_RETRY_INTERVAL = 5
+STALL_IN_FAULT = 2.0  # seconds: the breaker and the socket timeouts must bound a request
+STALL_ANYWHERE = 5.0
+RECOVERY_LIMIT = 15.0  # seconds after a fault ends
+DB_GRACE = 1.0  # a 503 sent up to this long after the database is back is still its outage
+LOG_PATTERNS = {
+    "cache failed": "Cache 'default' failed",
+    "cache answers": "Cache 'default' answers again",
+    "db failed": "Database unavailable",
+    "db answers": "Database answers again",
+}
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+# Configuration ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    write: Path | None
+    database: str
+    budget: int
+    rounds: int
+    pre: float  # seconds of load before each fault
+    fault: float  # seconds Redis is down or frozen, or the database cut off
+    post: float  # seconds watched after each fault ends
+    threads_per_host: int = 3
+    rate_per_thread: float = 30.0
+    request_timeout: float = 10.0
+
+
+def parse_args(argv: list[str]) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round of faults (CI)")
+    parser.add_argument("--write", type=Path, help="write the faults part of this Markdown page")
+    parser.add_argument("--database", default="phoenix_faults", help="PostgreSQL database")
+    parser.add_argument("--rounds", type=int, help="rounds of the four faults (default 1 quick, 3)")
+    parser.add_argument("--budget", type=int, help="hard deadline in seconds")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
+    if not 1 <= rounds <= 6:
+        parser.error("--rounds must be between 1 and 6")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", args.database) or args.database in (
+        "postgres",
+        "template0",
+        "template1",
+    ):
+        parser.error("--database: a plain lowercase identifier, not a system database")
+    pre, post = (3.0, 12.0) if args.quick else (4.0, 16.0)
+    budget = args.budget or int(60 + rounds * 4 * (pre + 8 + post + 3) + 40)
+    return Settings(args.quick, args.write, args.database, budget, rounds, pre, 8.0, post)
+
+
+# Our own Redis and our own way to PostgreSQL -------------------------------------------------
+
+
+class RedisServer:
+    """A redis-server of our own on a free port: stopping or freezing it harms nobody else."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.dir = workdir / "redis"
+        self.dir.mkdir()
+        self.pid = 0
+        self.executable = shutil.which("redis-server") or ""
+        if not self.executable:
+            raise HarnessError("redis-server is not on PATH")
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=LOOPBACK, port=self.port, socket_timeout=2)
+
+    def start(self) -> None:
+        pidfile = self.dir / "redis.pid"
+        pidfile.unlink(missing_ok=True)
+        command = [
+            *(self.executable, "--port", str(self.port), "--bind", LOOPBACK),
+            *("--save", "", "--appendonly", "no", "--daemonize", "yes"),
+            *("--dir", str(self.dir), "--pidfile", str(pidfile)),
+            *("--logfile", str(self.dir / "redis.log")),
+        ]
+        subprocess.run(command, check=True, timeout=10, capture_output=True)  # noqa: S603
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            with contextlib.suppress(redis.RedisError, OSError, ValueError):
+                if self.client().ping():
+                    self.pid = int(pidfile.read_text().strip())
+                    return
+            time.sleep(0.02)
+        raise HarnessError("our redis-server did not start")
+
+    def shutdown(self) -> None:
+        """SHUTDOWN NOSAVE, as an operator would: the data is gone."""
+        with contextlib.suppress(redis.ConnectionError):
+            self.client().shutdown(nosave=True)
+        self.wait_gone(10)
+
+    def wait_gone(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while self.alive() and time.monotonic() < end:
+            time.sleep(0.02)
+        if self.alive():
+            raise HarnessError("our redis-server did not stop")
+        self.pid = 0
+
+    def alive(self) -> bool:
+        if not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def freeze(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """Cleanup in any state, frozen included; only the pid we started."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(HarnessError):
+                self.wait_gone(5)
+
+    def version(self) -> str:
+        try:
+            return str(self.client().info("server").get("redis_version", "?"))
+        except redis.RedisError:
+            return "?"
+
+
+class DatabaseProxy:
+    """A TCP forwarder 127.0.0.1:<port> -> PostgreSQL, in a thread of the harness.
+
+    The example's DATABASE_URL points here, so the database can be cut off for the example
+    alone: ``down()`` closes the listening socket (new connections are refused) and drops every
+    forwarded connection (open ones break), without touching the shared PostgreSQL cluster.
+    It also timestamps every chunk a client sends: the database round trips, seen from outside.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: asyncio.Server | None = None
+        self.links: set[asyncio.StreamWriter] = set()
+        self.round_trips: list[float] = []
+
+    def start(self) -> None:
+        self.thread.start()
+        self.up()
+
+    def call(self, coroutine: Callable[[], object]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine(), self.loop).result(10)  # type: ignore[arg-type]
+
+    def up(self) -> None:
+        self.call(self._open)
+
+    def down(self) -> None:
+        self.call(self._close)
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.down()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+    async def _open(self) -> None:
+        self.server = await asyncio.start_server(self._handle, LOOPBACK, self.port)
+
+    async def _close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in list(self.links):
+            writer.transport.abort()
+        self.links.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream = await asyncio.open_connection(LOOPBACK, PG_PORT)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.links.update((writer, upstream))
+        try:
+            await asyncio.gather(
+                self._pipe(reader, upstream, count=True),
+                self._pipe(upstream_reader, writer, count=False),
+            )
+        finally:
+            self.links.difference_update((writer, upstream))
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: bool
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if count:
+                    self.round_trips.append(time.monotonic())
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()  # one side gone: the other goes too, as a network would
+
+
+# Credentials ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Credential:
+    name: str
+    kind: str  # "user" or "system"
+    plaintext: str = field(repr=False, default="")
+    id: str = ""
+
+
+@dataclass
+class Victim:
+    """A warm key revoked during a cache outage; its own source address, so its refusals
+    throttle nobody else."""
+
+    number: int
+    credential: Credential
+    source: str
+
+    @property
+    def kind(self) -> str:
+        return f"victim-{self.number}"
+
+
+def unknown_key(prefix: str) -> str:
+    """The format of phoenix_apikeys.keys.generate_key: prefix, 32 base62, CRC32 in 6 base62;
+    well formed, so it costs the app a lookup, and never issued."""
+    head = prefix + "".join(secrets.choice(BASE62) for _ in range(32))
+    number, tail = zlib.crc32(head.encode("ascii")), []
+    for _ in range(6):
+        number, remainder = divmod(number, 62)
+        tail.append(BASE62[remainder])
+    return head + "".join(reversed(tail))
+
+
+def garbage_headers() -> list[str | None]:
+    """Headers a scanner or a broken client sends: every one must be refused (401, or 429 once
+    the address is throttled; 403 for a request with no credential at all)."""
+    well_formed = unknown_key("phxu_")
+    wrong_checksum = well_formed[:-1] + ("0" if well_formed[-1] != "0" else "1")
+    return [
+        None,
+        "Bearer",
+        "Bearer a b",
+        "Bearer phxu_short",
+        f"Bearer {wrong_checksum}",
+        f"Bearer not-a-key-{secrets.token_hex(8)}",
+        "Bearer " + "x" * 5000,
+        "Basic dXNlcjpwYXNzd29yZA==",
+        "Token abc",
+    ]
+
+
+SEED_SCRIPT = f"""
+import json, os
+from django.contrib.auth import get_user_model
+from phoenix_apikeys.ids import key_id
+from phoenix_apikeys.keys import KeyKind
+from phoenix_apikeys.models import SystemKey, UserKey
+User = get_user_model()
+out = {{}}
+for name, kind in json.loads(os.environ["FAULTS_KEYS"]):
+    if kind == "user":
+        owner = User.objects.create_user("u-" + name, name + "@example.invalid")
+        key, plaintext = UserKey.objects.create_key(user=owner, name=name)
+    else:
+        key, plaintext = SystemKey.objects.create_key(name=name)
+    out[name] = [plaintext, key_id(KeyKind(kind), key.pk)]
+print({JSON_MARKER!r} + json.dumps(out))
+"""
+
+
+# Records -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One request of the load generator's, as it recorded it."""
+
+    sent: float
+    host: str
+    kind: str
+    status: int
+    latency: float  # seconds
+    retry_after: str
+
+
+def read_rows(path: Path) -> list[Row]:
+    rows = []
+    for line in path.read_text().splitlines():
+        sent, host, kind, status, latency, retry_after = line.split(",")
+        rows.append(Row(float(sent), host, kind, int(status), float(latency) / 1000, retry_after))
+    rows.sort(key=lambda row: row.sent)
+    return rows
+
+
+@dataclass
+class Revoke:
+    victim: Victim
+    start: float
+    end: float
+    status: int
+
+
+@dataclass
+class Phase:
+    name: str
+    round: int
+    start: float
+    fault_start: float = 0.0
+    fault_end: float = 0.0
+    end: float = 0.0
+    revoke: Revoke | None = None
+    logs: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.round < 0 else f"{self.name} #{self.round + 1}"
+
+    @property
+    def is_fault(self) -> bool:
+        return self.name in FAULTS
+
+
+FAULTS = ("redis-stop", "redis-freeze", "redis-restart", "pg-down")
+PHASE_TEXT = {
+    "baseline": "no fault",
+    "redis-stop": "our Redis stopped (SHUTDOWN NOSAVE) for 8 s, then started empty; a warm "
+    "user key revoked on host A 2.5 s into the outage",
+    "redis-freeze": "our Redis frozen (SIGSTOP) for 8 s, then SIGCONT: its data, the revoked "
+    "key's entry included, comes back; a warm system key revoked on host A 2.5 s in",
+    "redis-restart": "our Redis restarted (SHUTDOWN NOSAVE, start): an empty cache at once",
+    "pg-down": "the proxy to PostgreSQL refuses new connections and drops open ones for 8 s",
+    "throttle": "unknown keys from one client address until 429; valid keys from it after",
+}
+
+
+# The harness ---------------------------------------------------------------------------------
+
+
+class FaultHarness(Harness):
+    """revocation.py's harness (database, gunicorn masters, manage.py) serving through the proxy
+    and our Redis, plus the load generator and the faults."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.proxy = DatabaseProxy()
+        # Redis needs its directory (and port) before Harness.__init__ builds the environment.
+        self.workdir_early = Path(tempfile.mkdtemp(prefix="phoenix-faults-"))
+        self.redis = RedisServer(self.workdir_early)
+        config = Config(
+            quick=settings.quick,
+            trials=1,
+            app_dir=REPO,
+            cache_url=self.redis.url,
+            database=settings.database,
+            write=None,
+            budget=settings.budget,
+            only=(),
+            skip_checks=False,
+        )
+        super().__init__(config)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.workdir = self.workdir_early
+        self.loadgen: subprocess.Popen[str] | None = None
+        self.records = self.workdir / "requests.csv"
+        self.credentials: dict[str, Credential] = {}
+        self.victims: list[Victim] = []
+        self.phases: list[Phase] = []
+        self.throttle: dict[str, object] = {}
+        self.redis_version = "?"
+
+    def child_env(self) -> dict[str, str]:
+        env = super().child_env()
+        env["DATABASE_URL"] = f"postgres://postgres@{LOOPBACK}:{self.proxy.port}/{self.config.database}"
+        return env
+
+    # Set-up ----------------------------------------------------------------------------------
+
+    def set_up(self) -> None:
+        self.redis.start()
+        self.redis_version = self.redis.version()
+        self.proxy.start()
+        self.reset_stores()
+        self.manage("migrate", "--noinput")
+        self.seed()
+        self.start_servers()
+
+    def key_plan(self) -> list[tuple[str, str]]:
+        names = [(f"main-user-{n}", "user") for n in range(3)]
+        names += [(f"main-system-{n}", "system") for n in range(2)]
+        for n in range(self.settings.rounds):
+            names += [(f"victim-stop-{n}", "user"), (f"victim-freeze-{n}", "system")]
+        names += [("throttle-warm", "user"), ("throttle-cold", "user"), ("throttle-bystander", "user")]
+        return names
+
+    def seed(self) -> None:
+        """One shell mints every key (users for user keys); plaintexts come back on its stdout,
+        read here in memory."""
+        plan = self.key_plan()
+        result = self.shell_json(SEED_SCRIPT, env={**self.env, "FAULTS_KEYS": json.dumps(plan)})
+        for name, kind in plan:
+            plaintext, key_id = result[name]
+            self.credentials[name] = Credential(name, kind, plaintext, key_id)
+        victims = [name for name, _ in plan if name.startswith("victim-")]
+        self.victims = [
+            Victim(n, self.credentials[name], f"127.0.3.{n + 1}") for n, name in enumerate(victims)
+        ]
+
+    # Load ------------------------------------------------------------------------------------
+
+    def load_plan(self) -> dict[str, object]:
+        def bearer(values: Iterable[str]) -> list[str | None]:
+            return [f"Bearer {value}" for value in values]
+
+        main = self.credentials
+        unknown = [unknown_key(prefix) for prefix in ("phxu_", "phxs_") for _ in range(20)]
+        mix = [
+            ("user", bearer(c.plaintext for n, c in main.items() if n.startswith("main-user")), 0.42, [MAIN_SOURCE]),
+            ("system", bearer(c.plaintext for n, c in main.items() if n.startswith("main-system")), 0.25, [MAIN_SOURCE]),
+            ("admin", bearer([self.admin_secret]), 0.15, [MAIN_SOURCE]),
+            ("unknown", bearer(unknown), 0.10, UNKNOWN_SOURCES),
+            ("garbage", garbage_headers(), 0.08, [GARBAGE_SOURCE]),
+        ]  # fmt: skip
+        return {
+            "ports": self.ports,
+            "mix": [
+                {"kind": k, "headers": h, "weight": w, "sources": s} for k, h, w, s in mix
+            ],
+            "victims": [
+                {
+                    "kind": v.kind,
+                    "headers": bearer([v.credential.plaintext]),
+                    "weight": 1,
+                    "sources": [v.source],
+                }
+                for v in self.victims
+            ],
+            "threads_per_host": self.settings.threads_per_host,
+            "rate_per_thread": self.settings.rate_per_thread,
+            "timeout": self.settings.request_timeout,
+            "duration": self.settings.budget,
+            "out": str(self.records),
+        }
+
+    def start_load(self) -> None:
+        """The plan, credentials included, goes through stdin: never argv, never a file."""
+        command = [sys.executable, str(Path(__file__).with_name("loadgen.py"))]
+        self.loadgen = subprocess.Popen(  # noqa: S603 - our interpreter and our script
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.loadgen.stdin is not None and self.loadgen.stdout is not None
+        self.loadgen.stdin.write(json.dumps(self.load_plan()))
+        self.loadgen.stdin.close()
+        if self.loadgen.stdout.readline().strip() != "ready":
+            raise HarnessError("the load generator did not start")
+
+    def stop_load(self) -> None:
+        if self.loadgen is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.loadgen.terminate()
+        try:
+            self.loadgen.wait(self.settings.request_timeout + 5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.loadgen.pid, signal.SIGKILL)
+            self.loadgen.wait(5)
+        self.loadgen = None
+
+    def clean_up(self) -> None:
+        """Every process we started, in any state: load, servers, our Redis, the proxy."""
+        self.stop_load()
+        self.stop_servers()
+        self.redis.kill()
+        self.proxy.stop()
+
+    # Phases ----------------------------------------------------------------------------------
+
+    def log_offsets(self) -> dict[Path, int]:
+        return {path: path.stat().st_size for path in self.workdir.glob("gunicorn-*.log")}
+
+    def log_lines(self, since: dict[Path, int]) -> Counter[str]:
+        """The app's outage lines written since ``since`` (the logs carry no timestamps)."""
+        found: Counter[str] = Counter()
+        for path, offset in since.items():
+            with path.open("rb") as log:
+                log.seek(offset)
+                text = log.read().decode(errors="replace")
+            for name, pattern in LOG_PATTERNS.items():
+                found[name] += text.count(pattern)
+        return found
+
+    def run_phase(
+        self,
+        name: str,
+        number: int,
+        fault: Callable[[], None],
+        heal: Callable[[], None],
+        victim: Victim | None = None,
+    ) -> Phase:
+        """pre-fault load, the fault (with a revoke 2.5 s in), healing, then watch recovery."""
+        s = self.settings
+        phase = Phase(name, number, time.monotonic())
+        offsets = self.log_offsets()
+        time.sleep(s.pre)
+        phase.fault_start = time.monotonic()
+        fault()
+        if name != "redis-restart":
+            time.sleep(2.5)
+            if victim is not None:
+                phase.revoke = self.revoke(victim)
+            time.sleep(max(0.0, phase.fault_start + s.fault - time.monotonic()))
+        heal()
+        phase.fault_end = time.monotonic()
+        time.sleep(s.post)
+        phase.end = time.monotonic()
+        phase.logs = self.log_lines(offsets)
+        self.phases.append(phase)
+        say(f"[{self.elapsed():6.1f}s] {phase.label}: done")
+        return phase
+
+    def revoke(self, victim: Victim) -> Revoke:
+        """REST DELETE on host A with the admin secret; "returned" is when the 204 was read."""
+        path = f"/v1/{victim.credential.kind}/api_keys/{victim.credential.id}"
+        start = time.monotonic()
+        status, _, _ = probe(self.ports["A"], path, self.admin_secret, MAIN_SOURCE, "DELETE")
+        return Revoke(victim, start, time.monotonic(), status)
+
+    def round_of_faults(self, number: int) -> None:
+        r, proxy = self.redis, self.proxy
+        stop_victim, freeze_victim = self.victims[2 * number], self.victims[2 * number + 1]
+        self.run_phase("redis-stop", number, r.shutdown, r.start, stop_victim)
+        self.run_phase("redis-freeze", number, r.freeze, r.thaw, freeze_victim)
+        self.run_phase("redis-restart", number, self.restart_redis, noop)
+        self.run_phase("pg-down", number, proxy.down, proxy.up)
+
+    def restart_redis(self) -> None:
+        self.redis.shutdown()
+        self.redis.start()
+
+    def baseline(self) -> None:
+        phase = Phase("baseline", -1, time.monotonic())
+        offsets = self.log_offsets()
+        time.sleep(self.settings.pre + 2)
+        phase.fault_start = phase.fault_end = phase.end = time.monotonic()
+        phase.logs = self.log_lines(offsets)
+        self.phases.append(phase)
+
+    # The throttle ----------------------------------------------------------------------------
+
+    def throttle_phase(self) -> None:
+        """Trip the throttle from one address, then see which valid keys it still lets in."""
+        phase = Phase("throttle", -1, time.monotonic())
+        offsets = self.log_offsets()
+        phase.fault_start = time.monotonic()
+        self.throttle = throttle_scenario(self)
+        phase.fault_end = time.monotonic()
+        time.sleep(2)
+        phase.end = time.monotonic()
+        phase.logs = self.log_lines(offsets)
+        self.phases.append(phase)
+        say(f"[{self.elapsed():6.1f}s] throttle: done")
+
+
+def noop() -> None:
+    """Healing for a fault that heals itself (a restart)."""
+
+
+def probe(
+    port: int, path: str, credential: str | None, source: str, method: str = "GET"
+) -> tuple[int, str, float]:
+    """One request from ``source``: status (0 on a transport error), Retry-After, seconds."""
+    headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+    bind = None if source == MAIN_SOURCE else (source, 0)
+    start = time.monotonic()
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=10, source_address=bind)
+    try:
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Retry-After") or "", time.monotonic() - start
+    except (OSError, http.client.HTTPException):
+        return 0, "", time.monotonic() - start
+    finally:
+        connection.close()
+
+
+def throttle_scenario(h: FaultHarness) -> dict[str, object]:
+    """Measured from THROTTLE_SOURCE while the load goes on from its own addresses."""
+    warm, cold = h.credentials["throttle-warm"], h.credentials["throttle-cold"]
+    ports = [h.ports[host] for host in HOSTS]
+
+    def ask(credential: str | None, source: str, count: int) -> list[tuple[int, str, float]]:
+        return [probe(ports[i % 2], "/api/hello/", credential, source) for i in range(count)]
+
+    result: dict[str, object] = {"warm before": Counter(s for s, _, _ in ask(warm.plaintext, THROTTLE_SOURCE, 4))}
+    start, burst = time.monotonic(), []
+    while len(burst) < 3 * FAILED_AUTH_LIMIT:
+        burst.append(probe(ports[len(burst) % 2], "/api/hello/", unknown_key("phxu_"), THROTTLE_SOURCE))
+        if burst[-1][0] == 429:
+            break
+    first = next((i for i, (status, _, _) in enumerate(burst) if status == 429), None)
+    after = ask(unknown_key("phxs_"), THROTTLE_SOURCE, 10)
+    result.update(
+        {
+            "refused before 429": Counter(s for s, _, _ in burst[: first if first is not None else len(burst)]),
+            "first 429 at": None if first is None else first + 1,
+            "seconds to first 429": None if first is None else sum(t for _, _, t in burst[: first + 1]),
+            "burst wall": time.monotonic() - start,
+            "401 latency ms": ms_median([t for s, _, t in burst if s == 401]),
+            "429 latency ms": ms_median([t for s, _, t in [*burst, *after] if s == 429]),
+            "unknown after": Counter(s for s, _, _ in after),
+            "retry after": sorted({ra for s, ra, _ in [*burst, *after] if s == 429}),
+            "warm key, throttled address": Counter(s for s, _, _ in ask(warm.plaintext, THROTTLE_SOURCE, 6)),
+            "admin secret, throttled address": Counter(s for s, _, _ in ask(h.admin_secret, THROTTLE_SOURCE, 4)),
+            "cold key, throttled address": Counter(s for s, _, _ in ask(cold.plaintext, THROTTLE_SOURCE, 4)),
+            "cold key, other address": Counter(s for s, _, _ in ask(cold.plaintext, MAIN_SOURCE, 4)),
+            "cold key, throttled address, once cached": Counter(s for s, _, _ in ask(cold.plaintext, THROTTLE_SOURCE, 4)),
+        }
+    )  # fmt: skip
+    bystander = h.credentials["throttle-bystander"]
+    status, _, _ = probe(h.ports["A"], f"/v1/user/api_keys/{bystander.id}", h.admin_secret, MAIN_SOURCE, "DELETE")
+    result["unrelated revoke"] = status
+    result["warm key, throttled address, after an unrelated revoke"] = Counter(
+        s for s, _, _ in ask(warm.plaintext, THROTTLE_SOURCE, 4)
+    )
+    result["warm key, other address, after an unrelated revoke"] = Counter(
+        s for s, _, _ in ask(warm.plaintext, MAIN_SOURCE, 4)
+    )
+    return result
+
+
+def ms_median(seconds: list[float]) -> float | None:
+    return statistics.median(seconds) * 1000 if seconds else None
+
+
+# Analysis ------------------------------------------------------------------------------------
+
+
+def category(status: int) -> str:
+    if status == 0:
+        return "error"
+    if 500 <= status < 600 and status != 503:
+        return "5xx other"
+    return str(status) if status in (200, 401, 403, 429, 503) else "other"
+
+
+CATEGORIES = ("200", "401", "403", "429", "503", "5xx other", "error", "other")
+
+
+@dataclass
+class Windows:
+    """When 503s are legitimate (the database cut off) and when 2 s is the stall limit."""
+
+    db: list[tuple[float, float]]
+    faults: list[tuple[float, float]]
+
+    @classmethod
+    def of(cls, phases: list[Phase]) -> Windows:
+        db = [(p.fault_start, p.fault_end + DB_GRACE) for p in phases if p.name == "pg-down"]
+        faults = [(p.fault_start - 0.5, p.fault_end + 1.0) for p in phases if p.is_fault]
+        return cls(db, faults)
+
+    @staticmethod
+    def inside(t: float, spans: list[tuple[float, float]]) -> bool:
+        return any(a <= t <= b for a, b in spans)
+
+
+def row_problem(row: Row, windows: Windows, revoked_at: dict[str, float]) -> str | None:
+    """Why this one request breaks a promise, or None."""
+    status, kind = row.status, row.kind
+    if status == 0:
+        return "transport error or timeout"
+    if 500 <= status < 600 and status != 503:
+        return f"{status} from the server"
+    if status == 503 and not windows.inside(row.sent, windows.db):
+        return "503 while the database was reachable"
+    if status in (429, 503) and not row.retry_after.isdigit():
+        return f"{status} without a Retry-After"
+    limit = STALL_IN_FAULT if windows.inside(row.sent, windows.faults) else STALL_ANYWHERE
+    if row.latency > limit:
+        return f"request took over {limit:.0f} s"
+    revoked = revoked_at.get(kind)
+    if revoked is not None and row.sent >= revoked:
+        return "a revoked key accepted after its revoke returned" if status == 200 else None
+    if (kind in VALID or kind.startswith("victim-")) and status in (401, 403, 429):
+        return f"a valid credential refused ({status})"
+    if kind in ("unknown", "garbage") and status == 200:
+        return f"{kind} credential accepted"
+    return None
+
+
+@dataclass
+class PhaseStats:
+    phase: Phase
+    rows: list[Row]
+    statuses: Counter[str]
+    fault_by_kind: dict[str, Counter[str]]
+    latency: tuple[float, float, float] | None  # valid kinds, whole phase: p50, p99, max (ms)
+    fault_latency: tuple[float, float, float] | None
+    db_ratio: tuple[float, float, float]  # round trips per request: before, during, after
+    recovery: float | None  # seconds after the fault ended; None: not seen
+    p50_back: float | None
+    victim_after: int = 0
+    victim_after_heal: int = 0
+    victim_leaks: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def between(rows: list[Row], times: list[float], a: float, b: float) -> list[Row]:
+    return rows[bisect_left(times, a) : bisect_left(times, b)]
+
+
+def latency_figures(rows: Iterable[Row]) -> tuple[float, float, float] | None:
+    values = sorted(row.latency * 1000 for row in rows if row.kind in VALID)
+    if len(values) < 2:
+        return None
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return statistics.median(values), p99, values[-1]
+
+
+class RoundTrips:
+    """Database round trips (chunks the proxy forwarded to PostgreSQL) per request sent."""
+
+    def __init__(self, trips: list[float], rows: list[Row], times: list[float]) -> None:
+        self.trips = sorted(trips)
+        self.rows, self.times = rows, times
+
+    def ratio(self, a: float, b: float) -> float | None:
+        requests = bisect_left(self.times, b) - bisect_left(self.times, a)
+        trips = bisect_left(self.trips, b) - bisect_left(self.trips, a)
+        return trips / requests if requests else None
+
+
+def cache_recovery(phase: Phase, trips: RoundTrips) -> float | None:
+    """Seconds after the fault until the database load falls back: the cache answers again.
+    Recovered is a 0.5 s bin below a quarter of the way from the level before the fault to the
+    peak during it; a fault with no visible peak (the cache was back at once) counts as 0."""
+    before = trips.ratio(phase.start, phase.fault_start) or 0.0
+    bins = [(t, t + 0.5) for t in frange(phase.fault_start, phase.fault_end + 2.0, 0.5)]
+    peak = max((r for a, b in bins if (r := trips.ratio(a, b)) is not None), default=0.0)
+    if peak - before < 0.1:
+        return 0.0
+    threshold = before + 0.25 * (peak - before)
+    for a, b in ((t, t + 0.5) for t in frange(phase.fault_end, phase.end - 0.5, 0.5)):
+        ratio = trips.ratio(a, b)
+        if ratio is not None and ratio <= threshold:
+            return b - phase.fault_end
+    return None
+
+
+def database_recovery(phase: Phase, rows: list[Row]) -> float | None:
+    """Seconds after the database came back until an unknown key got a true answer (a lookup
+    answered: 401) rather than 503."""
+    for row in rows:
+        if row.sent >= phase.fault_end and row.kind == "unknown" and row.status in (401, 429):
+            return row.sent - phase.fault_end
+    return None
+
+
+def p50_back(phase: Phase, rows: list[Row], times: list[float]) -> float | None:
+    """Seconds after the fault until a 1 s bin's median latency (valid kinds) is back within
+    1.5 times (or 3 ms of) the median before the fault."""
+    before = latency_figures(between(rows, times, phase.start, phase.fault_start))
+    if before is None:
+        return None
+    limit = max(before[0] * 1.5, before[0] + 3.0)
+    for a in frange(phase.fault_end, phase.end - 1.0, 0.5):
+        figures = latency_figures(between(rows, times, a, a + 1.0))
+        if figures is not None and figures[0] <= limit:
+            return a + 1.0 - phase.fault_end
+    return None
+
+
+def frange(a: float, b: float, step: float) -> Iterable[float]:
+    t = a
+    while t < b:
+        yield t
+        t += step
+
+
+def phase_stats(
+    phase: Phase, rows: list[Row], times: list[float], trips: RoundTrips, windows: Windows
+) -> PhaseStats:
+    mine = between(rows, times, phase.start, phase.end)
+    during = between(rows, times, phase.fault_start, phase.fault_end)
+    by_kind: dict[str, Counter[str]] = {}
+    for row in during:
+        kind = "victim" if row.kind.startswith("victim-") else row.kind
+        by_kind.setdefault(kind, Counter())[category(row.status)] += 1
+    ratios = (
+        trips.ratio(phase.start, phase.fault_start),
+        trips.ratio(phase.fault_start, phase.fault_end),
+        trips.ratio(phase.fault_end, phase.end),
+    )
+    recovery: float | None = None
+    if phase.name == "pg-down":
+        recovery = database_recovery(phase, mine)
+    elif phase.name.startswith("redis-"):
+        recovery = cache_recovery(phase, trips)
+    stats = PhaseStats(
+        phase,
+        mine,
+        Counter(category(row.status) for row in mine),
+        by_kind,
+        latency_figures(mine),
+        latency_figures(between(rows, times, phase.fault_start - 0.5, phase.fault_end + 1.0)),
+        (ratios[0] or 0.0, ratios[1] or 0.0, ratios[2] or 0.0),
+        recovery,
+        p50_back(phase, rows, times) if phase.is_fault else None,
+    )
+    check_phase(stats, rows, times)
+    return stats
+
+
+def check_phase(stats: PhaseStats, rows: list[Row], times: list[float]) -> None:
+    """The phase-level promises: recovery in time, the revoke held, the outage logged once."""
+    phase, problems = stats.phase, stats.problems
+    if phase.is_fault and (stats.recovery is None or stats.recovery > RECOVERY_LIMIT):
+        seen = "not seen" if stats.recovery is None else f"{stats.recovery:.1f} s"
+        problems.append(f"no recovery within {RECOVERY_LIMIT:.0f} s of the fault's end ({seen})")
+    if phase.revoke is not None:
+        check_revoke(stats, phase.revoke, rows, times)
+    expected = {
+        "redis-stop": ("cache failed", "cache answers"),
+        "redis-freeze": ("cache failed", "cache answers"),
+        "pg-down": ("db failed", "db answers"),
+    }.get(phase.name, ())
+    for name in expected:
+        if not 1 <= phase.logs[name] <= 2 * WORKERS:
+            problems.append(f'{phase.logs[name]} "{LOG_PATTERNS[name]}" lines (1-{2 * WORKERS})')
+    if phase.name == "redis-restart" and phase.logs["cache failed"] > 2 * WORKERS:
+        problems.append(f"{phase.logs['cache failed']} cache failure lines for one restart")
+
+
+def check_revoke(stats: PhaseStats, revoke: Revoke, rows: list[Row], times: list[float]) -> None:
+    phase, kind = stats.phase, revoke.victim.kind
+    if revoke.status != 204:
+        stats.problems.append(f"the revoke answered {revoke.status}, not 204")
+    warm = {
+        row.host
+        for row in between(rows, times, phase.start, phase.fault_start)
+        if row.kind == kind and row.status == 200
+    }
+    if warm != set(HOSTS):
+        stats.problems.append(f"the victim key was not warm on both hosts (only {sorted(warm)})")
+    after = [row for row in rows[bisect_left(times, revoke.end) :] if row.kind == kind]
+    stats.victim_after = len(after)
+    stats.victim_after_heal = sum(row.sent >= phase.fault_end for row in after)
+    stats.victim_leaks = sum(row.status == 200 for row in after)
+    if not stats.victim_after_heal or not any(r.host == "B" for r in after):
+        stats.problems.append("the revoked key was not tried on host B after the outage")
+
+
+@dataclass
+class Outcome:
+    stats: list[PhaseStats]
+    problems: Counter[str]
+    throttle: dict[str, object]
+    throttle_problems: list[str]
+    tracebacks: int
+    total: int
+    wall: float
+    setup: float
+    versions: dict[str, str]
+
+    @property
+    def failures(self) -> list[str]:
+        lines = [f"{reason}: {n} request(s)" for reason, n in sorted(self.problems.items())]
+        lines += [f"{s.phase.label}: {p}" for s in self.stats for p in s.problems]
+        lines += [f"throttle: {p}" for p in self.throttle_problems]
+        if self.tracebacks:
+            lines.append(f"{self.tracebacks} traceback(s) in the gunicorn logs")
+        return lines
+
+
+def analyse(h: FaultHarness, setup: float) -> Outcome:
+    rows = read_rows(h.records)
+    times = [row.sent for row in rows]
+    trips = RoundTrips(list(h.proxy.round_trips), rows, times)
+    windows = Windows.of(h.phases)
+    revoked_at = {p.revoke.victim.kind: p.revoke.end for p in h.phases if p.revoke}
+    problems: Counter[str] = Counter()
+    label_of = phase_labeller(h.phases)
+    for row in rows:
+        problem = row_problem(row, windows, revoked_at)
+        if problem:
+            problems[f"{label_of(row.sent)}, {row.kind}: {problem}"] += 1
+    stats = [phase_stats(p, rows, times, trips, windows) for p in h.phases]
+    return Outcome(
+        stats,
+        problems,
+        h.throttle,
+        throttle_problems(h.throttle),
+        h.log_tracebacks(),
+        len(rows),
+        h.elapsed(),
+        setup,
+        versions(h),
+    )
+
+
+def phase_labeller(phases: list[Phase]) -> Callable[[float], str]:
+    def label(t: float) -> str:
+        return next((p.label for p in phases if p.start <= t < p.end), "between phases")
+
+    return label
+
+
+def throttle_problems(result: dict[str, object]) -> list[str]:
+    """Fails on what the throttle promises; what it does to uncached valid keys is reported."""
+    problems = []
+    first = result.get("first 429 at")
+    if not isinstance(first, int) or first > FAILED_AUTH_LIMIT + 5:
+        problems.append(f"no 429 within {FAILED_AUTH_LIMIT + 5} failures (first at {first})")
+    retry = result.get("retry after")
+    if not retry or not all(str(value).isdigit() for value in retry):  # type: ignore[attr-defined]
+        problems.append(f"429 without a numeric Retry-After ({retry})")
+    for name in ("warm before", "warm key, throttled address", "admin secret, throttled address",
+                 "cold key, other address", "warm key, other address, after an unrelated revoke"):
+        seen = result.get(name)
+        if not isinstance(seen, Counter) or set(seen) != {200}:
+            problems.append(f"{name}: {format_counter(seen)}, expected only 200")
+    unknown = result.get("unknown after")
+    if not isinstance(unknown, Counter) or set(unknown) != {429}:
+        problems.append(f"unknown keys after the limit: {format_counter(unknown)}, expected 429")
+    return problems  # fmt: skip
+
+
+def format_counter(counter: object) -> str:
+    if not isinstance(counter, Counter):
+        return str(counter)
+    names = {0: "error"}
+    return ", ".join(f"{names.get(k, k)}: {n}" for k, n in sorted(counter.items(), key=str))
+
+
+def versions(h: FaultHarness) -> dict[str, str]:
+    with psycopg.connect(PG_ADMIN_URL, connect_timeout=10) as connection:
+        row = connection.execute("SHOW server_version").fetchone()
+    return {
+        "Python": platform.python_version(),
+        "Django": django.get_version(),
+        "Django REST framework": importlib.metadata.version("djangorestframework"),
+        "gunicorn": importlib.metadata.version("gunicorn"),
+        "django-redis": importlib.metadata.version("django-redis"),
+        "redis-py": importlib.metadata.version("redis"),
+        "psycopg": importlib.metadata.version("psycopg"),
+        "PostgreSQL": str(row[0]).split()[0] if row else "?",
+        "Redis (ours)": h.redis_version,
+        "phoenix_apikeys code": code_version(REPO),
+    }
