@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import http.client
 import importlib.metadata
@@ -67,7 +66,6 @@ from revocation import (
     deadline,
     free_port,
     markdown_table,
-    new_secret,
     redact,
     say,
     text_table,
@@ -475,7 +473,9 @@ class FaultHarness(Harness):
 
     def child_env(self) -> dict[str, str]:
         env = super().child_env()
-        env["DATABASE_URL"] = f"postgres://postgres@{LOOPBACK}:{self.proxy.port}/{self.config.database}"
+        env["DATABASE_URL"] = (
+            f"postgres://postgres@{LOOPBACK}:{self.proxy.port}/{self.config.database}"
+        )
         return env
 
     # Set-up ----------------------------------------------------------------------------------
@@ -494,7 +494,11 @@ class FaultHarness(Harness):
         names += [(f"main-system-{n}", "system") for n in range(2)]
         for n in range(self.settings.rounds):
             names += [(f"victim-stop-{n}", "user"), (f"victim-freeze-{n}", "system")]
-        names += [("throttle-warm", "user"), ("throttle-cold", "user"), ("throttle-bystander", "user")]
+        names += [
+            ("throttle-warm", "user"),
+            ("throttle-cold", "user"),
+            ("throttle-bystander", "user"),
+        ]
         return names
 
     def seed(self) -> None:
@@ -516,20 +520,20 @@ class FaultHarness(Harness):
         def bearer(values: Iterable[str]) -> list[str | None]:
             return [f"Bearer {value}" for value in values]
 
-        main = self.credentials
+        def main(prefix: str) -> list[str | None]:
+            return bearer(c.plaintext for n, c in self.credentials.items() if n.startswith(prefix))
+
         unknown = [unknown_key(prefix) for prefix in ("phxu_", "phxs_") for _ in range(20)]
         mix = [
-            ("user", bearer(c.plaintext for n, c in main.items() if n.startswith("main-user")), 0.42, [MAIN_SOURCE]),
-            ("system", bearer(c.plaintext for n, c in main.items() if n.startswith("main-system")), 0.25, [MAIN_SOURCE]),
+            ("user", main("main-user"), 0.42, [MAIN_SOURCE]),
+            ("system", main("main-system"), 0.25, [MAIN_SOURCE]),
             ("admin", bearer([self.admin_secret]), 0.15, [MAIN_SOURCE]),
             ("unknown", bearer(unknown), 0.10, UNKNOWN_SOURCES),
             ("garbage", garbage_headers(), 0.08, [GARBAGE_SOURCE]),
-        ]  # fmt: skip
+        ]
         return {
             "ports": self.ports,
-            "mix": [
-                {"kind": k, "headers": h, "weight": w, "sources": s} for k, h, w, s in mix
-            ],
+            "mix": [{"kind": k, "headers": h, "weight": w, "sources": s} for k, h, w, s in mix],
             "victims": [
                 {
                     "kind": v.kind,
@@ -701,33 +705,43 @@ def throttle_scenario(h: FaultHarness) -> dict[str, object]:
     def ask(credential: str | None, source: str, count: int) -> list[tuple[int, str, float]]:
         return [probe(ports[i % 2], "/api/hello/", credential, source) for i in range(count)]
 
-    result: dict[str, object] = {"warm before": Counter(s for s, _, _ in ask(warm.plaintext, THROTTLE_SOURCE, 4))}
-    start, burst = time.monotonic(), []
+    def statuses(credential: str | None, source: str, count: int) -> Counter[int]:
+        return Counter(status for status, _, _ in ask(credential, source, count))
+
+    result: dict[str, object] = {"warm before": statuses(warm.plaintext, THROTTLE_SOURCE, 4)}
+    start, burst = time.monotonic(), list[tuple[int, str, float]]()
     while len(burst) < 3 * FAILED_AUTH_LIMIT:
-        burst.append(probe(ports[len(burst) % 2], "/api/hello/", unknown_key("phxu_"), THROTTLE_SOURCE))
+        burst.append(
+            probe(ports[len(burst) % 2], "/api/hello/", unknown_key("phxu_"), THROTTLE_SOURCE)
+        )
         if burst[-1][0] == 429:
             break
     first = next((i for i, (status, _, _) in enumerate(burst) if status == 429), None)
     after = ask(unknown_key("phxs_"), THROTTLE_SOURCE, 10)
+    refused = burst[: first if first is not None else len(burst)]
     result.update(
         {
-            "refused before 429": Counter(s for s, _, _ in burst[: first if first is not None else len(burst)]),
+            "refused before 429": Counter(s for s, _, _ in refused),
             "first 429 at": None if first is None else first + 1,
-            "seconds to first 429": None if first is None else sum(t for _, _, t in burst[: first + 1]),
+            "seconds to first 429": None if first is None else sum(t for _, _, t in burst),
             "burst wall": time.monotonic() - start,
             "401 latency ms": ms_median([t for s, _, t in burst if s == 401]),
             "429 latency ms": ms_median([t for s, _, t in [*burst, *after] if s == 429]),
             "unknown after": Counter(s for s, _, _ in after),
             "retry after": sorted({ra for s, ra, _ in [*burst, *after] if s == 429}),
-            "warm key, throttled address": Counter(s for s, _, _ in ask(warm.plaintext, THROTTLE_SOURCE, 6)),
-            "admin secret, throttled address": Counter(s for s, _, _ in ask(h.admin_secret, THROTTLE_SOURCE, 4)),
-            "cold key, throttled address": Counter(s for s, _, _ in ask(cold.plaintext, THROTTLE_SOURCE, 4)),
-            "cold key, other address": Counter(s for s, _, _ in ask(cold.plaintext, MAIN_SOURCE, 4)),
-            "cold key, throttled address, once cached": Counter(s for s, _, _ in ask(cold.plaintext, THROTTLE_SOURCE, 4)),
+            "warm key, throttled address": statuses(warm.plaintext, THROTTLE_SOURCE, 6),
+            "admin secret, throttled address": statuses(h.admin_secret, THROTTLE_SOURCE, 4),
+            "cold key, throttled address": statuses(cold.plaintext, THROTTLE_SOURCE, 4),
+            "cold key, other address": statuses(cold.plaintext, MAIN_SOURCE, 4),
+            "cold key, throttled address, once cached": statuses(
+                cold.plaintext, THROTTLE_SOURCE, 4
+            ),
         }
-    )  # fmt: skip
+    )
     bystander = h.credentials["throttle-bystander"]
-    status, _, _ = probe(h.ports["A"], f"/v1/user/api_keys/{bystander.id}", h.admin_secret, MAIN_SOURCE, "DELETE")
+    status, _, _ = probe(
+        h.ports["A"], f"/v1/user/api_keys/{bystander.id}", h.admin_secret, MAIN_SOURCE, "DELETE"
+    )
     result["unrelated revoke"] = status
     result["warm key, throttled address, after an unrelated revoke"] = Counter(
         s for s, _, _ in ask(warm.plaintext, THROTTLE_SOURCE, 4)
@@ -1024,8 +1038,13 @@ def throttle_problems(result: dict[str, object]) -> list[str]:
     retry = result.get("retry after")
     if not retry or not all(str(value).isdigit() for value in retry):  # type: ignore[attr-defined]
         problems.append(f"429 without a numeric Retry-After ({retry})")
-    for name in ("warm before", "warm key, throttled address", "admin secret, throttled address",
-                 "cold key, other address", "warm key, other address, after an unrelated revoke"):
+    for name in (
+        "warm before",
+        "warm key, throttled address",
+        "admin secret, throttled address",
+        "cold key, other address",
+        "warm key, other address, after an unrelated revoke",
+    ):
         seen = result.get(name)
         if not isinstance(seen, Counter) or set(seen) != {200}:
             problems.append(f"{name}: {format_counter(seen)}, expected only 200")
@@ -1057,3 +1076,337 @@ def versions(h: FaultHarness) -> dict[str, str]:
         "Redis (ours)": h.redis_version,
         "phoenix_apikeys code": code_version(REPO),
     }
+
+
+# Reporting -----------------------------------------------------------------------------------
+
+
+def ms(figures: tuple[float, float, float] | None) -> list[str]:
+    return [f"{v:.0f}" for v in figures] if figures else ["-", "-", "-"]
+
+
+def seconds(value: float | None) -> str:
+    return "not seen" if value is None else f"{value:.1f}"
+
+
+PHASE_HEADERS = [
+    "phase", "requests", *CATEGORIES[:-1],
+    "p50 ms", "p99 ms", "max ms", "fault p50", "fault p99", "fault max",
+]  # fmt: skip
+
+
+def phase_rows(outcome: Outcome) -> list[list[str]]:
+    return [
+        [
+            s.phase.label,
+            str(len(s.rows)),
+            *(str(s.statuses[c]) for c in CATEGORIES[:-1]),
+            *ms(s.latency),
+            *(ms(s.fault_latency) if s.phase.is_fault else ["-", "-", "-"]),
+        ]
+        for s in outcome.stats
+    ]
+
+
+FAULT_HEADERS = [
+    "phase", "DB trips/request before, during, after", "recovered (s)", "p50 back (s)",
+    "revoked key: tries after revoke (after heal), 200s", "log lines: failed / answers again",
+    "result",
+]  # fmt: skip
+
+
+def fault_rows(outcome: Outcome) -> list[list[str]]:
+    rows = []
+    for s in outcome.stats:
+        p = s.phase
+        if not p.is_fault:
+            continue
+        logs = (
+            ("db failed", "db answers")
+            if p.name == "pg-down"
+            else ("cache failed", "cache answers")
+        )
+        revoked = f"{s.victim_after} ({s.victim_after_heal}), {s.victim_leaks}" if p.revoke else "-"
+        rows.append(
+            [
+                p.label,
+                ", ".join(f"{r:.2f}" for r in s.db_ratio),
+                seconds(s.recovery),
+                seconds(s.p50_back),
+                revoked,
+                f"{p.logs[logs[0]]} / {p.logs[logs[1]]}",
+                "FAIL" if s.problems else "ok",
+            ]
+        )
+    return rows
+
+
+def kind_rows(outcome: Outcome) -> tuple[list[str], list[list[str]]]:
+    """Statuses by credential kind during the fault windows, all rounds of a fault together."""
+    names = [name for name in FAULTS if any(s.phase.name == name for s in outcome.stats)]
+    kinds = ["user", "system", "admin", "victim", "unknown", "garbage"]
+    table: dict[tuple[str, str], Counter[str]] = {}
+    for s in outcome.stats:
+        for kind, counter in s.fault_by_kind.items():
+            table.setdefault((kind, s.phase.name), Counter()).update(counter)
+    rows = [
+        [kind, *(format_counter(table.get((kind, name), Counter())) or "-" for name in names)]
+        for kind in kinds
+    ]
+    return ["kind", *names], rows
+
+
+def throttle_lines(result: dict[str, object]) -> list[str]:
+    def show(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return format_counter(value) if isinstance(value, Counter) else str(value)
+
+    return [f"{name}: {show(value)}" for name, value in result.items()]
+
+
+def median_of(outcome: Outcome, name: str, attribute: str) -> str:
+    values = [
+        v
+        for s in outcome.stats
+        if s.phase.name == name and (v := getattr(s, attribute)) is not None
+    ]
+    return f"{statistics.median(values):.1f} s" if values else "not seen"
+
+
+def summary(outcome: Outcome) -> str:
+    """The few sentences a reader wants, each figure taken from this run."""
+    by_name: dict[str, list[PhaseStats]] = {}
+    for s in outcome.stats:
+        by_name.setdefault(s.phase.name, []).append(s)
+
+    def total(name: str, kind: str, cat: str) -> int:
+        return sum(s.fault_by_kind.get(kind, Counter())[cat] for s in by_name.get(name, []))
+
+    def valid(name: str) -> str:
+        n = sum(
+            sum(s.fault_by_kind.get(k, Counter()).values())
+            for s in by_name.get(name, [])
+            for k in VALID
+        )
+        ok = sum(total(name, k, "200") for k in VALID)
+        return f"{ok} of {n}"
+
+    def worst(name: str) -> str:
+        values = [s.fault_latency[2] for s in by_name.get(name, []) if s.fault_latency]
+        return f"{max(values):.0f} ms" if values else "-"
+
+    def trips(name: str, index: int) -> str:
+        values = [s.db_ratio[index] for s in by_name.get(name, [])]
+        return f"{statistics.median(values):.2f}" if values else "-"
+
+    leaks = sum(s.victim_leaks for s in outcome.stats)
+    tries = sum(s.victim_after for s in outcome.stats)
+    baseline = by_name.get("baseline", [None])[0]
+    base = ms(baseline.latency)[0] if baseline else "-"
+    return f"""- **Redis stopped, frozen or restarted**: valid credentials kept working
+  ({valid("redis-stop")}, {valid("redis-freeze")} and {valid("redis-restart")}
+  requests answered 200 during the stops, freezes and restarts); the keys were verified in
+  PostgreSQL instead (database round trips per request: {trips("redis-stop", 0)} before a stop, {trips("redis-stop", 1)} during it). No
+  request waited on the frozen Redis: the slowest valid request during a freeze took
+  {worst("redis-freeze")} (baseline p50 {base} ms), bounded by the 0.05 s socket timeouts and the
+  breaker. The cache served again a median of {median_of(outcome, "redis-stop", "recovery")} after
+  a stop ended, {median_of(outcome, "redis-freeze", "recovery")} after a freeze and
+  {median_of(outcome, "redis-restart", "recovery")} after a restart (the breaker retries after
+  CACHE_RETRY_INTERVAL = {CACHE_RETRY_INTERVAL} s).
+- **Revocation during a cache outage held**: {tries} requests with the keys revoked while Redis
+  was stopped or frozen, on both hosts, after the revoke returned (during the outage and after
+  Redis came back, with its old entries in the freeze case): {leaks} accepted.
+- **PostgreSQL cut off**: keys already in the cache kept working ({valid("pg-down")} valid
+  requests answered 200); unknown keys, which need a lookup, got `503` with `Retry-After`
+  ({total("pg-down", "unknown", "503")} of them) and never a `401` or a `200` they could not
+  know; garbage was still refused without a query. Lookups answered again a median of
+  {median_of(outcome, "pg-down", "recovery")} after the database returned.
+- **No 500, no transport error, no stall** in {outcome.total} requests, unless listed under
+  Failures below."""
+
+
+def markdown(settings: Settings, outcome: Outcome, argv: list[str]) -> str:
+    versions_text = "\n".join(f"  - {name}: {value}" for name, value in outcome.versions.items())
+    failures_text = "\n".join(f"- {f}" for f in outcome.failures) or "None."
+    phases_text = "\n".join(f"- `{name}`: {text}" for name, text in PHASE_TEXT.items())
+    kind_headers, kind_table = kind_rows(outcome)
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    verdict = (
+        "**Failed**: see Failures."
+        if outcome.failures
+        else (
+            "**Passed**: no 500, no transport error, no stall, no valid credential refused, no "
+            "unknown or revoked key accepted, and every fault recovered within "
+            f"{RECOVERY_LIMIT:.0f} s."
+        )
+    )
+    throttle_text = "\n".join(f"- {line}" for line in throttle_lines(outcome.throttle))
+    return f"""## Faults: Redis and PostgreSQL failing under load
+
+Does the app stay up, and tell the truth, when its cache or its database fails?
+`stress/faults.py` breaks each of them under load, on two hosts (see `stress/README.md`).
+
+{verdict}
+
+### What the app does when Redis or PostgreSQL fails
+
+{summary(outcome)}
+
+### How it was run
+
+- Command: `{" ".join(["python stress/faults.py", *argv])}`
+- Date: {date}; wall time {outcome.wall:.0f} s, of which set-up {outcome.setup:.0f} s;
+  {settings.rounds} round(s) of the four faults, each phase {settings.pre:.0f} s of load, the
+  fault ({settings.fault:.0f} s for a stop, a freeze or a cut-off), then
+  {settings.post:.0f} s watched
+- Versions:
+{versions_text}
+- Topology: one machine ({os.cpu_count()} CPUs). Two gunicorn masters on 127.0.0.1, *host A* and
+  *host B*, 2 sync workers each, serving the example project (`DJANGO_DEBUG=false`, Redis
+  socket timeouts 0.05 s, `CONN_MAX_AGE=60` with health checks, the app's defaults:
+  `CACHE_RETRY_INTERVAL=5`, `FAILED_AUTH_LIMIT=30` per 60 s). The key cache is a `redis-server`
+  of the harness's own on a free port (`--save "" --appendonly no`), so stopping it touches no
+  one else's. PostgreSQL is the machine's shared cluster, which must not be stopped: the
+  example reaches its database (`{settings.database}`, created fresh) through a TCP proxy in the
+  harness (asyncio, 127.0.0.1:<port> → 5432). "PostgreSQL down" is that proxy closing its
+  listening socket (new connections are refused) and dropping every forwarded connection (open
+  ones break), for the example alone; the proxy also counts the chunks it forwards to
+  PostgreSQL, which is how "database round trips per request" is measured from outside.
+- Load: `stress/loadgen.py`, its own process, {settings.threads_per_host} threads per host
+  paced at {settings.rate_per_thread:.0f} requests/s each, `GET /api/hello/` and `GET /v1/user`
+  alternately, a new connection per request; the mix: 42 % three user keys, 25 % two system
+  keys, 15 % the admin secret (all from 127.0.0.1), 10 % unknown well-formed keys
+  (`generate_key`'s format, never issued), 8 % garbage (no credential, `Bearer` alone, two
+  credentials, a short or mis-checksummed key, a non-key, 5,000 characters, other schemes);
+  plus one thread per host cycling the keys to be revoked. Every request is recorded (send
+  time, host, kind, status, latency, Retry-After); send times are CLOCK_MONOTONIC, shared with
+  the harness, so "sent after the revoke returned" is exact.
+- Client addresses: the throttle counts failures per client address, so each kind of traffic
+  has its own: Linux routes all of 127.0.0.0/8 to loopback, and a client socket bound to, say,
+  127.0.1.7 reaches the server on 127.0.0.1 with `REMOTE_ADDR=127.0.1.7`. Valid credentials
+  come from 127.0.0.1 (which never fails, so is never throttled), unknown keys from 200
+  rotating addresses (each stays under the limit, so they show the database path: 401, or 503
+  while it is cut off), garbage from 127.0.0.2 (throttled: its 429s are expected), each
+  revoked key from an address of its own.
+
+Phases:
+
+{phases_text}
+
+A request fails the run if it is a 5xx other than 503, a 503 sent outside a database cut-off
+(plus {DB_GRACE:.0f} s), a 429 or 503 without `Retry-After`, a transport error or timeout, a valid
+credential refused (401, 403, 429), an unknown key or garbage accepted, a revoked key accepted
+after its revoke returned, or slower than {STALL_IN_FAULT:.0f} s during a fault (from 0.5 s
+before it to 1 s after) or {STALL_ANYWHERE:.0f} s elsewhere. A phase fails if it does not
+recover within {RECOVERY_LIMIT:.0f} s of the fault's end ("recovered": for Redis, the first
+0.5 s bin whose database
+round trips per request fall back a quarter of the way from the outage's peak to the level
+before it, i.e. the cache serves again; for PostgreSQL, the first unknown key answered 401
+again), if a revoke did not answer 204 or its key was not warm on both hosts, or if the outage
+was logged not at all or more than twice per worker process ({WORKERS} processes). A traceback in
+the gunicorn logs fails the run.
+
+### Per phase
+
+Statuses of all requests sent in the phase; latencies of valid credentials (ms), over the
+phase and over the fault window.
+
+{markdown_table(PHASE_HEADERS, phase_rows(outcome))}
+
+{markdown_table(FAULT_HEADERS, fault_rows(outcome))}
+
+"p50 back": the first 1 s bin after the fault whose median latency is within 1.5 times (or
+3 ms of) the median before it. Log lines are the app's: `{LOG_PATTERNS["cache failed"]}...`
+and `...answers again` for Redis, `{LOG_PATTERNS["db failed"]}...` and
+`{LOG_PATTERNS["db answers"]}...` for PostgreSQL, counted in both masters' logs over the phase.
+
+Statuses by credential kind during the faults (all rounds):
+
+{markdown_table(kind_headers, kind_table)}
+
+### The throttle
+
+From one client address ({THROTTLE_SOURCE}) while the load went on from the others: a warm user key
+(cached), unknown keys until the first 429, then valid keys again; a "cold" key is a valid
+key never used before (not in the cache).
+
+{throttle_text}
+
+The throttle is checked before a database lookup, after the cache: a cached key from a
+throttled address still answers 200, an uncached one gets 429 until the window ends (60 s from
+the address's first failure), and any revocation (it renews the cache generation, so every
+entry becomes a miss) turns every key of that address into an uncached one.
+
+### Failures
+
+{failures_text}
+
+Tracebacks in the gunicorn logs: {outcome.tracebacks}.
+"""
+
+
+def report(settings: Settings, outcome: Outcome, argv: list[str]) -> None:
+    say("\n" + text_table(PHASE_HEADERS, phase_rows(outcome)))
+    say("\n" + text_table(FAULT_HEADERS, fault_rows(outcome)))
+    say("\n" + text_table(*kind_rows(outcome)))
+    say("\nthrottle:\n  " + "\n  ".join(throttle_lines(outcome.throttle)))
+    say(f"\nversions: {outcome.versions}")
+    say(f"requests {outcome.total}; wall time {outcome.wall:.1f} s (set-up {outcome.setup:.1f} s)")
+    for failure in outcome.failures:
+        say(f"FAILURE: {failure}")
+    say("FAILED" if outcome.failures else "PASSED")
+    if settings.write:
+        put_section(settings.write, "faults", redact(markdown(settings, outcome, argv)))
+        say(f"wrote the faults part of {settings.write}")
+
+
+# Entry point ---------------------------------------------------------------------------------
+
+
+def execute(h: FaultHarness) -> Outcome:
+    say(f"logs in {h.workdir}; our Redis on :{h.redis.port}, the proxy on :{h.proxy.port}")
+    h.set_up()
+    h.start_load()
+    setup = h.elapsed()
+    say(f"[{setup:6.1f}s] set up: hosts A on :{h.ports['A']}, B on :{h.ports['B']}; load running")
+    h.baseline()
+    for number in range(h.settings.rounds):
+        h.round_of_faults(number)
+    h.throttle_phase()
+    h.stop_load()
+    return analyse(h, setup)
+
+
+def main(argv: list[str]) -> int:
+    settings = parse_args(argv)
+    harness: FaultHarness | None = None
+    keep_logs = True
+    try:
+        with deadline(settings.budget):
+            harness = FaultHarness(settings)
+            outcome = execute(harness)
+            harness.clean_up()
+            report(settings, outcome, argv)
+            keep_logs = bool(outcome.failures)
+            return 1 if outcome.failures else 0
+    except (HarnessError, psycopg.Error, redis.RedisError, subprocess.SubprocessError) as error:
+        say(f"HARNESS ERROR: {type(error).__name__}: {error}")
+        return 2
+    except Deadline as error:
+        say(f"ABORTED: {error}")
+        return 3
+    except KeyboardInterrupt:
+        say("INTERRUPTED")
+        return 130
+    finally:
+        if harness is not None:
+            harness.clean_up()
+            if keep_logs:
+                say(f"logs kept in {harness.workdir}")
+            else:
+                shutil.rmtree(harness.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -90,7 +90,9 @@ class Generator:
     def record(self, result: Result, host: str, kind: str) -> None:
         with self.lock:
             self.results.append(
-                Result(result.sent, host, kind, result.status, result.latency_ms, result.retry_after)
+                Result(
+                    result.sent, host, kind, result.status, result.latency_ms, result.retry_after
+                )
             )
 
     def mixed(self, host: str, seed: int) -> None:

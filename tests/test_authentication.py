@@ -324,3 +324,42 @@ def test_the_database_returning_is_logged_and_keys_work_again(
         assert get(api_client, credential=key.plaintext).status_code == 503
     assert get(api_client, credential=key.plaintext).status_code == 200
     assert any("Database answers again" in r.message for r in caplog.records)
+
+
+# The DRF class on its own (no APIKeyMiddleware): the same answers ----------------------------
+
+
+@pytest.fixture
+def drf_only(settings: Any) -> None:
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "phoenix_apikeys.middleware.APIKeyMiddleware"
+    ]
+
+
+@pytest.mark.usefixtures("drf_only")
+def test_without_the_middleware_a_bad_key_is_401_from_drf(api_client: APIClient) -> None:
+    response = get(api_client, credential=generate_key(KeyKind.USER))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.usefixtures("drf_only")
+def test_without_the_middleware_guessing_is_429_from_drf(
+    api_client: APIClient, settings: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": 2}
+    statuses = [get(api_client, credential=generate_key(KeyKind.USER)).status_code for _ in "abc"]
+    assert statuses == [401, 401, 429]
+    assert int(get(api_client, credential=generate_key(KeyKind.USER))["Retry-After"]) > 0
+
+
+@pytest.mark.usefixtures("drf_only")
+def test_without_the_middleware_the_database_down_is_503_from_drf(
+    api_client: APIClient, request: pytest.FixtureRequest
+) -> None:
+    key = UserKeyFactory()
+    request.getfixturevalue("database_down")
+    response = get(api_client, credential=key.plaintext)
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "database" in response.json()["detail"]
