@@ -44,7 +44,7 @@ import time
 import zlib
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -241,8 +241,8 @@ class DatabaseProxy:
         self.thread.start()
         self.up()
 
-    def call(self, coroutine: Callable[[], object]) -> None:
-        asyncio.run_coroutine_threadsafe(coroutine(), self.loop).result(10)  # type: ignore[arg-type]
+    def call(self, coroutine: Callable[[], Coroutine[object, object, None]]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine(), self.loop).result(10)
 
     def up(self) -> None:
         self.call(self._open)
@@ -1205,22 +1205,24 @@ def summary(outcome: Outcome) -> str:
     baseline = by_name.get("baseline", [None])[0]
     base = ms(baseline.latency)[0] if baseline else "-"
     return f"""- **Redis stopped, frozen or restarted**: valid credentials kept working
-  ({valid("redis-stop")}, {valid("redis-freeze")} and {valid("redis-restart")}
-  requests answered 200 during the stops, freezes and restarts); the keys were verified in
-  PostgreSQL instead (database round trips per request: {trips("redis-stop", 0)} before a stop, {trips("redis-stop", 1)} during it). No
-  request waited on the frozen Redis: the slowest valid request during a freeze took
-  {worst("redis-freeze")} (baseline p50 {base} ms), bounded by the 0.05 s socket timeouts and the
-  breaker. The cache served again a median of {median_of(outcome, "redis-stop", "recovery")} after
-  a stop ended, {median_of(outcome, "redis-freeze", "recovery")} after a freeze and
-  {median_of(outcome, "redis-restart", "recovery")} after a restart (the breaker retries after
-  CACHE_RETRY_INTERVAL = {CACHE_RETRY_INTERVAL} s).
-- **Revocation during a cache outage held**: {tries} requests with the keys revoked while Redis
-  was stopped or frozen, on both hosts, after the revoke returned (during the outage and after
-  Redis came back, with its old entries in the freeze case): {leaks} accepted.
+  ({valid("redis-stop")}, {valid("redis-freeze")} and {valid("redis-restart")} requests
+  answered 200 during the stops, freezes and restarts): the keys were verified in PostgreSQL
+  instead (database round trips per request: {trips("redis-stop", 0)} before a stop,
+  {trips("redis-stop", 1)} during it). No request waited on the frozen Redis: the slowest
+  valid request during a freeze took {worst("redis-freeze")} (baseline p50 {base} ms), bounded
+  by the 0.05 s socket timeouts and the breaker. The cache served again a median of
+  {median_of(outcome, "redis-stop", "recovery")} after a stop ended,
+  {median_of(outcome, "redis-freeze", "recovery")} after a freeze and
+  {median_of(outcome, "redis-restart", "recovery")} after a restart (the breaker retries
+  after CACHE_RETRY_INTERVAL = {CACHE_RETRY_INTERVAL} s).
+- **Revocation during a cache outage held**: {tries} requests with keys revoked while Redis
+  was stopped or frozen, on both hosts, sent after the revoke returned (during the outage and
+  after Redis came back, with its old entries in the freeze case): {leaks} accepted.
 - **PostgreSQL cut off**: keys already in the cache kept working ({valid("pg-down")} valid
   requests answered 200); unknown keys, which need a lookup, got `503` with `Retry-After`
-  ({total("pg-down", "unknown", "503")} of them) and never a `401` or a `200` they could not
-  know; garbage was still refused without a query. Lookups answered again a median of
+  ({total("pg-down", "unknown", "503")} of them; {total("pg-down", "unknown", "401")} got a
+  401 and {total("pg-down", "unknown", "200")} a 200 the app could not know); garbage was
+  still refused without a query. Lookups answered again a median of
   {median_of(outcome, "pg-down", "recovery")} after the database returned.
 - **No 500, no transport error, no stall** in {outcome.total} requests, unless listed under
   Failures below."""

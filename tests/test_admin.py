@@ -548,16 +548,22 @@ def test_nobody_can_add_a_user_with_the_system_users_name() -> None:
     assert not UserFactory._meta.model.objects.filter(username="system").exists()
 
 
-def test_the_system_users_page_still_saves() -> None:
-    system = system_user()
-    data = {
+def system_user_form(system: Any, **fields: str) -> dict[str, Any]:
+    """The system user's change form as a browser would submit it, with ``fields`` changed."""
+    return {
         "username": system.username,
-        "email": "robot@example.com",
+        "email": "",
         "is_active": "on",
         "date_joined_0": system.date_joined.date().isoformat(),
         "date_joined_1": system.date_joined.time().strftime("%H:%M:%S"),
         **management_form("phoenix_api_keys", 0),
+        **fields,
     }
+
+
+def test_the_system_users_page_still_saves() -> None:
+    system = system_user()
+    data = system_user_form(system, email="robot@example.com")
     response = logged_in(SuperuserFactory()).post(user_change_url(system), data)
     assert response.status_code == 302
     system.refresh_from_db()
@@ -589,16 +595,7 @@ def test_a_user_admin_that_is_not_djangos_is_left_alone() -> None:
 
 def test_the_system_user_cannot_be_renamed_or_made_staff_or_superuser() -> None:
     system = system_user()
-    data = {
-        "username": "taken-over",
-        "email": "",
-        "is_active": "on",
-        "is_staff": "on",
-        "is_superuser": "on",
-        "date_joined_0": system.date_joined.date().isoformat(),
-        "date_joined_1": system.date_joined.time().strftime("%H:%M:%S"),
-        **management_form("phoenix_api_keys", 0),
-    }
+    data = system_user_form(system, username="taken-over", is_staff="on", is_superuser="on")
     response = logged_in(SuperuserFactory()).post(user_change_url(system), data)
     assert response.status_code == 302
     system.refresh_from_db()
