@@ -84,7 +84,13 @@ CACHE_RETRY_INTERVAL = 5
 STALL_IN_FAULT = 2.0  # seconds: the breaker and the socket timeouts must bound a request
 STALL_ANYWHERE = 5.0
 RECOVERY_LIMIT = 15.0  # seconds after a fault ends
-DB_GRACE = 1.0  # a 503 sent up to this long after the database is back is still its outage
+# Outage lines per phase above which the log is flooded: one per worker per outage is expected;
+# a loaded machine can add a breaker flap (a call over the 0.05 s timeout just after recovery),
+# and the logs carry no timestamps, so a line at a phase boundary may count in either phase.
+FLOOD = 3 * WORKERS
+# A 503 sent up to this long before the cut (still in flight) or after the database is back (a
+# worker's first reconnect) still belongs to the outage.
+DB_GRACE = 1.0
 LOG_PATTERNS = {
     "cache failed": "Cache 'default' failed",
     "cache answers": "Cache 'default' answers again",
@@ -779,7 +785,11 @@ class Windows:
 
     @classmethod
     def of(cls, phases: list[Phase]) -> Windows:
-        db = [(p.fault_start, p.fault_end + DB_GRACE) for p in phases if p.name == "pg-down"]
+        db = [
+            (p.fault_start - DB_GRACE, p.fault_end + DB_GRACE)
+            for p in phases
+            if p.name == "pg-down"
+        ]
         faults = [(p.fault_start - 0.5, p.fault_end + 1.0) for p in phases if p.is_fault]
         return cls(db, faults)
 
@@ -788,8 +798,11 @@ class Windows:
         return any(a <= t <= b for a, b in spans)
 
 
-def row_problem(row: Row, windows: Windows, revoked_at: dict[str, float]) -> str | None:
-    """Why this one request breaks a promise, or None."""
+def row_problem(
+    row: Row, windows: Windows, revoked_at: dict[str, tuple[float, float]]
+) -> str | None:
+    """Why this one request breaks a promise, or None. A request sent while its key's revoke
+    was in flight may be answered either way."""
     status, kind = row.status, row.kind
     if status == 0:
         return "transport error or timeout"
@@ -802,9 +815,11 @@ def row_problem(row: Row, windows: Windows, revoked_at: dict[str, float]) -> str
     limit = STALL_IN_FAULT if windows.inside(row.sent, windows.faults) else STALL_ANYWHERE
     if row.latency > limit:
         return f"request took over {limit:.0f} s"
-    revoked = revoked_at.get(kind)
-    if revoked is not None and row.sent >= revoked:
+    revoke_start, revoke_end = revoked_at.get(kind, (float("inf"), float("inf")))
+    if row.sent >= revoke_end:
         return "a revoked key accepted after its revoke returned" if status == 200 else None
+    if row.sent >= revoke_start and status in (200, 401):
+        return None
     if (kind in VALID or kind.startswith("victim-")) and status in (401, 403, 429):
         return f"a valid credential refused ({status})"
     if kind in ("unknown", "garbage") and status == 200:
@@ -949,9 +964,9 @@ def check_phase(stats: PhaseStats, rows: list[Row], times: list[float]) -> None:
         "pg-down": ("db failed", "db answers"),
     }.get(phase.name, ())
     for name in expected:
-        if not 1 <= phase.logs[name] <= 2 * WORKERS:
-            problems.append(f'{phase.logs[name]} "{LOG_PATTERNS[name]}" lines (1-{2 * WORKERS})')
-    if phase.name == "redis-restart" and phase.logs["cache failed"] > 2 * WORKERS:
+        if not 1 <= phase.logs[name] <= FLOOD:
+            problems.append(f'{phase.logs[name]} "{LOG_PATTERNS[name]}" lines (1-{FLOOD})')
+    if phase.name == "redis-restart" and phase.logs["cache failed"] > FLOOD:
         problems.append(f"{phase.logs['cache failed']} cache failure lines for one restart")
 
 
@@ -1001,7 +1016,9 @@ def analyse(h: FaultHarness, setup: float) -> Outcome:
     times = [row.sent for row in rows]
     trips = RoundTrips(list(h.proxy.round_trips), rows, times)
     windows = Windows.of(h.phases)
-    revoked_at = {p.revoke.victim.kind: p.revoke.end for p in h.phases if p.revoke}
+    revoked_at = {
+        p.revoke.victim.kind: (p.revoke.start, p.revoke.end) for p in h.phases if p.revoke
+    }
     problems: Counter[str] = Counter()
     label_of = phase_labeller(h.phases)
     for row in rows:
@@ -1222,7 +1239,7 @@ def summary(outcome: Outcome) -> str:
   requests answered 200); unknown keys, which need a lookup, got `503` with `Retry-After`
   ({total("pg-down", "unknown", "503")} of them; {total("pg-down", "unknown", "401")} got a
   401 and {total("pg-down", "unknown", "200")} a 200 the app could not know); garbage was
-  still refused without a query. Lookups answered again a median of
+  still refused (401, or 429 from its throttled address). Lookups answered again a median of
   {median_of(outcome, "pg-down", "recovery")} after the database returned.
 - **No 500, no transport error, no stall** in {outcome.total} requests, unless listed under
   Failures below."""
@@ -1297,16 +1314,17 @@ Phases:
 {phases_text}
 
 A request fails the run if it is a 5xx other than 503, a 503 sent outside a database cut-off
-(plus {DB_GRACE:.0f} s), a 429 or 503 without `Retry-After`, a transport error or timeout, a valid
-credential refused (401, 403, 429), an unknown key or garbage accepted, a revoked key accepted
-after its revoke returned, or slower than {STALL_IN_FAULT:.0f} s during a fault (from 0.5 s
-before it to 1 s after) or {STALL_ANYWHERE:.0f} s elsewhere. A phase fails if it does not
-recover within {RECOVERY_LIMIT:.0f} s of the fault's end ("recovered": for Redis, the first
-0.5 s bin whose database
-round trips per request fall back a quarter of the way from the outage's peak to the level
+(from {DB_GRACE:.0f} s before to {DB_GRACE:.0f} s after), a 429 or 503 without `Retry-After`,
+a transport error or timeout, a valid credential refused (401, 403, 429), an unknown key or
+garbage accepted, a revoked key accepted after its revoke returned, or slower than
+{STALL_IN_FAULT:.0f} s during a fault (from 0.5 s before it to 1 s after) or
+{STALL_ANYWHERE:.0f} s elsewhere. A phase fails if it does not recover within
+{RECOVERY_LIMIT:.0f} s of the fault's end ("recovered": for Redis, the first 0.5 s bin whose
+database round trips per request fall back a quarter of the way from the outage's peak to the level
 before it, i.e. the cache serves again; for PostgreSQL, the first unknown key answered 401
 again), if a revoke did not answer 204 or its key was not warm on both hosts, or if the outage
-was logged not at all or more than twice per worker process ({WORKERS} processes). A traceback in
+was logged not at all or more than {FLOOD // WORKERS} times per worker process ({WORKERS}
+processes; one is expected, a breaker flap on a loaded machine adds one). A traceback in
 the gunicorn logs fails the run.
 
 ### Per phase
@@ -1377,7 +1395,20 @@ def execute(h: FaultHarness) -> Outcome:
         h.round_of_faults(number)
     h.throttle_phase()
     h.stop_load()
+    dump_phases(h)
     return analyse(h, setup)
+
+
+def dump_phases(h: FaultHarness) -> None:
+    """Phase times next to requests.csv, so a kept run can be analysed again by hand."""
+    phases = [
+        {"label": p.label, "start": p.start, "fault_start": p.fault_start,
+         "fault_end": p.fault_end, "end": p.end, "logs": dict(p.logs),
+         "revoke": None if p.revoke is None else [p.revoke.victim.kind, p.revoke.start,
+                                                  p.revoke.end, p.revoke.status]}
+        for p in h.phases
+    ]  # fmt: skip
+    (h.workdir / "phases.json").write_text(json.dumps(phases, indent=1))
 
 
 def main(argv: list[str]) -> int:
