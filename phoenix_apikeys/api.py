@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError
 from django.views.decorators.debug import sensitive_variables
@@ -118,6 +118,9 @@ class KeyAPIView(APIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
             )
+        if isinstance(exc, SuspiciousOperation) and not isinstance(exc, RequestDataTooBig):
+            # e.g. more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS: Django's HTML 400.
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         if isinstance(exc, RequestDataTooBig):
             # Django would answer with an HTML 400; API clients get JSON.
             return Response(

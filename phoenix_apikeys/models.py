@@ -87,7 +87,8 @@ class AbstractAPIKey(models.Model):
 
     def clean(self) -> None:
         self.name = (self.name or "").strip()
-        if not self.name:
+        if not any(char.isprintable() and not char.isspace() for char in self.name):
+            # Blank, or only invisible characters (zero-width spaces, byte-order marks).
             raise ValidationError({"name": "Name must not be blank."})
         if self._state.adding and self.expires_at is not None:
             validate_expiry(self.expires_at)

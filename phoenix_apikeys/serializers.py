@@ -81,9 +81,18 @@ class OwnedKeySerializer(KeySerializer):
     user = UserSummarySerializer(read_only=True)
 
 
+class TextField(serializers.CharField):
+    """A JSON string only: DRF's CharField would take 123 or 1e400 as "123" or "inf"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class KeyCreateSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=255)
-    description = serializers.CharField(
+    name = TextField(max_length=255)
+    description = TextField(
         max_length=MAX_DESCRIPTION_LENGTH, required=False, allow_blank=True, default=""
     )
     # A naive time is read as UTC, whatever the host's TIME_ZONE.

@@ -517,3 +517,10 @@ def test_hostile_json_is_422_never_5xx(
     )
     assert response.status_code in (400, 422)
     assert response.json()["detail"]
+
+
+def test_too_many_query_parameters_is_a_json_400(admin_client: APIClient) -> None:
+    query = "&".join(f"p{number}=1" for number in range(1500))
+    response = admin_client.get(f"/v1/users/api_keys?{query}")
+    assert response.status_code == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]

@@ -101,6 +101,12 @@ def test_blank_name_is_refused() -> None:
         UserKey.objects.create_key(user=UserFactory(), name="   ")
 
 
+@pytest.mark.parametrize("name", ["\u200b", "\ufeff \u200b", "\u00a0\u2003"])
+def test_a_name_of_invisible_characters_is_blank(name: str) -> None:
+    with pytest.raises(ValidationError, match="blank"):
+        UserKey.objects.create_key(user=UserFactory(), name=name)
+
+
 def test_name_is_stripped() -> None:
     key, _ = UserKey.objects.create_key(user=UserFactory(), name="  ci  ")
     assert key.name == "ci"
