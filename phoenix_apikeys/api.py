@@ -1,4 +1,4 @@
-"""The Phoenix-compatible key-management REST API (SPEC section 5); routes in ``urls``.
+"""The Phoenix-compatible key-management REST API (see the README); routes in ``urls``.
 
 Bodies are ``{"data": ...}``; a body or query that fails validation is 422 with a ``detail``
 naming the field, set here so the host's exception handler stays untouched.

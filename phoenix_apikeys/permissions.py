@@ -1,4 +1,4 @@
-"""DRF permission classes that express SPEC section 4 in a host project's own views."""
+"""DRF permission classes for who may do what (the README's principals), for host views."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class IsHumanLogin(BasePermission):
         return bool(user and user.is_authenticated) and not is_api_key(request)
 
 
-# The model permissions that make a staff user an administrator of keys (SPEC section 4).
+# The model permissions that make a staff user an administrator of keys.
 VIEW_SYSTEM_KEYS = "phoenix_apikeys.view_systemkey"
 ADD_SYSTEM_KEYS = "phoenix_apikeys.add_systemkey"
 DELETE_SYSTEM_KEYS = "phoenix_apikeys.delete_systemkey"

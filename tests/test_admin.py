@@ -327,8 +327,14 @@ def test_changelist_shows_hint_status_and_creator() -> None:
     page = logged_in(creator).get(SYSTEM_LIST).content.decode()
     for key in keys.values():
         assert key.prefixed_hint in page
-    for label in ("active", "expires soon", "expired", "Created by"):
-        assert label in page
+    for css, label in (
+        ("active", "active"),
+        ("expires-soon", "expires soon"),
+        ("expired", "expired"),
+    ):
+        assert f'<span class="phoenix-key-status {css}">{label}</span>' in page
+    for key in keys.values():
+        assert f'<td class="field-created_by nowrap">{key.created_by.get_username()}</td>' in page
 
 
 def test_changelist_finds_a_key_by_its_displayed_hint() -> None:

@@ -1,4 +1,4 @@
-"""The REST API contract (SPEC section 5): bodies, validation, pagination, shown-once keys.
+"""The REST API contract: bodies, validation, pagination, shown-once keys.
 
 Who may call what is in ``test_api_permissions.py``; these tests call as a permitted caller.
 """

@@ -1,4 +1,4 @@
-"""Who may do what through the REST API (SPEC sections 4 and 5), over real HTTP.
+"""Who may do what through the REST API (the README's principals), over real HTTP.
 
 One row per case: caller, method, route, expected status. A row also proves its effect: a 204
 removed the target and anything else left it; a 201 stored a key and anything else stored none;

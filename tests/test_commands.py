@@ -1,4 +1,4 @@
-"""Management commands: create, list, revoke and prune keys (SPEC section 8).
+"""Management commands: create, list, revoke and prune keys.
 
 The stdout contract of the creating commands and one run of every command go through a real
 ``python -m django`` subprocess on a file-based SQLite database; the rest use ``call_command``.
