@@ -7,6 +7,7 @@ that response into a redirect that creates nothing.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,6 +31,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_variables
 
+from .cache import CacheUnreachable
 from .conf import phoenix_settings
 from .http import PRINCIPAL_ATTRIBUTE
 from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey, validate_expiry
@@ -234,6 +236,20 @@ def record_nonce(request: HttpRequest, nonce: str) -> None:
 # Key admins -----------------------------------------------------------------------------------
 
 
+def refused_when_cache_unreachable(view: Any) -> Any:
+    """A revocation the key cache could not hear of was rolled back: say so, never a 500."""
+
+    @functools.wraps(view)
+    def guarded_view(self: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(self, request, *args, **kwargs)
+        except CacheUnreachable as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    return guarded_view
+
+
 def made_with_api_key(request: HttpRequest) -> bool:
     """Keys cannot mint keys: APIKeyMiddleware marks requests authenticated by a credential."""
     return getattr(request, PRINCIPAL_ATTRIBUTE, None) is not None
@@ -283,6 +299,14 @@ class APIKeyAdmin(KeyColumns, ModelAdmin):
         if "_saveasnew" in request.POST:  # keys are born only through add_view
             raise PermissionDenied
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @refused_when_cache_unreachable
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().delete_view(request, *args, **kwargs)
+
+    @refused_when_cache_unreachable
+    def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changelist_view(request, *args, **kwargs)
 
     # The add flow ---------------------------------------------------------------------------
 
@@ -429,7 +453,8 @@ class UserKeyAdmin(APIKeyAdmin):
     ) -> HttpResponse:
         if not sees_all_user_keys(request):
             extra_context = {"title": "Your API keys", **(extra_context or {})}
-        return super().changelist_view(request, extra_context)
+        response: HttpResponse = super().changelist_view(request, extra_context)
+        return response
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.is_staff)
@@ -558,6 +583,15 @@ class SystemUserProtection:
             return HttpResponseRedirect(reverse(change, args=[user.pk]))
         return super().user_change_password(request, id, form_url)  # type: ignore[misc]
 
+    @refused_when_cache_unreachable
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().delete_view(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
+
+    @refused_when_cache_unreachable
+    def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changelist_view(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
+
+    @refused_when_cache_unreachable
     def change_view(
         self,
         request: HttpRequest,

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .authentication import APIKeyAuthentication
+from .cache import CacheUnreachable
 from .ids import key_id, parse_key_id
 from .keys import KeyKind
 from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey
@@ -111,6 +112,12 @@ class KeyAPIView(APIView):
             path = "body" if isinstance(exc, ParseError) else ""
             detail = "; ".join(describe(exc.detail, path))
             return Response({"detail": detail}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if isinstance(exc, CacheUnreachable):
+            return Response(
+                {"detail": str(exc)},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         if isinstance(exc, DatabaseError):
             database_failed(exc)
             return Response(

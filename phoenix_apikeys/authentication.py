@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db import DatabaseError
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from .conf import phoenix_settings
 from .http import PRINCIPAL_ATTRIBUTE, verify_request
 from .throttle import TooManyFailures
-from .verification import CredentialRejected, Principal, VerificationUnavailable
+from .verification import (
+    RETRY_AFTER_UNAVAILABLE,
+    CredentialRejected,
+    Principal,
+    VerificationUnavailable,
+    database_failed,
+)
 
 
 class Unavailable(exceptions.APIException):
@@ -23,6 +33,21 @@ class Unavailable(exceptions.APIException):
     def __init__(self, wait: int) -> None:
         super().__init__()
         self.wait = wait
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus a JSON 503 with Retry-After when the database cannot be asked
+    anywhere in a DRF view (SessionAuthentication loading a session, the view's own queries).
+
+    REST_FRAMEWORK = {"EXCEPTION_HANDLER": "phoenix_apikeys.authentication.exception_handler"}
+    """
+    # Imported here: rest_framework.views imports this module through api_settings.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, DatabaseError):
+        database_failed(exc)
+        exc = Unavailable(RETRY_AFTER_UNAVAILABLE)
+    return drf_exception_handler(exc, context)
 
 
 class APIKeyAuthentication(BaseAuthentication):

@@ -77,13 +77,15 @@ class Breaker:
 _breakers: dict[str, Breaker] = {}
 
 
-def guarded(alias: str | None, operation: Callable[[BaseCache], T], default: T) -> T:
-    """Run ``operation`` on the cache ``alias`` unless its breaker is open; ``default`` on any
-    failure, which opens the breaker."""
+def guarded(
+    alias: str | None, operation: Callable[[BaseCache], T], default: T, *, force: bool = False
+) -> T:
+    """Run ``operation`` on the cache ``alias`` unless its breaker is open (``force`` tries
+    anyway); ``default`` on any failure, which opens the breaker."""
     if not alias:
         return default
     breaker = _breakers.setdefault(alias, Breaker(alias))
-    if not breaker.allows():
+    if not force and not breaker.allows():
         return default
     cache = caches[alias]
     try:
@@ -181,12 +183,32 @@ def store(name: str, value: Any, entry: Entry) -> None:
     guarded(_key_cache_alias(), lambda cache: cache.set(name, stamped, timeout), None)
 
 
-def invalidate(using: str) -> None:
+class CacheUnreachable(Exception):
+    """The key cache could not be told of a revocation. The revocation is refused (its
+    transaction rolls back) rather than reported done: entries the cache still holds would be
+    served again when it answers (a frozen Redis thaws with its data)."""
+
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The API key cache cannot be reached, so this revocation could not reach every "
+            "server; nothing was revoked. Retry shortly."
+        )
+
+
+def invalidate(using: str, *, required: bool = True) -> None:
     """Retire every entry now and again once the change commits: readers that saw the old rows
-    before the commit can only have stamped them with a generation that is gone."""
-    if _key_cache_alias() is None:
+    before the commit can only have stamped them with a generation that is gone.
+
+    Raises CacheUnreachable when ``required`` and the cache cannot be told now.
+    """
+    alias = _key_cache_alias()
+    if alias is None:
         return
-    _renew()
+    told = guarded(alias, lambda cache: bool(_set_generation(cache)), False, force=required)
+    if required and not told:
+        raise CacheUnreachable
     transaction.on_commit(_renew, using=using)
 
 

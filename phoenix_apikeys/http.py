@@ -4,6 +4,7 @@ Authorization header's grammar, the client's address, and throttling of failed a
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,8 @@ from rest_framework.request import Request
 from . import throttle
 from .conf import Secret, phoenix_settings
 from .verification import CredentialRejected, Principal, reject, verify_credential
+
+logger = logging.getLogger("phoenix_apikeys")
 
 # Where APIKeyMiddleware leaves the principal, so DRF does not verify the same request twice.
 PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
@@ -48,17 +51,45 @@ def credential_from_header(header: str | None) -> str | None:
 
 def client_address(meta: Mapping[str, Any]) -> str | None:
     """The address failures are counted against: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT
-    proxies the entry they appended to CLIENT_ADDRESS_HEADER. IPv6 counts per /64, which one
-    client controls whole."""
-    address = meta.get("REMOTE_ADDR")
+    proxies the entry they appended to CLIENT_ADDRESS_HEADER (``ip``, ``ip:port`` or
+    ``[ipv6]:port``; an entry that is none of these counts as REMOTE_ADDR, never as no address).
+    IPv6 counts per /64, which one client controls whole."""
+    remote = _address(str(meta.get("REMOTE_ADDR", "")))
     header = phoenix_settings.CLIENT_ADDRESS_HEADER
-    if header:
-        hops = [hop.strip() for hop in str(meta.get(header, "")).split(",") if hop.strip()]
-        trusted = int(phoenix_settings.TRUSTED_PROXY_COUNT)
-        if 0 < trusted <= len(hops):
-            address = hops[-trusted]
+    if not header:
+        return remote
+    raw = meta.get(header)
+    if not raw:
+        return remote
+    # Positions count from the right, empty entries included: dropping them would let a
+    # client-written entry slide into the proxy's place.
+    hops = [hop.strip() for hop in str(raw).split(",")]
+    trusted = int(phoenix_settings.TRUSTED_PROXY_COUNT)
+    if not 0 < trusted <= len(hops):
+        return remote
+    address = _address(hops[-trusted])
+    if address is None:
+        if header not in _unreadable_reported:
+            _unreadable_reported.add(header)
+            logger.warning(
+                "%s holds a client address that is not an IP address; failed authentications "
+                "from such requests are counted against REMOTE_ADDR.",
+                header,
+            )
+        return remote
+    return address
+
+
+_unreadable_reported: set[str] = set()
+_WITH_PORT = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::\d+)?|(?P<v4>[0-9.]+):\d+")
+
+
+def _address(text: str) -> str | None:
+    with_port = _WITH_PORT.fullmatch(text)
+    if with_port is not None:
+        text = with_port.group("v6") or with_port.group("v4")
     try:
-        ip = ipaddress.ip_address(str(address))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address):

@@ -40,7 +40,7 @@ class APIKeyMiddleware:
         except (TooManyFailures, VerificationUnavailable) as error:
             status = 429 if isinstance(error, TooManyFailures) else 503
             return JsonResponse(
-                {"detail": str(error)},
+                {"detail": f"{error} Retry in {error.retry_after} seconds."},
                 status=status,
                 headers={"Retry-After": str(error.retry_after)},
             )

@@ -1,4 +1,9 @@
-"""Receivers that keep the cache honest and announce each revocation exactly once."""
+"""Receivers that keep the cache honest and announce each revocation exactly once.
+
+A revocation retires the cache's entries before it writes (so a revocation the cache cannot
+hear of is refused, raising cache.CacheUnreachable, rather than reported done) and once more
+after its transaction commits.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F
-from django.db.models.signals import post_delete, post_save, pre_delete
+from django.db.models.signals import post_delete, pre_delete, pre_save
 from django.dispatch import receiver
 
 from . import cache
-from .models import AbstractAPIKey, SystemKey, UserKey
+from .models import AbstractAPIKey, SystemKey, UserKey, is_system_user
 from .signals import key_revoked
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -31,6 +36,8 @@ def claim(
     first finds it (the others wait for its commit, then update nothing)."""
     rows = sender._default_manager.using(using).filter(pk=instance.pk).update(name=F("name"))
     setattr(instance, CLAIMED, bool(rows))
+    if rows:
+        cache.invalidate(using)
 
 
 @receiver(post_delete, sender=SystemKey)
@@ -40,23 +47,28 @@ def revoke(
 ) -> None:
     if not getattr(instance, CLAIMED, True):
         return  # another delete got there first and announced it
-    cache.invalidate(using)
     logger.info("Revoked %s key %s.", instance.kind.value, instance.pk)
     key_revoked.send(sender=sender, key=instance)
 
 
-@receiver(post_save, sender=settings.AUTH_USER_MODEL)
-def user_saved(
-    sender: Any, instance: Any, created: bool, using: str, update_fields: Any, **kwargs: Any
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL)
+def user_changing(
+    sender: Any, instance: Any, using: str, update_fields: Any, **kwargs: Any
 ) -> None:
-    """Deactivation, demotion or any other change to a user must reach every cached key."""
-    if created:
+    """Deactivation, demotion or any other change to a user must reach every cached key. Only a
+    user that keys act as can have cached entries, so only their change is refused when the
+    cache cannot be told."""
+    if instance._state.adding:
         return
     if update_fields is not None and set(update_fields) <= HARMLESS_USER_UPDATES:
         return
-    cache.invalidate(using)
+    keys_act_as_them = is_system_user(instance) or (
+        UserKey._default_manager.using(using).filter(user=instance.pk).exists()
+    )
+    cache.invalidate(using, required=keys_act_as_them)
 
 
 @receiver(post_delete, sender=settings.AUTH_USER_MODEL)
 def user_deleted(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
-    cache.invalidate(using)
+    # Their keys went first (CASCADE), each refused if the cache could not be told.
+    cache.invalidate(using, required=False)

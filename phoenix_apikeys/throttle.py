@@ -23,7 +23,7 @@ class TooManyFailures(Exception):
     """The address failed too often; ``retry_after`` is in seconds."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed authentications; retry after {retry_after} s")
+        super().__init__("Too many failed authentications from your address.")
         self.retry_after = retry_after
 
 

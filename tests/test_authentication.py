@@ -363,3 +363,18 @@ def test_without_the_middleware_the_database_down_is_503_from_drf(
     assert response.status_code == 503
     assert int(response["Retry-After"]) > 0
     assert "database" in response.json()["detail"]
+
+
+def test_the_exception_handler_makes_a_session_lookup_failure_a_json_503(
+    api_client: APIClient, settings: Any, request: pytest.FixtureRequest
+) -> None:
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "EXCEPTION_HANDLER": "phoenix_apikeys.authentication.exception_handler",
+    }
+    api_client.force_login(UserFactory())
+    request.getfixturevalue("database_down")
+    response = api_client.get("/whoami/")
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "database" in response.json()["detail"]

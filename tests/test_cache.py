@@ -31,7 +31,7 @@ from phoenix_apikeys.keys import KeyKind, digest, generate_key
 from phoenix_apikeys.models import UserKey, system_user
 from phoenix_apikeys.signals import key_revoked
 
-from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
+from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
 from .testapp.caches import FlakyCache
 
 pytestmark = pytest.mark.django_db
@@ -585,19 +585,37 @@ def test_the_cache_returning_is_logged_once_and_used_again(
 
 
 @pytest.mark.parametrize("revoke", ["delete", "deactivate"])
-def test_a_revocation_made_during_an_outage_holds_when_the_cache_returns(
+def test_a_revocation_the_cache_cannot_hear_of_is_refused_not_reported_done(
     api_client: APIClient, flaky: type[FlakyCache], revoke: str
 ) -> None:
+    """A frozen Redis thaws with its entries: a revocation it missed would be undone then."""
     key = UserKeyFactory()
     assert call(api_client, key.plaintext) == 200  # cached
     flaky.broken = True
-    if revoke == "delete":
-        key.delete()  # its invalidation cannot reach the cache
-    else:
-        key.user.is_active = False
-        key.user.save()
+
+    def make_revocation() -> None:
+        if revoke == "delete":
+            UserKey.objects.get(pk=key.pk).delete()
+        else:
+            owner = UserKey.objects.select_related("user").get(pk=key.pk).user
+            owner.is_active = False
+            owner.save()
+
+    with pytest.raises(key_cache_module.CacheUnreachable), transaction.atomic():
+        make_revocation()  # in a transaction of its own, as in a request
+    assert UserKey.objects.usable().filter(pk=key.pk).exists()  # rolled back, as reported
     flaky.broken = False
+    make_revocation()
     assert call(api_client, key.plaintext) == 401
+
+
+def test_a_user_no_key_acts_as_saves_while_the_cache_is_down(flaky: type[FlakyCache]) -> None:
+    user = UserFactory()
+    flaky.broken = True
+    user.first_name = "Ada"
+    user.save()  # no key acts as them: nothing cached to retire
+    user.refresh_from_db()
+    assert user.first_name == "Ada"
 
 
 def test_a_cache_restored_from_an_older_snapshot_serves_no_revoked_key(
@@ -627,3 +645,27 @@ def test_storing_a_key_again_never_stretches_its_life(
     later = time.time() + 301
     with mock.patch("phoenix_apikeys.cache.time.time", return_value=later):
         assert key_cache_module.read(name).value is None  # read from the database again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_surface_says_a_refused_revocation_was_refused(
+    api_client: APIClient, flaky: type[FlakyCache], admin_secret: str
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    from .test_admin import logged_in
+
+    key = UserKeyFactory()
+    flaky.broken = True
+    url = f"/v1/user/api_keys/{key_id(KeyKind.USER, key.pk)}"
+    response = api_client.delete(url, HTTP_AUTHORIZATION=f"Bearer {admin_secret}")
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "nothing was revoked" in response.json()["detail"]
+    with pytest.raises(CommandError, match="nothing was revoked"):
+        call_command("revoke_api_key", key_id(KeyKind.USER, key.pk))
+    admin_page = f"/admin/phoenix_apikeys/userkey/{key.pk}/delete/"
+    response = logged_in(SuperuserFactory()).post(admin_page, {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert "nothing was revoked" in response.content.decode()
+    assert UserKey.objects.filter(pk=key.pk).exists()

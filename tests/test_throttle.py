@@ -39,7 +39,7 @@ def test_past_the_limit_an_address_gets_429_with_retry_after(
     response = guess(api_client, path=path)
     assert response.status_code == 429
     assert response["Retry-After"] == "60"
-    assert "too many failed authentications" in response.json()["detail"]
+    assert "Too many failed authentications" in response.json()["detail"]
 
 
 def test_a_throttled_address_costs_no_database_query(api_client: APIClient) -> None:
@@ -127,3 +127,21 @@ def test_throttling_fails_open_when_its_cache_is_down(api_client: APIClient, set
 def test_a_limit_of_none_turns_throttling_off(api_client: APIClient, settings: Any) -> None:
     settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": None}
     assert {guess(api_client).status_code for _ in range(40)} == {401}
+
+
+@pytest.mark.parametrize(
+    ("hop", "address"),
+    [
+        ("198.51.100.9:40001", "198.51.100.9"),
+        ("[2001:db8::1]:40001", "2001:db8::/64"),
+        ("unknown", "10.0.0.2"),
+        ("", "10.0.0.2"),
+    ],
+)
+def test_a_proxy_hop_with_a_port_or_no_address_still_counts(
+    settings: Any, hop: str, address: str
+) -> None:
+    """A load balancer that appends ip:port, or garbage, never turns the throttle off."""
+    settings.PHOENIX_APIKEYS = {"CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR"}
+    meta = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": f"1.2.3.4, {hop}"}
+    assert client_address(meta) == address

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import MODELS, describe_key
 
 
@@ -24,7 +25,10 @@ class Command(BaseCommand):
             for key in expired:
                 self.stdout.write(f"{'Would prune' if dry_run else 'Pruned'} {describe_key(key)}.")
                 if not dry_run:
-                    key.delete()
+                    try:
+                        key.delete()
+                    except CacheUnreachable as error:
+                        raise CommandError(str(error)) from None
                 count += 1
         verb = "Would prune" if dry_run else "Pruned"
         self.stdout.write(f"{verb} {count} expired key{'' if count == 1 else 's'}.")

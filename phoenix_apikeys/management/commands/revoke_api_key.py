@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.conf import phoenix_settings
 from phoenix_apikeys.ids import parse_key_id
 from phoenix_apikeys.keys import MalformedKey, digests, key_kind, parse_key
@@ -35,7 +36,10 @@ class Command(BaseCommand):
             raise CommandError("Give either a key id or --stdin (with the key piped in).")
         key = self.by_plaintext() if stdin else self.by_id(str(id))
         description = describe_key(key)
-        deleted, _ = key.delete()
+        try:
+            deleted, _ = key.delete()
+        except CacheUnreachable as error:
+            raise CommandError(str(error)) from None
         if not deleted:  # revoked by someone else between our lookup and our delete
             raise CommandError(f"{description} was already revoked.")
         self.stdout.write(f"Revoked {description}.")
