@@ -417,7 +417,8 @@ class Phase:
     fault_start: float = 0.0
     fault_end: float = 0.0
     end: float = 0.0
-    revoke: Revoke | None = None
+    revoke: Revoke | None = None  # the revoke that took effect
+    refused: Revoke | None = None  # one made during the outage, which the app must refuse
     logs: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -630,6 +631,12 @@ class FaultHarness(Harness):
             time.sleep(max(0.0, phase.fault_start + s.fault - time.monotonic()))
         heal()
         phase.fault_end = time.monotonic()
+        if phase.revoke is not None and phase.revoke.status == 503:
+            # Refused, not reported done, while the key cache could not be told: the key stays
+            # valid until the retry after the cache is back, as an operator would retry.
+            phase.refused, phase.revoke = phase.revoke, None
+            time.sleep(1.0)
+            phase.revoke = self.revoke(victim)  # type: ignore[arg-type]
         time.sleep(s.post)
         phase.end = time.monotonic()
         phase.logs = self.log_lines(offsets)
@@ -974,6 +981,13 @@ def check_revoke(stats: PhaseStats, revoke: Revoke, rows: list[Row], times: list
     phase, kind = stats.phase, revoke.victim.kind
     if revoke.status != 204:
         stats.problems.append(f"the revoke answered {revoke.status}, not 204")
+    refused = phase.refused
+    if phase.name in ("redis-stop", "redis-freeze") and refused is None:
+        stats.problems.append("a revoke during the cache outage was not refused (503)")
+    if refused is not None:
+        during = between(rows, times, refused.end, revoke.start)
+        if any(row.kind == kind and row.status in (401, 403) for row in during):
+            stats.problems.append("a refused revoke still took the key away")
     warm = {
         row.host
         for row in between(rows, times, phase.start, phase.fault_start)
@@ -1232,9 +1246,10 @@ def summary(outcome: Outcome) -> str:
   {median_of(outcome, "redis-freeze", "recovery")} after a freeze and
   {median_of(outcome, "redis-restart", "recovery")} after a restart (the breaker retries
   after CACHE_RETRY_INTERVAL = {CACHE_RETRY_INTERVAL} s).
-- **Revocation during a cache outage held**: {tries} requests with keys revoked while Redis
-  was stopped or frozen, on both hosts, sent after the revoke returned (during the outage and
-  after Redis came back, with its old entries in the freeze case): {leaks} accepted.
+- **Revocation and cache outages**: a revoke made while Redis was stopped or frozen was
+  refused (`503`, nothing revoked, the key kept working), since the cache could not be told;
+  retried once Redis was back (with its old entries, in the freeze case) it returned `204`, and
+  of {tries} requests with those keys sent after it, on both hosts, {leaks} were accepted.
 - **PostgreSQL cut off**: keys already in the cache kept working ({valid("pg-down")} valid
   requests answered 200); unknown keys, which need a lookup, got `503` with `Retry-After`
   ({total("pg-down", "unknown", "503")} of them; {total("pg-down", "unknown", "401")} got a

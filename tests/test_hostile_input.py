@@ -45,6 +45,7 @@ from phoenix_apikeys.keys import KeyKind
 from phoenix_apikeys.models import SystemKey, UserKey
 
 from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
+from .test_openapi import OPERATIONS
 
 pytestmark = pytest.mark.django_db
 
@@ -911,18 +912,6 @@ def test_hostile_path_ids_delete_only_the_key_they_name(
 def api_schema() -> Any:
     """The served OpenAPI schema, loaded once through the WSGI handler the cases are sent to."""
     return schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
-
-
-OPERATIONS = [
-    ("GET", "/v1/user"),
-    ("GET", "/v1/user/api_keys"),
-    ("POST", "/v1/user/api_keys"),
-    ("DELETE", "/v1/user/api_keys/{id}"),
-    ("GET", "/v1/users/api_keys"),
-    ("GET", "/v1/system/api_keys"),
-    ("POST", "/v1/system/api_keys"),
-    ("DELETE", "/v1/system/api_keys/{id}"),
-]
 
 
 @pytest.mark.parametrize(
