@@ -38,11 +38,7 @@ def credential_from_header(header: str | None) -> str | None:
     keyword = phoenix_settings.AUTH_HEADER_KEYWORD
     scheme = _SCHEME.match(header)
     if scheme is None or scheme.group().lower() != keyword.lower():
-        if header[: len(keyword)].lower() == keyword.lower() and not (
-            scheme and len(scheme.group()) > len(keyword)
-        ):
-            reject("malformed Authorization header", detail=MALFORMED_HEADER)
-        return None
+        return None  # another scheme ("Bearerish" included): other authentication's business
     credentials = _CREDENTIALS.fullmatch(header, scheme.end())
     if credentials is None:
         reject("malformed Authorization header", detail=MALFORMED_HEADER)
