@@ -198,18 +198,31 @@ class CacheUnreachable(Exception):
 
 
 def invalidate(using: str, *, required: bool = True) -> None:
-    """Retire every entry now and again once the change commits: readers that saw the old rows
-    before the commit can only have stamped them with a generation that is gone.
+    """Retire every entry now and again once the change commits (call it inside the change's
+    transaction, before its write): readers that saw the old rows before the commit can only
+    have stamped them with a generation that is gone.
 
     Raises CacheUnreachable when ``required`` and the cache cannot be told now.
     """
+    retire_now(required=required)
+    retire_after_commit(using)
+
+
+def retire_now(*, required: bool = True) -> None:
+    """Before a revocation writes: raises CacheUnreachable when ``required`` and the cache
+    cannot be told."""
     alias = _key_cache_alias()
     if alias is None:
         return
     told = guarded(alias, lambda cache: bool(_set_generation(cache)), False, force=required)
     if required and not told:
         raise CacheUnreachable
-    transaction.on_commit(_renew, using=using)
+
+
+def retire_after_commit(using: str) -> None:
+    """After a revocation wrote: once its transaction commits (at once in autocommit)."""
+    if _key_cache_alias() is not None:
+        transaction.on_commit(_renew, using=using)
 
 
 def _renew() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F
-from django.db.models.signals import post_delete, pre_delete, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from . import cache
@@ -58,14 +58,25 @@ def user_changing(
     """Deactivation, demotion or any other change to a user must reach every cached key. Only a
     user that keys act as can have cached entries, so only their change is refused when the
     cache cannot be told."""
-    if instance._state.adding:
-        return
-    if update_fields is not None and set(update_fields) <= HARMLESS_USER_UPDATES:
+    if _harmless(instance, update_fields):
         return
     keys_act_as_them = is_system_user(instance) or (
         UserKey._default_manager.using(using).filter(user=instance.pk).exists()
     )
-    cache.invalidate(using, required=keys_act_as_them)
+    cache.retire_now(required=keys_act_as_them)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def user_changed(sender: Any, instance: Any, using: str, update_fields: Any, **kwargs: Any) -> None:
+    # After the write, not before: outside a transaction on_commit runs at once.
+    if not kwargs.get("created") and not _harmless(instance, update_fields):
+        cache.retire_after_commit(using)
+
+
+def _harmless(instance: Any, update_fields: Any) -> bool:
+    if instance._state.adding:  # a new user: no key can act as them yet
+        return True
+    return update_fields is not None and set(update_fields) <= HARMLESS_USER_UPDATES
 
 
 @receiver(post_delete, sender=settings.AUTH_USER_MODEL)

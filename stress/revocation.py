@@ -182,10 +182,23 @@ def say(text: str) -> None:
 # HTTP ----------------------------------------------------------------------------------------
 
 
-def fetch(port: int, method: str, path: str, credential: str | None, timeout: float) -> int:
-    """One request on a fresh connection; the status, or STATUS_ERROR on a timeout or error."""
+def fetch(
+    port: int,
+    method: str,
+    path: str,
+    credential: str | None,
+    timeout: float,
+    source: str = LOOPBACK,
+) -> int:
+    """One request on a fresh connection; the status, or STATUS_ERROR on a timeout or error.
+
+    ``source`` is the client address (all of 127.0.0.0/8 is loopback): each key's requests come
+    from an address of its own, so the app's throttle of failed attempts, which its revoked
+    requests trip, never touches another key's traffic or the admin's.
+    """
     headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    bind = None if source == LOOPBACK else (source, 0)
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout, source_address=bind)
     try:
         connection.request(method, path, headers=headers)
         response = connection.getresponse()
@@ -280,6 +293,7 @@ class Key:
     via: str  # minted by "seed" (the set-up shell), "command" (create_*_key) or "rest"
     plaintext: str = field(repr=False, default="")
     id: str = ""
+    source: str = LOOPBACK  # the client address its own requests come from
 
     @property
     def pk(self) -> int:
@@ -580,8 +594,17 @@ class Harness:
         else:
             key.plaintext = self.manage("create_system_key", "--name", key.name).strip()
 
-    def expect(self, host: str, method: str, path: str, credential: str, ok: set[int]) -> None:
-        status = fetch(self.ports[host], method, path, credential, self.config.request_timeout)
+    def expect(
+        self,
+        host: str,
+        method: str,
+        path: str,
+        credential: str,
+        ok: set[int],
+        source: str = LOOPBACK,
+    ) -> None:
+        timeout = self.config.request_timeout
+        status = fetch(self.ports[host], method, path, credential, timeout, source)
         if status not in ok:
             raise HarnessError(f"{method} {path} on host {host}: {status}")
 
@@ -612,7 +635,7 @@ class Harness:
         for i in range(self.config.warm_requests * len(HOSTS)):
             host, path = HOSTS[i % 2], PATHS[(i // 2) % 2]
             sent = time.monotonic()
-            status = fetch(self.ports[host], "GET", path, key.plaintext, 5.0)
+            status = fetch(self.ports[host], "GET", path, key.plaintext, 5.0, key.source)
             samples.append(Sample(sent, host, path, status))
             if status != 200:
                 raise HarnessError(f"warm-up {path} on {host}: {status} before any revoke")
@@ -624,7 +647,12 @@ class Harness:
             host, path = HOSTS[i % 2], PATHS[(i // 2) % 2]
             sent = time.monotonic()
             status = fetch(
-                self.ports[host], "GET", path, key.plaintext, self.config.request_timeout
+                self.ports[host],
+                "GET",
+                path,
+                key.plaintext,
+                self.config.request_timeout,
+                key.source,
             )
             out.append(Sample(sent, host, path, status))
             i += 1
@@ -682,7 +710,9 @@ class Harness:
             statuses = Counter(pool.map(delete, range(count)))
         time.sleep(0.2)
         probes = [
-            fetch(self.ports[HOSTS[i % 2]], "GET", PATHS[i // 2 % 2], key.plaintext, 5.0)
+            fetch(
+                self.ports[HOSTS[i % 2]], "GET", PATHS[i // 2 % 2], key.plaintext, 5.0, key.source
+            )
             for i in range(8)
         ]
         return ConcurrentRun(number, statuses, all(status == 401 for status in probes))
@@ -719,7 +749,8 @@ print({JSON_MARKER!r} + json.dumps(result))
 def rest_user_delete(h: Harness, key: Key, trial: int) -> Callable[[], None]:
     """Even trials with the owner's own key, odd ones with the admin secret."""
     credential = key.plaintext if trial % 2 == 0 else h.admin_secret
-    return lambda: h.expect("A", "DELETE", f"/v1/user/api_keys/{key.id}", credential, {204})
+    path = f"/v1/user/api_keys/{key.id}"
+    return lambda: h.expect("A", "DELETE", path, credential, {204}, key.source)
 
 
 def rest_system_delete(h: Harness, key: Key, trial: int) -> Callable[[], None]:
@@ -839,12 +870,24 @@ def make_plan(config: Config) -> Plan:
             name = f"stress-s{index:02d}t{number:02d}"
             owner = f"u-{name}" if kind == "user" else None
             via = "seed" if kind == "user" else "rest" if surface.system_via_rest else "command"
-            trials.append((surface, Key(name, kind, owner, via), number))
+            source = client_source(len(trials))
+            trials.append((surface, Key(name, kind, owner, via, source=source), number))
     concurrent = [  # these exercise create_user_key
-        Key(f"stress-c{number:02d}", "user", f"u-stress-c{number:02d}", "command")
+        Key(
+            f"stress-c{number:02d}",
+            "user",
+            f"u-stress-c{number:02d}",
+            "command",
+            source=client_source(len(trials) + number),
+        )
         for number in range(config.concurrent_runs)
     ]
     return Plan(trials, concurrent)
+
+
+def client_source(number: int) -> str:
+    """A loopback address of its own for key ``number`` (127.0.10.1 onwards)."""
+    return f"127.0.{10 + number // 250}.{1 + number % 250}"
 
 
 @dataclass

@@ -20,6 +20,7 @@ import pytest
 from django.contrib.auth.models import update_last_login
 from django.core.cache import caches
 from django.db import connection, connections, transaction
+from django.db.models.signals import pre_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -669,3 +670,26 @@ def test_every_surface_says_a_refused_revocation_was_refused(
     assert response.status_code == 200
     assert "nothing was revoked" in response.content.decode()
     assert UserKey.objects.filter(pk=key.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_saved_outside_a_transaction_retires_what_readers_stored_before_the_write(
+    api_client: APIClient, key_cache: str
+) -> None:
+    """Autocommit: the second retirement must follow the UPDATE, not precede it."""
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    name = key_cache_module.key_name(key.digest)
+    stale = UserKey.objects.select_related("user").get(pk=key.pk)
+
+    def reader_between_retirement_and_write(sender: Any, instance: Any, **kwargs: Any) -> None:
+        key_cache_module.store(name, stale, key_cache_module.read(name))
+
+    pre_save.connect(reader_between_retirement_and_write, sender=type(key.user), weak=False)
+    try:
+        owner = key.user
+        owner.is_active = False
+        owner.save()
+    finally:
+        pre_save.disconnect(reader_between_retirement_and_write, sender=type(key.user))
+    assert call(api_client, key.plaintext) == 401
