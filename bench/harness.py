@@ -145,7 +145,7 @@ def make_credentials() -> dict[str, dict[str, str]]:
     from rest_framework.authtoken.models import Token
     from rest_framework_api_key.models import APIKey
 
-    from phoenix_apikeys.keys import KeyKind, generate_key
+    from phoenix_apikeys.keys import generate_key
     from phoenix_apikeys.models import SystemKey, UserKey
 
     past = timezone.now() - timedelta(days=1)
@@ -188,13 +188,13 @@ def make_credentials() -> dict[str, dict[str, str]]:
         },
         "user_key": {
             "valid": f"Bearer {user_valid}",
-            "unknown": f"Bearer {generate_key(KeyKind.USER)}",
+            "unknown": f"Bearer {generate_key('phxu_')}",
             "expired": f"Bearer {user_expired}",
             "malformed": f"Bearer {bad_checksum(user_valid)}",
         },
         "system_key": {
             "valid": f"Bearer {system_valid}",
-            "unknown": f"Bearer {generate_key(KeyKind.SYSTEM)}",
+            "unknown": f"Bearer {generate_key('phxs_')}",
             "expired": f"Bearer {system_expired}",
             "malformed": f"Bearer {bad_checksum(system_valid)}",
         },

@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from .authentication import APIKeyAuthentication
 from .cache import CacheUnreachable
-from .ids import key_id, parse_key_id
+from .ids import key_id
 from .keys import KeyKind
 from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey
 from .permissions import (
@@ -176,12 +176,10 @@ def created(key: AbstractAPIKey, plaintext: str) -> Response:
 
 def find_key(model: type[KeyT], value: str) -> KeyT:
     """The key an opaque id names, or 404: garbage and ids of the other kind are not found."""
-    parsed = parse_key_id(value, model.kind)
-    key: KeyT | None = None
-    if parsed is not None:
-        key = model._default_manager.filter(pk=parsed[1]).first()
-    if key is None:
-        raise NotFound("No such API key.")
+    try:
+        key: KeyT = model._default_manager.get_by_key_id(value)
+    except model.DoesNotExist:
+        raise NotFound("No such API key.") from None
     return key
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .keys import Prefixes, Secret
 from .rules import admin_secret_problems, rule_context, secret_problems
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -55,17 +56,6 @@ DEFAULTS: dict[str, Any] = {
 DURATIONS = frozenset({"LAST_USED_INTERVAL", "MAX_KEY_LIFETIME"})
 
 
-class Secret(str):
-    """A secret or a plaintext key. Its str is the value, for the few places that use or show
-    it; its repr is masked, so a debug page's local variables, a traceback or a logged template
-    context never show it (Django hides frame variables only when DEBUG is off)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "'********'"
-
-
 @dataclass(frozen=True)
 class Secrets:
     # Never in a repr: a debug page or traceback showing a Secrets shows no secret.
@@ -98,6 +88,15 @@ class PhoenixSettings:
             self._cache["_secrets"] = guard(read_secrets())
         secrets: Secrets = self._cache["_secrets"]
         return secrets
+
+    @property
+    def prefixes(self) -> Prefixes:
+        if "_prefixes" not in self._cache:
+            self._cache["_prefixes"] = Prefixes(
+                system=str(self.SYSTEM_KEY_PREFIX), user=str(self.USER_KEY_PREFIX)
+            )
+        prefixes: Prefixes = self._cache["_prefixes"]
+        return prefixes
 
     @property
     def verification_secrets(self) -> tuple[str, ...]:

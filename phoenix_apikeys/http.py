@@ -14,7 +14,8 @@ from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 
 from . import throttle
-from .conf import Secret, phoenix_settings
+from .conf import phoenix_settings
+from .keys import Secret
 from .verification import CredentialRejected, Principal, reject, verify_credential
 
 logger = logging.getLogger("phoenix_apikeys")

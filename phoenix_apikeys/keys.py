@@ -1,4 +1,5 @@
-"""Key format, checksum and digest: pure functions, no models and no database.
+"""Key format, checksum and digest: pure functions of their arguments, no settings, no models
+and no database (the deployment's prefixes come in as a ``Prefixes``).
 
 A key is ``<prefix><body><checksum>``: the prefix names the kind, the body is 32 base62
 characters from ``secrets`` (about 190 bits), and the checksum is the CRC32 of prefix and body in
@@ -18,8 +19,6 @@ from dataclasses import dataclass, field
 
 from django.utils.crypto import constant_time_compare, get_random_string
 
-from .conf import Secret, phoenix_settings
-
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BODY_LENGTH = 32
 CHECKSUM_LENGTH = 6
@@ -30,15 +29,53 @@ _TAIL = re.compile(rf"[0-9A-Za-z]{{{BODY_LENGTH + CHECKSUM_LENGTH}}}")
 _DIGEST_SALT = "phoenix_apikeys.keys.digest"
 
 
+class Secret(str):
+    """A secret or a plaintext key. Its str is the value, for the few places that use or show
+    it; its repr is masked, so a debug page's local variables, a traceback or a logged template
+    context never show it (Django hides frame variables only when DEBUG is off)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'********'"
+
+
+class Credential(str, enum.Enum):
+    """How a request authenticated: the API's ``credential`` and the signals' ``kind``."""
+
+    SYSTEM_KEY = "system_key"
+    USER_KEY = "user_key"
+    ADMIN_SECRET = "admin_secret"
+
+
 class KeyKind(enum.Enum):
+    """The two kinds of stored key; ids, listings and ``--kind`` use these values."""
+
     SYSTEM = "system"
     USER = "user"
 
     @property
-    def prefix(self) -> str:
-        if self is KeyKind.SYSTEM:
-            return str(phoenix_settings.SYSTEM_KEY_PREFIX)
-        return str(phoenix_settings.USER_KEY_PREFIX)
+    def credential(self) -> Credential:
+        return Credential.SYSTEM_KEY if self is KeyKind.SYSTEM else Credential.USER_KEY
+
+
+@dataclass(frozen=True)
+class Prefixes:
+    """The deployment's key prefixes (``conf.phoenix_settings.prefixes``)."""
+
+    system: str
+    user: str
+
+    def of(self, kind: KeyKind) -> str:
+        return self.system if kind is KeyKind.SYSTEM else self.user
+
+    def kind_of(self, text: str) -> KeyKind | None:
+        """The kind whose prefix ``text`` starts with, or None: says nothing about validity."""
+        if text.startswith(self.system):
+            return KeyKind.SYSTEM
+        if text.startswith(self.user):
+            return KeyKind.USER
+        return None
 
 
 class MalformedKey(ValueError):
@@ -67,28 +104,18 @@ def checksum(text: str) -> str:
     return _base62(zlib.crc32(text.encode("ascii")), CHECKSUM_LENGTH)
 
 
-def generate_key(kind: KeyKind) -> str:
+def generate_key(prefix: str) -> str:
     """A new plaintext key; callers show it once and store only its digest."""
-    head = kind.prefix + get_random_string(BODY_LENGTH, BASE62)
+    head = prefix + get_random_string(BODY_LENGTH, BASE62)
     return Secret(head + checksum(head))
 
 
-def key_kind(text: str) -> KeyKind | None:
-    """The kind whose prefix ``text`` starts with, or None: says nothing about validity."""
-    # Written out rather than looping over KeyKind: this runs on every request.
-    if text.startswith(phoenix_settings.SYSTEM_KEY_PREFIX):
-        return KeyKind.SYSTEM
-    if text.startswith(phoenix_settings.USER_KEY_PREFIX):
-        return KeyKind.USER
-    return None
-
-
-def parse_key(text: str) -> ParsedKey:
+def parse_key(text: str, prefixes: Prefixes) -> ParsedKey:
     """Check prefix, length, alphabet and checksum; raise MalformedKey on any failure."""
-    kind = key_kind(text)
+    kind = prefixes.kind_of(text)
     if kind is None:
         raise MalformedKey("unknown prefix")
-    tail = text[len(kind.prefix) :]
+    tail = text[len(prefixes.of(kind)) :]
     if len(tail) != BODY_LENGTH + CHECKSUM_LENGTH:
         raise MalformedKey("wrong length")
     if not _TAIL.fullmatch(tail):

@@ -1,9 +1,17 @@
-"""SystemKey and UserKey: digests and metadata only, never a plaintext key."""
+"""SystemKey and UserKey, and their lifecycle: digests and metadata only, never a plaintext key.
+
+The managers are the one home of the lifecycle: ``create_key`` (every rule a new key must meet,
+raised as one ValidationError), ``get_by_key_id`` (opaque id), ``find_by_digests`` (the lookup
+verification uses, with re-keying from fallback secrets), ``find_by_plaintext`` and
+``with_status`` (the status of every key as a queryset annotation). API, admin and commands
+only translate what these raise into their own words.
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
@@ -12,16 +20,34 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import models, router
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
+from . import lookup
 from .conf import phoenix_settings
-from .keys import KeyKind, digest, display_hint, generate_key
+from .ids import key_id, parse_key_id
+from .keys import Credential, KeyKind, digest, digests, display_hint, generate_key, parse_key
 
 logger = logging.getLogger("phoenix_apikeys")
 KeyT = TypeVar("KeyT", bound="AbstractAPIKey")
+
+# A key this close to its expiry is shown as expiring, so its owner rotates it in time.
+EXPIRING_WITHIN = timedelta(days=7)
+
+
+class KeyStatus(str, enum.Enum):
+    """Where a key stands; ``APIKeyQuerySet.with_status`` computes it in the database."""
+
+    ACTIVE = "active"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    OWNER_INACTIVE = "owner_inactive"
+
+    @property
+    def label(self) -> str:
+        return "expires soon" if self is KeyStatus.EXPIRING else self.value.replace("_", " ")
 
 
 class APIKeyQuerySet(models.QuerySet[KeyT]):
@@ -36,21 +62,68 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         expired: APIKeyQuerySet[KeyT] = self.filter(expires_at__lte=now or timezone.now())
         return expired
 
+    def with_status(self, now: datetime | None = None) -> APIKeyQuerySet[KeyT]:
+        """Each key annotated with ``status``, a KeyStatus value; filter on it like a field.
+
+        Expired wins over an inactive owner, which wins over expiring: the first reason a key
+        does not (or soon will not) work.
+        """
+        now = now or timezone.now()
+        status = Case(
+            When(expires_at__lte=now, then=Value(KeyStatus.EXPIRED.value)),
+            When(user__is_active=False, then=Value(KeyStatus.OWNER_INACTIVE.value)),
+            When(expires_at__lte=now + EXPIRING_WITHIN, then=Value(KeyStatus.EXPIRING.value)),
+            default=Value(KeyStatus.ACTIVE.value),
+            output_field=models.CharField(),
+        )
+        annotated: APIKeyQuerySet[KeyT] = self.annotate(status=status)
+        return annotated
+
     @method_decorator(sensitive_variables())
     def create_key(self, **fields: Any) -> tuple[KeyT, str]:
-        """Create a key and return it with its plaintext, which exists nowhere else."""
+        """Create a key and return it with its plaintext, which exists nowhere else.
+
+        Raises ValidationError (by field: name, description, expires_at, user) for anything a
+        caller supplied, MissingSecretError when the deployment cannot make keys.
+        """
         from .signals import key_created
 
         secret = phoenix_settings.secrets.secret
         if secret is None:
             raise MissingSecretError
-        plaintext = generate_key(self.model.kind)
+        plaintext = generate_key(phoenix_settings.prefixes.of(self.model.kind))
         key = self.model(digest=digest(plaintext, secret), hint=display_hint(plaintext), **fields)
         key.full_clean(exclude=["user", "created_by"])
         key.save(force_insert=True)
-        logger.info("Created %s key %s.", key.kind.value, key.pk)
+        logger.info("Created %s key %s.", key.kind.value, key.key_id)
         key_created.send(sender=self.model, key=key)
         return key, plaintext
+
+    def get_by_key_id(self, value: str) -> KeyT:
+        """The key an opaque id names; DoesNotExist for garbage and for ids of the other kind."""
+        parsed = parse_key_id(value, self.model.kind)
+        if parsed is None:
+            raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {value!r}.")
+        return self.get(pk=parsed[1])
+
+    def find_by_digests(self, candidates: list[str]) -> KeyT | None:
+        """The key whose digest is one of ``candidates`` (current secret first), owner loaded.
+
+        One indexed query, whatever the number of fallback secrets; a key found by a fallback's
+        digest is moved onto the current secret.
+        """
+        key: KeyT | None = lookup.find_by_digests(self.model, candidates, self.db)
+        if key is not None and key.digest != candidates[0]:
+            key.rekey(candidates[0])
+        return key
+
+    @method_decorator(sensitive_variables())
+    def find_by_plaintext(self, plaintext: str) -> KeyT | None:
+        """The stored key a plaintext key matches, under the current or a fallback secret."""
+        secrets = phoenix_settings.verification_secrets
+        if not secrets:
+            raise MissingSecretError
+        return self.find_by_digests(digests(plaintext, secrets))
 
 
 class MissingSecretError(RuntimeError):
@@ -79,11 +152,20 @@ class AbstractAPIKey(models.Model):
         ordering = ("-created_at", "-id")
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.kind.prefix}…{self.hint})"
+        return f"{self.name} ({self.prefixed_hint})"
 
     @property
     def prefixed_hint(self) -> str:
-        return f"{self.kind.prefix}…{self.hint}"
+        return f"{phoenix_settings.prefixes.of(self.kind)}…{self.hint}"
+
+    @property
+    def key_id(self) -> str:
+        """The opaque id the API, the admin and the commands show; never the primary key."""
+        return key_id(self.kind, self.pk)
+
+    @property
+    def credential(self) -> Credential:
+        return self.kind.credential
 
     def clean(self) -> None:
         self.name = (self.name or "").strip()
@@ -115,6 +197,18 @@ class AbstractAPIKey(models.Model):
         written = type(self)._default_manager.filter(stale, pk=self.pk).update(last_used_at=now)
         self.last_used_at = now
         return bool(written)
+
+    def rekey(self, current: str) -> None:
+        """Move a digest made with a fallback secret onto the current secret."""
+        from .signals import key_rotated
+
+        old = self.digest
+        type(self)._default_manager.filter(pk=self.pk, digest=old).update(digest=current)
+        self.digest = current
+        logger.info(
+            "Re-keyed %s key %s to the current PHOENIX_SECRET.", self.kind.value, self.key_id
+        )
+        key_rotated.send(sender=type(self), key=self)
 
 
 class SystemKey(AbstractAPIKey):
@@ -169,6 +263,41 @@ class UserKey(AbstractAPIKey):
         verbose_name = "user API key"
         verbose_name_plural = "user API keys"
         permissions = (("view_all_userkeys", "Can view and revoke every user's API keys"),)
+
+    def clean(self) -> None:
+        super().clean()
+        if self._state.adding and self.user_id is not None:
+            if is_system_user(self.user):
+                raise ValidationError(
+                    {"user": "The system user owns no user keys; create a system key instead."}
+                )
+            if not self.user.is_active:
+                raise ValidationError({"user": "The user is inactive; the key would not work."})
+
+
+KEY_MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}
+
+
+def find_key_by_id(value: str) -> AbstractAPIKey | None:
+    """The key of either kind an opaque id names, its owner loaded; None when there is none."""
+    parsed = parse_key_id(value)
+    if parsed is None:
+        return None
+    model = KEY_MODELS[parsed[0]]
+    key: AbstractAPIKey | None = (
+        model._default_manager.select_related("user").filter(pk=parsed[1]).first()
+    )
+    return key
+
+
+@sensitive_variables()
+def find_key_by_plaintext(text: str) -> AbstractAPIKey | None:
+    """The stored key a leaked plaintext names; MalformedKey when it is not one of ours."""
+    parsed = parse_key(text, phoenix_settings.prefixes)
+    found: AbstractAPIKey | None = KEY_MODELS[parsed.kind]._default_manager.find_by_plaintext(
+        parsed.plaintext
+    )
+    return found
 
 
 def validate_expiry(expires_at: datetime, now: datetime | None = None) -> None:

@@ -47,7 +47,7 @@ def revoke(
 ) -> None:
     if not getattr(instance, CLAIMED, True):
         return  # another delete got there first and announced it
-    logger.info("Revoked %s key %s.", instance.kind.value, instance.pk)
+    logger.info("Revoked %s key %s.", instance.kind.value, instance.key_id)
     key_revoked.send(sender=sender, key=instance)
 
 

@@ -12,6 +12,7 @@ be presented by a client.
 from __future__ import annotations
 
 import math
+import secrets
 import string
 from collections import Counter
 from dataclasses import dataclass
@@ -114,6 +115,15 @@ def _strength_problems(variable: str, value: str, first_id: int) -> list[Problem
 
 def _is_printable_ascii(value: str) -> bool:
     return PRINTABLE.issuperset(value)
+
+
+def generate_secret() -> str:
+    """A new value for PHOENIX_SECRET (or any secret these rules judge): 64 URL-safe
+    characters, drawn again in the rare case one lacks a digit or a lowercase letter."""
+    while True:
+        value = secrets.token_urlsafe(48)
+        if not secret_problems(value) and estimated_bits(value) >= MIN_VARIETY_BITS:
+            return value
 
 
 def secret_problems(secret: str | None) -> list[Problem]:

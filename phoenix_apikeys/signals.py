@@ -8,6 +8,7 @@ key_created = Signal()
 key_revoked = Signal()
 # sender: the key model; kwargs: key (its digest re-keyed from a fallback secret)
 key_rotated = Signal()
-# sender: None; kwargs: reason (our own words), kind ("system", "user", "admin_secret" or None),
-# key_id (when a stored key was found but refused)
+# sender: None; kwargs: reason (our own words), kind (a keys.Credential: "system_key",
+# "user_key" or "admin_secret"; None when the text is none of them), key_id (the opaque id,
+# when a stored key was found but refused)
 authentication_failed = Signal()

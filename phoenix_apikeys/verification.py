@@ -10,37 +10,27 @@ import logging
 from datetime import datetime
 from typing import Any, NoReturn
 
-from django.db import DatabaseError, router
+from django.db import DatabaseError
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import cache, throttle
 from .conf import phoenix_settings
-from .keys import (
-    KeyKind,
-    MalformedKey,
-    ParsedKey,
-    digests,
-    key_kind,
-    parse_key,
-    secret_matches,
-)
-from .lookup import find_by_digests
-from .models import AbstractAPIKey, SystemKey, UserKey, system_user
+from .keys import Credential, MalformedKey, ParsedKey, digests, parse_key, secret_matches
+from .models import KEY_MODELS, AbstractAPIKey, system_user
 from .rules import MAX_CREDENTIAL_LENGTH
-from .signals import authentication_failed, key_rotated
+from .signals import authentication_failed
 
 logger = logging.getLogger("phoenix_apikeys")
 
 # Seconds a client is told to wait when the database cannot be asked.
 RETRY_AFTER_UNAVAILABLE = 5
-MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}
 
 
 class AdminSecret:
     """``request.auth`` for a caller that presented PHOENIX_ADMIN_SECRET."""
 
-    kind = "admin_secret"
+    credential = Credential.ADMIN_SECRET
     pk = None
 
     def __str__(self) -> str:
@@ -86,12 +76,13 @@ def verify_credential(credential: str, source: str | None = None) -> Principal:
     if len(credential) > MAX_CREDENTIAL_LENGTH:
         reject("credential too long")
     parsed: ParsedKey | None
+    prefixes = phoenix_settings.prefixes
     try:
-        parsed = parse_key(credential)
+        parsed = parse_key(credential, prefixes)
     except MalformedKey as error:
-        kind = key_kind(credential)
+        kind = prefixes.kind_of(credential)
         if kind is not None:
-            reject(f"malformed {kind.value} key: {error}", kind=kind.value)
+            reject(f"malformed {kind.value} key: {error}", kind=kind.credential)
         parsed = None  # no key prefix: it can only be the admin secret
     try:
         if parsed is None:
@@ -103,23 +94,24 @@ def verify_credential(credential: str, source: str | None = None) -> Principal:
 
 
 def _verify_key(parsed: ParsedKey, source: str | None) -> Principal:
+    kind = parsed.kind
     secrets = phoenix_settings.verification_secrets
     if not secrets:
-        reject("PHOENIX_SECRET is missing or breaks a rule", kind=parsed.kind.value)
+        reject("PHOENIX_SECRET is missing or breaks a rule", kind=kind.credential)
     candidates = digests(parsed.plaintext, secrets)
     name = cache.key_name(candidates[0])
     cached = cache.read(name)
     key = cached.value
     if key is None:
         throttle.refuse_if_blocked(source)
-        key = _find_key(MODELS[parsed.kind], candidates)
+        key = KEY_MODELS[kind]._default_manager.find_by_digests(candidates)
         database_answered()
     if key is None:
-        reject(f"unknown {parsed.kind.value} key", kind=parsed.kind.value)
+        reject(f"unknown {kind.value} key", kind=kind.credential)
     now = timezone.now()
     if not key.is_usable(now):
         reason = "expired" if key.is_expired(now) else "owner inactive"
-        reject(f"{parsed.kind.value} key {key.pk} {reason}", kind=parsed.kind.value, key=key)
+        reject(f"{kind.value} key {key.key_id} {reason}", kind=kind.credential, key=key)
     # Store whenever last_used_at was due, written here or by another process just before:
     # a cached entry with a stale last_used_at would otherwise try the UPDATE on every hit.
     due = key.last_used_is_due(now)
@@ -160,23 +152,6 @@ def database_answered() -> None:
         logger.warning("Database answers again; API keys are verified as usual.")
 
 
-def _find_key(model: type[AbstractAPIKey], candidates: list[str]) -> AbstractAPIKey | None:
-    """One indexed query, joined to the owner, whatever the number of fallback secrets."""
-    key: AbstractAPIKey | None = find_by_digests(model, candidates, router.db_for_read(model))
-    if key is not None and key.digest != candidates[0]:
-        _rekey(key, candidates[0])
-    return key
-
-
-def _rekey(key: AbstractAPIKey, current: str) -> None:
-    """Move a digest made with a fallback secret onto the current secret."""
-    old = key.digest
-    type(key)._default_manager.filter(pk=key.pk, digest=old).update(digest=current)
-    key.digest = current
-    logger.info("Re-keyed %s key %s to the current PHOENIX_SECRET.", key.kind.value, key.pk)
-    key_rotated.send(sender=type(key), key=key)
-
-
 def _verify_admin_secret(credential: str, source: str | None) -> Principal:
     admin_secret = phoenix_settings.secrets.admin_secret
     if admin_secret is None or not secret_matches(credential, admin_secret):
@@ -188,7 +163,10 @@ def _verify_admin_secret(credential: str, source: str | None) -> Principal:
         user = system_user()
         database_answered()
     if not user.is_active:
-        reject("admin secret presented but the system user is inactive", kind="admin_secret")
+        reject(
+            "admin secret presented but the system user is inactive",
+            kind=Credential.ADMIN_SECRET,
+        )
     if cached.value is None:
         cache.store(cache.SYSTEM_USER, user, cached)  # only an active one
     return user, ADMIN_SECRET
@@ -198,12 +176,12 @@ def reject(
     reason: str,
     *,
     detail: str = "Invalid API key.",
-    kind: str | None = None,
+    kind: Credential | None = None,
     key: AbstractAPIKey | None = None,
 ) -> NoReturn:
     # ``reason`` holds only our own words and ids, never text from the request.
     logger.warning("Authentication failed: %s.", reason)
     authentication_failed.send(
-        sender=None, reason=reason, kind=kind, key_id=None if key is None else key.pk
+        sender=None, reason=reason, kind=kind, key_id=None if key is None else key.key_id
     )
     raise CredentialRejected(reason, detail)

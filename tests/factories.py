@@ -63,3 +63,11 @@ class SystemKeyFactory(_KeyFactory):
         model = SystemKey
 
     created_by = factory.SubFactory(SuperuserFactory)
+
+
+def key_of_inactive_owner() -> UserKey:
+    """A key whose owner was deactivated after it was made: create_key refuses inactive owners."""
+    key: UserKey = UserKeyFactory()
+    key.user.is_active = False
+    key.user.save()
+    return key

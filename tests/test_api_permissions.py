@@ -38,7 +38,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from phoenix_apikeys.ids import key_id
-from phoenix_apikeys.keys import KeyKind, generate_key
+from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import AbstractAPIKey, SystemKey, UserKey
 
 from .factories import StaffFactory, SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
@@ -236,7 +236,7 @@ def world(admin_secret: str) -> World:
         "admin's key": bearer(UserKeyFactory(user=superuser).plaintext),
         "system key": bearer(SystemKeyFactory().plaintext),
         "admin secret": bearer(admin_secret),
-        "invalid key": bearer(generate_key(KeyKind.USER)),
+        "invalid key": bearer(generate_key("phxu_")),
         "expired key": bearer(expired_key(user_a).plaintext),
     }
     targets: dict[str, AbstractAPIKey] = {

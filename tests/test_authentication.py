@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from phoenix_apikeys import verification
-from phoenix_apikeys.keys import KeyKind, generate_key
+from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import UserKey, system_user
 
-from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
+from .factories import SystemKeyFactory, UserFactory, UserKeyFactory, key_of_inactive_owner
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +93,7 @@ def test_system_key_costs_one_query_once_recently_used(api_client: APIClient) ->
 
 def test_unknown_well_formed_key_costs_one_query(api_client: APIClient) -> None:
     with CaptureQueriesContext(connection) as queries:
-        response = get(api_client, credential=generate_key(KeyKind.USER))
+        response = get(api_client, credential=generate_key("phxu_"))
     assert response.status_code == 401
     assert len(queries) == 1
 
@@ -174,7 +174,7 @@ def test_key_is_refused_at_its_expiry_instant(api_client: APIClient) -> None:
 
 
 def test_inactive_owner_key_is_refused(api_client: APIClient) -> None:
-    key = UserKeyFactory(user=UserFactory(is_active=False))
+    key = key_of_inactive_owner()
     assert get(api_client, credential=key.plaintext).status_code == 401
 
 
@@ -215,10 +215,12 @@ def test_failed_authentication_sends_the_signal(api_client: APIClient) -> None:
 
     authentication_failed.connect(receiver)
     try:
-        get(api_client, credential=generate_key(KeyKind.USER))
+        get(api_client, credential=generate_key("phxu_"))
     finally:
         authentication_failed.disconnect(receiver)
-    assert [entry["reason"] for entry in seen] == ["unknown user key"]
+    assert [(entry["reason"], entry["kind"]) for entry in seen] == [
+        ("unknown user key", "user_key")
+    ]
 
 
 # The header's grammar (RFC 9110): keyword, spaces or tabs, one visible-ASCII credential -------
@@ -338,7 +340,7 @@ def drf_only(settings: Any) -> None:
 
 @pytest.mark.usefixtures("drf_only")
 def test_without_the_middleware_a_bad_key_is_401_from_drf(api_client: APIClient) -> None:
-    response = get(api_client, credential=generate_key(KeyKind.USER))
+    response = get(api_client, credential=generate_key("phxu_"))
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
@@ -348,9 +350,9 @@ def test_without_the_middleware_guessing_is_429_from_drf(
     api_client: APIClient, settings: Any
 ) -> None:
     settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": 2}
-    statuses = [get(api_client, credential=generate_key(KeyKind.USER)).status_code for _ in "abc"]
+    statuses = [get(api_client, credential=generate_key("phxu_")).status_code for _ in "abc"]
     assert statuses == [401, 401, 429]
-    assert int(get(api_client, credential=generate_key(KeyKind.USER))["Retry-After"]) > 0
+    assert int(get(api_client, credential=generate_key("phxu_"))["Retry-After"]) > 0
 
 
 @pytest.mark.usefixtures("drf_only")

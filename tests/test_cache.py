@@ -25,14 +25,20 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from phoenix_apikeys import api, verification
+from phoenix_apikeys import api
 from phoenix_apikeys import cache as key_cache_module
 from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind, digest, generate_key
-from phoenix_apikeys.models import UserKey, system_user
+from phoenix_apikeys.models import APIKeyQuerySet, UserKey, system_user
 from phoenix_apikeys.signals import key_revoked
 
-from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
+from .factories import (
+    SuperuserFactory,
+    SystemKeyFactory,
+    UserFactory,
+    UserKeyFactory,
+    key_of_inactive_owner,
+)
 from .testapp.caches import FlakyCache
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +99,7 @@ def test_owner_deactivation_takes_effect_on_the_next_request(
 def test_unknown_keys_are_never_cached(
     api_client: APIClient, key_cache: str, settings: object
 ) -> None:
-    attempts = [generate_key(KeyKind.USER) for _ in range(20)]
+    attempts = [generate_key("phxu_") for _ in range(20)]
     for attempt in attempts:
         call(api_client, attempt)
     secret = settings.PHOENIX_SECRET  # type: ignore[attr-defined]
@@ -123,7 +129,7 @@ def test_expired_and_inactive_owner_keys_are_never_cached(
 ) -> None:
     expired = UserKeyFactory(expires_at=timezone.now() + timedelta(hours=1))
     UserKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now())
-    inactive = UserKeyFactory(user=UserFactory(is_active=False))
+    inactive = key_of_inactive_owner()
     for key in (expired, inactive):
         assert call(api_client, key.plaintext) == 401
         assert cached(key.digest) is None
@@ -335,16 +341,16 @@ def test_a_reader_that_saw_the_key_before_a_committed_revocation_cannot_recache_
     """The request reads the row, the revocation commits, then the request stores what it read:
     that entry must never be served."""
     key = UserKeyFactory()
-    original = verification._find_key
+    original = APIKeyQuerySet.find_by_digests
 
-    def read_then_revoked_elsewhere(model: Any, candidates: list[str]) -> Any:
-        found = original(model, candidates)
+    def read_then_revoked_elsewhere(queryset: Any, candidates: list[str]) -> Any:
+        found = original(queryset, candidates)
         owner = key.user
         owner.is_active = False
         owner.save()
         return found
 
-    monkeypatch.setattr(verification, "_find_key", read_then_revoked_elsewhere)
+    monkeypatch.setattr(APIKeyQuerySet, "find_by_digests", read_then_revoked_elsewhere)
     call(api_client, key.plaintext)  # began before the revocation: may still pass
     monkeypatch.undo()
     assert call(api_client, key.plaintext) == 401
@@ -510,7 +516,7 @@ def test_keys_and_the_admin_secret_verify_while_the_cache_refuses(
     for _ in range(5):
         assert call(api_client, key.plaintext) == 200
         assert call(api_client, admin_secret) == 200
-    assert call(api_client, generate_key(KeyKind.USER)) == 401
+    assert call(api_client, generate_key("phxu_")) == 401
     outage = [r for r in caplog.records if r.levelname == "ERROR" and "'down' failed" in r.message]
     assert len(outage) == 1
 

@@ -15,6 +15,7 @@ from phoenix_apikeys.keys import (
     MAX_KEY_LENGTH,
     KeyKind,
     MalformedKey,
+    Prefixes,
     checksum,
     digest,
     generate_key,
@@ -24,35 +25,36 @@ from phoenix_apikeys.keys import (
 )
 
 KINDS = st.sampled_from(list(KeyKind))
+PREFIXES = Prefixes(system="phxs_", user="phxu_")
 
 
 @given(KINDS)
 def test_generated_key_parses_back_to_its_kind(kind: KeyKind) -> None:
-    key = generate_key(kind)
-    assert parse_key(key).kind is kind
+    key = generate_key(PREFIXES.of(kind))
+    assert parse_key(key, PREFIXES).kind is kind
 
 
 @given(KINDS)
 def test_generated_key_matches_the_published_regex(kind: KeyKind) -> None:
-    key = generate_key(kind)
+    key = generate_key(PREFIXES.of(kind))
     assert re.fullmatch(key_regex("phxs_", "phxu_"), key)
     assert len(key) <= MAX_KEY_LENGTH
 
 
 def test_kind_is_visible_in_the_prefix() -> None:
-    assert generate_key(KeyKind.SYSTEM).startswith("phxs_")
-    assert generate_key(KeyKind.USER).startswith("phxu_")
+    assert generate_key("phxs_").startswith("phxs_")
+    assert generate_key("phxu_").startswith("phxu_")
 
 
 def test_body_carries_at_least_160_bits() -> None:
-    key = generate_key(KeyKind.USER)
+    key = generate_key("phxu_")
     body = key[len("phxu_") : -6]
     assert set(body) <= set(BASE62)
     assert len(body) * 5.954 >= 160  # log2(62) bits per character
 
 
 def test_keys_do_not_repeat() -> None:
-    assert len({generate_key(KeyKind.USER) for _ in range(1000)}) == 1000
+    assert len({generate_key("phxu_") for _ in range(1000)}) == 1000
 
 
 BODIES = st.text(alphabet=BASE62, min_size=BODY_LENGTH, max_size=BODY_LENGTH)
@@ -62,24 +64,24 @@ BODIES = st.text(alphabet=BASE62, min_size=BODY_LENGTH, max_size=BODY_LENGTH)
 def test_every_single_character_change_is_rejected(
     kind: KeyKind, body: str, data: st.DataObject
 ) -> None:
-    head = kind.prefix + body
+    head = PREFIXES.of(kind) + body
     key = head + checksum(head)
-    assert parse_key(key).kind is kind
+    assert parse_key(key, PREFIXES).kind is kind
     position = data.draw(st.integers(0, len(key) - 1))
     replacement = data.draw(st.sampled_from(BASE62 + "_-").filter(lambda c: c != key[position]))
     mutated = key[:position] + replacement + key[position + 1 :]
     with pytest.raises(MalformedKey):
-        parse_key(mutated)
+        parse_key(mutated, PREFIXES)
 
 
 def test_every_mutation_of_one_key_is_rejected_exhaustively() -> None:
-    key = generate_key(KeyKind.SYSTEM)
+    key = generate_key("phxs_")
     for position in range(len(key)):
         for replacement in BASE62:
             if replacement == key[position]:
                 continue
             with pytest.raises(MalformedKey):
-                parse_key(key[:position] + replacement + key[position + 1 :])
+                parse_key(key[:position] + replacement + key[position + 1 :], PREFIXES)
 
 
 @pytest.mark.parametrize(
@@ -88,25 +90,25 @@ def test_every_mutation_of_one_key_is_rejected_exhaustively() -> None:
 )
 def test_malformed_text_is_rejected(text: str) -> None:
     with pytest.raises(MalformedKey):
-        parse_key(text)
+        parse_key(text, PREFIXES)
 
 
 def test_swapping_the_prefix_breaks_the_checksum() -> None:
-    key = generate_key(KeyKind.SYSTEM)
+    key = generate_key("phxs_")
     with pytest.raises(MalformedKey, match="checksum"):
-        parse_key("phxu_" + key[len("phxs_") :])
+        parse_key("phxu_" + key[len("phxs_") :], PREFIXES)
 
 
 @given(st.text(max_size=300))
 def test_arbitrary_text_never_crashes_the_parser(text: str) -> None:
     try:
-        parse_key(text)
+        parse_key(text, PREFIXES)
     except MalformedKey:
         pass
 
 
 def test_digest_is_fixed_length_and_depends_on_the_secret() -> None:
-    key = generate_key(KeyKind.USER)
+    key = generate_key("phxu_")
     first = digest(key, "secret-one-0123456789abcdefghijkl")
     second = digest(key, "secret-two-0123456789abcdefghijkl")
     assert len(first) == len(second) == 64
@@ -124,11 +126,13 @@ def test_digest_is_the_salted_hmac_that_stored_keys_were_made_with(text: str, se
     assert digest(text, secret) == expected.hexdigest()
 
 
-def test_custom_prefixes_are_used(settings: object) -> None:
-    settings.PHOENIX_APIKEYS = {"SYSTEM_KEY_PREFIX": "acme_sk_", "USER_KEY_PREFIX": "acme_uk_"}  # type: ignore[attr-defined]
-    key = generate_key(KeyKind.SYSTEM)
+def test_custom_prefixes_are_used() -> None:
+    acme = Prefixes(system="acme_sk_", user="acme_uk_")
+    key = generate_key(acme.of(KeyKind.SYSTEM))
     assert key.startswith("acme_sk_")
-    assert parse_key(key).kind is KeyKind.SYSTEM
+    assert parse_key(key, acme).kind is KeyKind.SYSTEM
+    with pytest.raises(MalformedKey, match="prefix"):
+        parse_key(key, PREFIXES)
 
 
 @given(st.text(), st.text())

@@ -17,7 +17,13 @@ from rest_framework.test import APIClient
 
 from phoenix_apikeys.models import SystemKey, SystemUser, UserKey, is_system_user, system_user
 
-from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
+from .factories import (
+    SuperuserFactory,
+    SystemKeyFactory,
+    UserFactory,
+    UserKeyFactory,
+    key_of_inactive_owner,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +142,7 @@ def test_usable_queryset_agrees_with_is_usable() -> None:
     keys = [
         UserKeyFactory(),
         UserKeyFactory(expires_at=now + timedelta(days=1)),
-        UserKeyFactory(user=UserFactory(is_active=False)),
+        key_of_inactive_owner(),
     ]
     UserKey.objects.filter(pk=keys[1].pk).update(expires_at=now - timedelta(seconds=1))
     usable = set(UserKey.objects.usable().values_list("pk", flat=True))

@@ -16,15 +16,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..ids import key_id
 from ..keys import KeyKind
-from ..models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey
+from ..models import AbstractAPIKey, MissingSecretError
 
-MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}
 DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # The options a model field's error is about, so the message names what the operator typed.
-OPTIONS = {"name": "--name", "description": "--description", "expires_at": "--expires-in/at"}
+OPTIONS = {"name": "--name", "description": "--description", "user": "--user"}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -67,9 +65,12 @@ def expiry(options: dict[str, Any]) -> datetime | None:
     return None
 
 
-def describe(error: ValidationError) -> str:
+def describe(error: ValidationError, options: dict[str, Any]) -> str:
+    """The model's errors, each under the option the operator typed."""
+    expiry_option = "--expires-at" if options.get("expires_at") else "--expires-in"
+    names = {**OPTIONS, "expires_at": expiry_option}
     return "; ".join(
-        f"{OPTIONS.get(field, field)}: {' '.join(messages)}"
+        f"{names.get(field, field)}: {' '.join(messages)}"
         for field, messages in error.message_dict.items()
     )
 
@@ -77,7 +78,7 @@ def describe(error: ValidationError) -> str:
 def describe_key(key: AbstractAPIKey) -> str:
     owner = "" if key.kind is KeyKind.SYSTEM else f", owner {key.user.get_username()}"
     details = f"{key.name!r}, {key.prefixed_hint}{owner}"
-    return f"{key.kind.value} key {key_id(key.kind, key.pk)} ({details})"
+    return f"{key.kind.value} key {key.key_id} ({details})"
 
 
 class CreateKeyCommand(BaseCommand):
@@ -106,7 +107,7 @@ class CreateKeyCommand(BaseCommand):
         try:
             key, plaintext = self.model.objects.create_key(**fields)  # type: ignore[attr-defined]
         except ValidationError as error:
-            raise CommandError(describe(error)) from None
+            raise CommandError(describe(error, options)) from None
         except MissingSecretError as error:
             raise CommandError(str(error)) from None
         expires = key.expires_at.isoformat() if key.expires_at else "never"

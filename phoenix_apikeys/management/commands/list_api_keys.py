@@ -4,31 +4,23 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind
-from phoenix_apikeys.management.base import MODELS
-from phoenix_apikeys.models import AbstractAPIKey
+from phoenix_apikeys.models import KEY_MODELS, AbstractAPIKey
 
 COLUMNS = ("id", "kind", "name", "owner", "hint", "created_at", "expires_at", "last_used_at")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def status(key: AbstractAPIKey, now: datetime) -> str:
-    if key.is_expired(now):
-        return "expired"
-    return "active" if key.user.is_active else "inactive owner"
-
-
-def row(key: AbstractAPIKey, now: datetime) -> dict[str, Any]:
+def row(key: AbstractAPIKey) -> dict[str, Any]:
+    """``key`` comes annotated by ``with_status``."""
     return {
-        "id": key_id(key.kind, key.pk),
+        "id": key.key_id,
         "kind": key.kind.value,
         "name": key.name,
         "owner": "" if key.kind is KeyKind.SYSTEM else key.user.get_username(),
@@ -36,7 +28,7 @@ def row(key: AbstractAPIKey, now: datetime) -> dict[str, Any]:
         "created_at": key.created_at.isoformat(),
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
-        "status": status(key, now),
+        "status": key.status,  # type: ignore[attr-defined]
     }
 
 
@@ -73,14 +65,17 @@ class Command(BaseCommand):
             if kind == KeyKind.SYSTEM.value:
                 raise CommandError("--user lists user keys; it cannot be combined with system.")
             kinds, filters = [KeyKind.USER], {"user": self.find_user(user)}
+        now = timezone.now()
         keys: list[AbstractAPIKey] = [
             key
             for each in kinds
-            for key in MODELS[each]._default_manager.filter(**filters).select_related("user")
+            for key in KEY_MODELS[each]
+            ._default_manager.filter(**filters)
+            .with_status(now)
+            .select_related("user")
         ]
         keys.sort(key=lambda key: key.created_at, reverse=True)
-        now = timezone.now()
-        rows = [row(key, now) for key in keys]
+        rows = [row(key) for key in keys]
         if options["json"]:
             self.stdout.write(json.dumps(rows, indent=2))
         elif rows:

@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from phoenix_apikeys.cache import CacheUnreachable
-from phoenix_apikeys.management.base import MODELS, describe_key
+from phoenix_apikeys.management.base import describe_key
+from phoenix_apikeys.models import KEY_MODELS
 
 
 class Command(BaseCommand):
@@ -20,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
         now = timezone.now()
         count = 0
-        for model in MODELS.values():
+        for model in KEY_MODELS.values():
             expired = model.objects.expired(now).select_related("user")  # type: ignore[attr-defined]
             for key in expired:
                 self.stdout.write(f"{'Would prune' if dry_run else 'Pruned'} {describe_key(key)}.")

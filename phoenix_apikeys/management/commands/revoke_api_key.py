@@ -13,10 +13,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.conf import phoenix_settings
-from phoenix_apikeys.ids import parse_key_id
-from phoenix_apikeys.keys import MalformedKey, digests, key_kind, parse_key
-from phoenix_apikeys.management.base import MODELS, describe_key
-from phoenix_apikeys.models import AbstractAPIKey
+from phoenix_apikeys.keys import MalformedKey
+from phoenix_apikeys.management.base import describe_key
+from phoenix_apikeys.models import (
+    AbstractAPIKey,
+    MissingSecretError,
+    find_key_by_id,
+    find_key_by_plaintext,
+)
 
 # Far longer than any key; a larger paste is not a key.
 MAX_STDIN = 4096
@@ -45,17 +49,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Revoked {description}.")
 
     def by_id(self, value: str) -> AbstractAPIKey:
-        if key_kind(value) is not None:
+        if phoenix_settings.prefixes.kind_of(value) is not None:
             # Never echo it back: the terminal's scrollback is one more place to leak it.
             raise CommandError(
                 "That is a plaintext key, not an id. Never pass a key as an argument; "
                 "pipe it in: revoke_api_key --stdin"
             )
-        parsed = parse_key_id(value)
-        found: AbstractAPIKey | None = None
-        if parsed is not None:
-            query = MODELS[parsed[0]]._default_manager.select_related("user")
-            found = query.filter(pk=parsed[1]).first()
+        found = find_key_by_id(value)
         if found is None:
             raise CommandError(f"No API key with id {value!r}; see list_api_keys.")
         return found
@@ -63,16 +63,11 @@ class Command(BaseCommand):
     def by_plaintext(self) -> AbstractAPIKey:
         text = sys.stdin.read(MAX_STDIN + 1).strip()
         try:
-            parsed = parse_key(text)
+            found = find_key_by_plaintext(text)
         except MalformedKey as error:
             raise CommandError(f"stdin does not hold a key of this deployment ({error}).") from None
-        secrets = phoenix_settings.verification_secrets
-        if not secrets:
-            raise CommandError("PHOENIX_SECRET is missing or breaks a rule; run `manage.py check`.")
-        model = MODELS[parsed.kind]
-        candidates = digests(parsed.plaintext, secrets)
-        query = model._default_manager.select_related("user")
-        found: AbstractAPIKey | None = query.filter(digest__in=candidates).first()
+        except MissingSecretError as error:
+            raise CommandError(str(error)) from None
         if found is None:
             raise CommandError("No stored key matches (already revoked, or another deployment).")
         return found
