@@ -8,9 +8,9 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError
 
-from .conf import DEFAULTS, read_secrets
+from .conf import DEFAULTS, read_secrets, rule_context
 from .keys import PREFIX_PATTERN
-from .rules import admin_secret_problems, deploy_problems, rule_context, secret_problems
+from .rules import admin_secret_problems, deploy_problems, secret_problems
 
 
 @register(Tags.security)

@@ -13,11 +13,12 @@ from typing import Any
 
 import environ
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .keys import Prefixes, Secret
-from .rules import admin_secret_problems, rule_context, secret_problems
+from .rules import RuleContext, admin_secret_problems, secret_problems
 
 logger = logging.getLogger("phoenix_apikeys")
 
@@ -142,7 +143,7 @@ def _secret(value: Any) -> Secret | None:
 def guard(secrets: Secrets) -> Secrets:
     """Fail closed where checks cannot reach (WSGI/ASGI): refuse a secret that breaks a rule.
 
-    The same rules and inputs as ``manage.py check`` (``rules.rule_context``), so a value the
+    The same rules and inputs as ``manage.py check`` (``rule_context``), so a value the
     check passes is never refused here and a value it fails is never used. Logs name the rule,
     never the value.
     """
@@ -161,6 +162,27 @@ def guard(secrets: Secrets) -> Secrets:
 
 
 phoenix_settings = PhoenixSettings()
+
+
+def rule_context() -> RuleContext:
+    """Read from the live settings, so the check and the runtime guard compare the same values."""
+    prefixes = (phoenix_settings.SYSTEM_KEY_PREFIX, phoenix_settings.USER_KEY_PREFIX)
+    key_fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", None) or ()
+    return RuleContext(
+        secret_key=_django_secret_key(),
+        key_prefixes=tuple(prefix for prefix in prefixes if isinstance(prefix, str)),
+        secret_key_fallbacks=tuple(str(value) for value in key_fallbacks if value),
+        secret_fallbacks=read_secrets().fallbacks,
+    )
+
+
+def _django_secret_key() -> str | None:
+    """SECRET_KEY, or None when unset: Django raises rather than return an empty one."""
+    try:
+        value = settings.SECRET_KEY
+    except (AttributeError, ImproperlyConfigured):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 @receiver(setting_changed)

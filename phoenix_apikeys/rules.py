@@ -2,7 +2,8 @@
 
 The system checks report these problems at start-up; the runtime guard refuses an admin secret
 (or every key, for a broken PHOENIX_SECRET) that has any, since checks never run under WSGI/ASGI.
-Both read the same inputs through ``rule_context()``, so they cannot disagree.
+Both read the same inputs through ``conf.rule_context()``, so they cannot disagree. The rules
+are pure functions of the values they are given: no settings are read here.
 
 Character classes are ASCII on purpose: HTTP headers are latin-1, so a value whose only digit is
 '٣' or whose only lowercase letter is 'é' satisfies ``str.isdigit``/``str.islower`` yet could never
@@ -16,9 +17,6 @@ import secrets
 import string
 from collections import Counter
 from dataclasses import dataclass
-
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 MIN_LENGTH = 32
 # Verification refuses longer credentials before hashing them.
@@ -51,29 +49,6 @@ class RuleContext:
     key_prefixes: tuple[str, ...]
     secret_key_fallbacks: tuple[str, ...] = ()
     secret_fallbacks: tuple[str, ...] = ()  # PHOENIX_SECRET_FALLBACKS
-
-
-def rule_context() -> RuleContext:
-    """Read from the live settings, so the check and the runtime guard compare the same values."""
-    from .conf import phoenix_settings, read_secrets  # conf imports this module while it loads
-
-    prefixes = (phoenix_settings.SYSTEM_KEY_PREFIX, phoenix_settings.USER_KEY_PREFIX)
-    key_fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", None) or ()
-    return RuleContext(
-        secret_key=_django_secret_key(),
-        key_prefixes=tuple(prefix for prefix in prefixes if isinstance(prefix, str)),
-        secret_key_fallbacks=tuple(str(value) for value in key_fallbacks if value),
-        secret_fallbacks=read_secrets().fallbacks,
-    )
-
-
-def _django_secret_key() -> str | None:
-    """SECRET_KEY, or None when unset: Django raises rather than return an empty one."""
-    try:
-        value = settings.SECRET_KEY
-    except (AttributeError, ImproperlyConfigured):
-        return None
-    return value if isinstance(value, str) and value else None
 
 
 def _generate_hint(until: str) -> str:

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from phoenix_apikeys.conf import rule_context
 from phoenix_apikeys.rules import (
     MIN_VARIETY_BITS,
     RuleContext,
     admin_secret_problems,
     estimated_bits,
-    rule_context,
+    generate_secret,
     secret_problems,
 )
 
@@ -65,3 +66,11 @@ def test_context_has_no_secret_key_when_it_is_empty(settings: Any) -> None:
 def test_context_takes_both_prefixes_from_the_settings(settings: Any) -> None:
     settings.PHOENIX_APIKEYS = {"SYSTEM_KEY_PREFIX": "acmes_"}
     assert rule_context().key_prefixes == ("acmes_", "phxu_")
+
+
+def test_generated_secrets_break_no_rule() -> None:
+    values = {generate_secret() for _ in range(200)}
+    assert len(values) == 200
+    for value in values:
+        assert secret_problems(value) == []
+        assert estimated_bits(value) >= MIN_VARIETY_BITS
