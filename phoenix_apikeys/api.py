@@ -48,7 +48,8 @@ from .serializers import (
 )
 from .verification import RETRY_AFTER_UNAVAILABLE, AdminSecret, database_failed
 
-ViewMethod = TypeVar("ViewMethod", bound=Callable[..., Any])
+ViewMethod = Callable[..., Any]
+Decorator = Callable[[ViewMethod], ViewMethod]
 KeyT = TypeVar("KeyT", bound=AbstractAPIKey)
 
 # Every route may answer these; each route adds its own.
@@ -57,7 +58,7 @@ FORBIDDEN = {401: ErrorSerializer, 403: ErrorSerializer}
 CREATE_ERRORS = {**FORBIDDEN, 413: ErrorSerializer, 415: ErrorSerializer, 422: ErrorSerializer}
 
 
-def document(*, id_path: bool = False, **kwargs: Any) -> Callable[[ViewMethod], ViewMethod]:
+def document(operation_id: str, summary: str, *, id_path: bool = False, **kwargs: Any) -> Decorator:
     """``extend_schema`` when drf-spectacular is installed (the [openapi] extra), else nothing.
 
     ``id_path`` describes the ``{id}`` in the route as the opaque key id it is.
@@ -72,8 +73,35 @@ def document(*, id_path: bool = False, **kwargs: Any) -> Callable[[ViewMethod], 
                 "id", str, OpenApiParameter.PATH, description="The key's opaque id, as listed."
             )
         ]
-    decorate: Callable[[ViewMethod], ViewMethod] = extend_schema(tags=["API keys"], **kwargs)
+    decorate: Decorator = extend_schema(
+        operation_id=operation_id, summary=summary, tags=["API keys"], **kwargs
+    )
     return decorate
+
+
+def document_create(
+    operation_id: str, summary: str, who: str
+) -> Callable[[ViewMethod], ViewMethod]:
+    return document(
+        operation_id,
+        summary,
+        description=f"{who}; API keys cannot create keys. The plaintext key is in this "
+        "response only.",
+        request=KeyCreateRequestSerializer,
+        responses={201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
+    )
+
+
+def document_delete(
+    operation_id: str, summary: str, who: str
+) -> Callable[[ViewMethod], ViewMethod]:
+    return document(
+        operation_id,
+        summary,
+        id_path=True,
+        description=who,
+        responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
+    )
 
 
 class SecretUnavailable(APIException):
@@ -155,22 +183,20 @@ def describe(detail: Any, path: str = "") -> Iterator[str]:
 
 
 @sensitive_variables()
-def create_key(model: type[KeyT], **fields: Any) -> tuple[KeyT, str]:
+def create(request: Request, model: type[AbstractAPIKey], **owner: Any) -> Response:
+    """201 with the new key, the only response that ever carries a plaintext key."""
+    body = KeyCreateRequestSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
     try:
-        key, plaintext = model.objects.create_key(**fields)  # type: ignore[attr-defined]
+        key, plaintext = model.objects.create_key(**owner, **body.validated_data["data"])  # type: ignore[attr-defined]
     except DjangoValidationError as error:
         raise ValidationError({"data": error.message_dict}) from None
     except MissingSecretError:
         raise SecretUnavailable from None
-    return key, plaintext
-
-
-@sensitive_variables()
-def created(key: AbstractAPIKey, plaintext: str) -> Response:
-    body = CreatedKeyEnvelopeSerializer({"data": key}, context={"plaintext": plaintext})
-    # The only response that carries a plaintext key: no cache may keep a copy.
+    created = CreatedKeyEnvelopeSerializer({"data": key}, context={"plaintext": plaintext})
+    # No cache may keep a copy.
     return Response(
-        body.data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
+        created.data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
     )
 
 
@@ -195,8 +221,8 @@ class CurrentUserView(KeyAPIView):
     """The authenticated caller: any person or credential."""
 
     @document(
-        operation_id="getViewer",
-        summary="Who am I",
+        "getViewer",
+        "Who am I",
         responses={200: CurrentUserEnvelopeSerializer, **UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
@@ -210,8 +236,8 @@ class UserKeysView(KeyAPIView):
     permissions_by_method = {"POST": [IsHumanLogin]}
 
     @document(
-        operation_id="listUserApiKeys",
-        summary="List your own user keys",
+        "listUserApiKeys",
+        "List your own user keys",
         description="A system key or the admin secret owns no user keys: the list is empty.",
         responses={200: KeyListEnvelopeSerializer, **UNAUTHENTICATED},
     )
@@ -221,19 +247,11 @@ class UserKeysView(KeyAPIView):
             keys = UserKey.objects.filter(user=request.user)
         return Response(KeyListEnvelopeSerializer({"data": keys}).data)
 
-    @document(
-        operation_id="createUserApiKey",
-        summary="Create a user key for yourself",
-        description="Only a person logged in may do this; API keys cannot create keys. "
-        "The plaintext key is in this response only.",
-        request=KeyCreateRequestSerializer,
-        responses={201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
+    @document_create(
+        "createUserApiKey", "Create a user key for yourself", "Only a person logged in may do this"
     )
     def post(self, request: Request) -> Response:
-        body = KeyCreateRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        key, plaintext = create_key(UserKey, user=request.user, **body.validated_data["data"])
-        return created(key, plaintext)
+        return create(request, UserKey, user=request.user)
 
 
 class UserKeyView(KeyAPIView):
@@ -241,13 +259,11 @@ class UserKeyView(KeyAPIView):
 
     permissions_by_method = {"DELETE": [IsNotSystemKey]}
 
-    @document(
-        id_path=True,
-        operation_id="deleteUserApiKey",
-        summary="Delete a user key",
-        description="Your own, or anyone's for an administrator or the admin secret; "
+    @document_delete(
+        "deleteUserApiKey",
+        "Delete a user key",
+        "Your own, or anyone's for an administrator or the admin secret; "
         "a key that is not yours, or an id of another kind, is 404. System keys: 403.",
-        responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
     )
     def delete(self, request: Request, id: str) -> Response:
         key = find_key(UserKey, id)
@@ -262,8 +278,8 @@ class UserKeyInventoryView(KeyAPIView):
     permissions_by_method = {"GET": [CanViewAllUserKeys]}
 
     @document(
-        operation_id="listAllUserApiKeys",
-        summary="List every user's keys",
+        "listAllUserApiKeys",
+        "List every user's keys",
         description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
         parameters=[InventoryQuerySerializer],
         responses={200: InventoryEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
@@ -287,29 +303,21 @@ class SystemKeysView(KeyAPIView):
     permissions_by_method = {"GET": [CanViewSystemKeys], "POST": [CanCreateSystemKeys]}
 
     @document(
-        operation_id="listSystemApiKeys",
-        summary="List system keys",
+        "listSystemApiKeys",
+        "List system keys",
         responses={200: KeyListEnvelopeSerializer, **FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
         return Response(KeyListEnvelopeSerializer({"data": SystemKey.objects.all()}).data)
 
-    @document(
-        operation_id="createSystemApiKey",
-        summary="Create a system key",
-        description="An administrator logged in as a person, or the admin secret; API keys "
-        "cannot create keys. The plaintext key is in this response only.",
-        request=KeyCreateRequestSerializer,
-        responses={201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
+    @document_create(
+        "createSystemApiKey",
+        "Create a system key",
+        "An administrator logged in as a person, or the admin secret",
     )
     def post(self, request: Request) -> Response:
-        body = KeyCreateRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         # created_by is audit only; the admin secret is recorded as the system user it acts as.
-        key, plaintext = create_key(
-            SystemKey, created_by=request.user, **body.validated_data["data"]
-        )
-        return created(key, plaintext)
+        return create(request, SystemKey, created_by=request.user)
 
 
 class SystemKeyView(KeyAPIView):
@@ -317,12 +325,8 @@ class SystemKeyView(KeyAPIView):
 
     permissions_by_method = {"DELETE": [CanDeleteSystemKeys]}
 
-    @document(
-        id_path=True,
-        operation_id="deleteSystemApiKey",
-        summary="Delete a system key",
-        description="A user key's id, or garbage, is 404.",
-        responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
+    @document_delete(
+        "deleteSystemApiKey", "Delete a system key", "A user key's id, or garbage, is 404."
     )
     def delete(self, request: Request, id: str) -> Response:
         return revoke(find_key(SystemKey, id))
