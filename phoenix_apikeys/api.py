@@ -132,7 +132,10 @@ class KeyAPIView(APIView):
         return [APIKeyAuthentication(), *others]
 
     def get_permissions(self) -> list[BasePermission]:
-        classes = self.permissions_by_method.get(self.request.method or "", [IsAuthenticated])
+        method = self.request.method or ""
+        # HEAD runs the GET handler (Django's View), so it must pass GET's permissions.
+        method = "GET" if method == "HEAD" else method
+        classes = self.permissions_by_method.get(method, [IsAuthenticated])
         return [permission() for permission in classes]
 
     def handle_exception(self, exc: Exception) -> Response:

@@ -172,7 +172,7 @@ class AbstractAPIKey(models.Model):
         if not any(char.isprintable() and not char.isspace() for char in self.name):
             # Blank, or only invisible characters (zero-width spaces, byte-order marks).
             raise ValidationError({"name": "Name must not be blank."})
-        if self._state.adding and self.expires_at is not None:
+        if self._state.adding:
             validate_expiry(self.expires_at)
 
     def is_expired(self, now: datetime | None = None) -> bool:
@@ -300,18 +300,38 @@ def find_key_by_plaintext(text: str) -> AbstractAPIKey | None:
     return found
 
 
-def validate_expiry(expires_at: datetime, now: datetime | None = None) -> None:
-    """A new key's expiry must lie in the future and within MAX_KEY_LIFETIME."""
+def validate_expiry(expires_at: datetime | None, now: datetime | None = None) -> None:
+    """A new key's expiry: in the future, and within MAX_KEY_LIFETIME when one is set (then a
+    key that never expires is refused too)."""
+    lifetime = phoenix_settings.MAX_KEY_LIFETIME
+    if expires_at is None:
+        if lifetime is not None:
+            raise ValidationError(
+                {
+                    "expires_at": f"Keys must expire here, within {describe(lifetime)} "
+                    "(MAX_KEY_LIFETIME)."
+                }
+            )
+        return
     now = now or timezone.now()
     if timezone.is_naive(expires_at):
         raise ValidationError({"expires_at": "Expiry must include a time zone."})
     if expires_at <= now:
         raise ValidationError({"expires_at": "Expiry must be in the future."})
-    lifetime = phoenix_settings.MAX_KEY_LIFETIME
     if lifetime is not None and expires_at > now + lifetime:
         raise ValidationError(
-            {"expires_at": f"Expiry must be within {lifetime.days} days (MAX_KEY_LIFETIME)."}
+            {"expires_at": f"Expiry must be within {describe(lifetime)} (MAX_KEY_LIFETIME)."}
         )
+
+
+def describe(lifetime: timedelta) -> str:
+    """``90 days``, ``12 hours``, ``30 minutes`` or ``45 seconds``: the largest whole unit."""
+    seconds = int(lifetime.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
 
 
 class SystemUser(models.Model):

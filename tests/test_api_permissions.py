@@ -289,3 +289,26 @@ def test_permission_matrix(
     if method == "DELETE" and target is not None:
         still_there = type(target)._default_manager.filter(pk=target.pk).exists()
         assert still_there == (expected != 204)
+
+
+GET_ROWS = [row for row in MATRIX if row[1] == "GET"]
+
+
+@pytest.mark.parametrize(
+    ("caller", "method", "route", "expected"),
+    GET_ROWS,
+    ids=[f"{caller} HEAD {route} -> {expected}" for caller, _, route, expected in GET_ROWS],
+)
+def test_head_is_judged_exactly_like_get(
+    live_server: Any, world: World, caller: str, method: str, route: str, expected: int
+) -> None:
+    """HEAD runs the GET handler: it must pass GET's permissions, and reveal nothing more."""
+    credentials = world.callers[caller]
+    response = requests.head(
+        live_server.url + resolve(route, world.targets),
+        headers=credentials.headers,
+        cookies=credentials.cookies,
+        timeout=30,
+    )
+    assert response.status_code == expected
+    assert response.content == b""

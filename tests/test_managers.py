@@ -251,3 +251,24 @@ def test_the_key_models_are_one_per_kind() -> None:
         KeyKind.SYSTEM: KeyKind.SYSTEM,
         KeyKind.USER: KeyKind.USER,
     }
+
+
+def test_a_lifetime_policy_refuses_a_key_that_never_expires(settings: object) -> None:
+    settings.PHOENIX_APIKEYS = {"MAX_KEY_LIFETIME": timedelta(days=30)}  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError) as raised:
+        UserKey.objects.create_key(user=UserFactory(), name="forever")
+    assert raised.value.message_dict == {
+        "expires_at": ["Keys must expire here, within 30 days (MAX_KEY_LIFETIME)."]
+    }
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "words"),
+    [(timedelta(hours=12), "12 hours"), (timedelta(minutes=1), "1 minute"), (90, "90 seconds")],
+)
+def test_a_short_lifetime_is_named_in_its_own_unit(
+    settings: object, lifetime: object, words: str
+) -> None:
+    settings.PHOENIX_APIKEYS = {"MAX_KEY_LIFETIME": lifetime}  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match=f"within {words} "):
+        SystemKey.objects.create_key(name="x", expires_at=timezone.now() + timedelta(days=1))
