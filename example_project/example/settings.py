@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here, not from a CDN
     "phoenix_apikeys",
     "example",
 ]
@@ -95,6 +96,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "phoenix_apikeys.authentication.APIKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        # A person may create their own user keys with curl -u (POST /v1/user/api_keys).
+        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -102,12 +105,16 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "phoenix_apikeys.authentication.exception_handler",
 }
 
-# The OpenAPI schema at /api/schema/ and Swagger UI at /api/docs/, open to anyone.
+# The OpenAPI schema at /api/schema/ and Swagger UI at /api/docs/, open to anyone. Swagger UI's
+# and Redoc's files come from drf-spectacular-sidecar's static files, so the docs work offline.
 SPECTACULAR_SETTINGS = {
     "TITLE": "phoenix_apikeys example",
     "DESCRIPTION": "Key management (/v1/) and a protected view (/api/hello/).",
     "VERSION": "1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Keys are served from the cache only when it is shared by every process (CACHE_URL, e.g.

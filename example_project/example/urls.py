@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .views import Hello
 
 urlpatterns = [
+    path("", TemplateView.as_view(template_name="example/home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("v1/", include("phoenix_apikeys.urls")),
     path("api/hello/", Hello.as_view(), name="hello"),
