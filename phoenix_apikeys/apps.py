@@ -9,11 +9,12 @@ class PhoenixAPIKeysConfig(AppConfig):
     def ready(self) -> None:
         from . import checks, receivers  # noqa: F401  (registers checks and receivers)
 
-        # Runs after the admin's autodiscover, so the host's user admin is registered by now.
+        # Attaches to the host's user admin whatever the order of INSTALLED_APPS; the
+        # phoenix_apikeys.W010 check says when it could not.
         if apps.is_installed("django.contrib.admin"):
-            from .admin import attach_to_user_admin
+            from .admin.users import attach_to_default_site
 
-            attach_to_user_admin()
+            attach_to_default_site()
 
         try:
             from . import openapi  # noqa: F401  (registers the drf-spectacular extension)

@@ -86,18 +86,28 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         Raises ValidationError (by field: name, description, expires_at, user) for anything a
         caller supplied, MissingSecretError when the deployment cannot make keys.
         """
+        key = self.model(**fields)
+        return key, self.issue(key)
+
+    @method_decorator(sensitive_variables())
+    def issue(self, key: KeyT) -> str:
+        """Give the unsaved ``key`` a new secret, validate and save it; return its plaintext.
+
+        ``create_key`` for an instance built elsewhere (the admin's form): the same rules,
+        errors, log line and signal.
+        """
         from .signals import key_created
 
         secret = phoenix_settings.secrets.secret
         if secret is None:
             raise MissingSecretError
-        plaintext = generate_key(phoenix_settings.prefixes.of(self.model.kind))
-        key = self.model(digest=digest(plaintext, secret), hint=display_hint(plaintext), **fields)
+        plaintext = generate_key(phoenix_settings.prefixes.of(key.kind))
+        key.digest, key.hint = digest(plaintext, secret), display_hint(plaintext)
         key.full_clean(exclude=["user", "created_by"])
-        key.save(force_insert=True)
+        key.save(force_insert=True, using=self.db)
         logger.info("Created %s key %s.", key.kind.value, key.key_id)
-        key_created.send(sender=self.model, key=key)
-        return key, plaintext
+        key_created.send(sender=type(key), key=key)
+        return plaintext
 
     def get_by_key_id(self, value: str) -> KeyT:
         """The key an opaque id names; DoesNotExist for garbage and for ids of the other kind."""

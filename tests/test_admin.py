@@ -18,15 +18,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from phoenix_apikeys.admin import (
-    ACTIVE,
-    EXPIRED,
-    EXPIRES_SOON_STATUS,
     SystemUserProtection,
     UserKeyInline,
     attach_to_user_admin,
-    status_of,
+    user_admin_warnings,
 )
-from phoenix_apikeys.models import SystemKey, UserKey, system_user
+from phoenix_apikeys.models import KeyStatus, SystemKey, UserKey, system_user
 from phoenix_apikeys.signals import key_revoked
 
 from .factories import (
@@ -35,6 +32,7 @@ from .factories import (
     SystemKeyFactory,
     UserFactory,
     UserKeyFactory,
+    key_of_inactive_owner,
 )
 from .test_models import all_rows_as_text
 
@@ -294,31 +292,47 @@ def test_the_change_form_shows_the_rest_read_only() -> None:
 # Changelist -----------------------------------------------------------------------------------
 
 
-def test_status_is_active_expires_soon_or_expired() -> None:
-    now = timezone.now()
-    assert status_of(SystemKey(expires_at=None), now) == ACTIVE
-    assert status_of(SystemKey(expires_at=now + timedelta(days=8)), now) == ACTIVE
-    assert status_of(SystemKey(expires_at=now + timedelta(days=6)), now) == EXPIRES_SOON_STATUS
-    assert status_of(SystemKey(expires_at=now - timedelta(seconds=1)), now) == EXPIRED
-
-
-def make_keys_of_each_status() -> dict[str, SystemKey]:
+def make_keys_of_each_status() -> dict[KeyStatus, SystemKey]:
+    """One system key of each status but owner_inactive, which all system keys share."""
     keys = {
-        "active": SystemKeyFactory(name="long lived"),
-        "soon": SystemKeyFactory(name="short lived", expires_at=timezone.now() + timedelta(days=2)),
-        "expired": SystemKeyFactory(name="dead", expires_at=timezone.now() + timedelta(days=1)),
+        KeyStatus.ACTIVE: SystemKeyFactory(name="long lived"),
+        KeyStatus.EXPIRING: SystemKeyFactory(
+            name="short lived", expires_at=timezone.now() + timedelta(days=2)
+        ),
+        KeyStatus.EXPIRED: SystemKeyFactory(
+            name="dead", expires_at=timezone.now() + timedelta(days=1)
+        ),
     }
-    SystemKey.objects.filter(pk=keys["expired"].pk).update(
+    SystemKey.objects.filter(pk=keys[KeyStatus.EXPIRED].pk).update(
         expires_at=timezone.now() - timedelta(days=1)
     )
     return keys
 
 
-@pytest.mark.parametrize("status", ["active", "soon", "expired"])
-def test_changelist_filters_by_status(status: str) -> None:
+@pytest.mark.parametrize("status", [KeyStatus.ACTIVE, KeyStatus.EXPIRING, KeyStatus.EXPIRED])
+def test_changelist_filters_by_status(status: KeyStatus) -> None:
     keys = make_keys_of_each_status()
-    page = logged_in(SuperuserFactory()).get(SYSTEM_LIST, {"status": status})
+    page = logged_in(SuperuserFactory()).get(SYSTEM_LIST, {"status": status.value})
     assert [key.pk for key in page.context["cl"].result_list] == [keys[status].pk]
+
+
+def test_user_keys_of_an_inactive_owner_are_listed_and_filtered_as_such() -> None:
+    idle, working = key_of_inactive_owner(), UserKeyFactory()
+    client = logged_in(SuperuserFactory())
+    page = client.get(USER_LIST, {"status": KeyStatus.OWNER_INACTIVE.value})
+    assert list(page.context["cl"].result_list) == [idle]
+    assert '<span class="phoenix-key-status owner-inactive">owner inactive</span>' in (
+        page.content.decode()
+    )
+    unfiltered = client.get(USER_LIST).context["cl"].result_list
+    assert {key.pk for key in unfiltered} == {idle.pk, working.pk}
+
+
+def test_the_user_page_shows_each_keys_status() -> None:
+    owner = UserFactory()
+    UserKeyFactory(user=owner, expires_at=timezone.now() + timedelta(days=2))
+    page = logged_in(SuperuserFactory()).get(user_change_url(owner)).content.decode()
+    assert '<span class="phoenix-key-status expiring">expires soon</span>' in page
 
 
 def test_changelist_shows_hint_status_and_creator() -> None:
@@ -329,7 +343,7 @@ def test_changelist_shows_hint_status_and_creator() -> None:
         assert key.prefixed_hint in page
     for css, label in (
         ("active", "active"),
-        ("expires-soon", "expires soon"),
+        ("expiring", "expires soon"),
         ("expired", "expired"),
     ):
         assert f'<span class="phoenix-key-status {css}">{label}</span>' in page
@@ -355,7 +369,8 @@ def test_changelist_finds_a_key_by_name() -> None:
 def test_delete_confirmation_says_what_stops_working() -> None:
     key = SystemKeyFactory()
     page = logged_in(SuperuserFactory()).get(f"{SYSTEM_LIST}{key.pk}/delete/").content.decode()
-    assert "revokes it" in page and key.prefixed_hint in page and "401" in page
+    assert "revokes it" in page and key.prefixed_hint in page
+    assert "<code>401 Unauthorized</code>" in page
 
 
 def test_deleting_in_the_admin_revokes_the_key(key_cache: str) -> None:
@@ -440,7 +455,9 @@ def test_superusers_see_every_user_key_with_its_owner() -> None:
     keys = [UserKeyFactory(), UserKeyFactory()]
     page = logged_in(SuperuserFactory()).get(USER_LIST)
     assert set(page.context["cl"].result_list) == set(keys)
-    assert keys[0].user.username in page.content.decode()
+    for key in keys:
+        owner_cell = f'<td class="field-user nowrap">{key.user.username}</td>'
+        assert owner_cell in page.content.decode()
 
 
 # The host's user admin ------------------------------------------------------------------------
@@ -616,3 +633,75 @@ def test_the_system_users_page_shows_name_and_roles_read_only() -> None:
     assert 'name="is_superuser"' not in page
     other = logged_in(SuperuserFactory()).get(user_change_url(UserFactory())).content.decode()
     assert 'name="is_superuser"' in other
+
+
+# Errors of the model layer, on the fields they concern ----------------------------------------
+
+
+def test_a_missing_secret_is_said_above_the_form_and_creates_nothing(settings: Any) -> None:
+    client = logged_in(SuperuserFactory())
+    nonce = nonce_of(client, SYSTEM_ADD)
+    settings.PHOENIX_SECRET = None
+    response = add_key(client, SYSTEM_ADD, nonce=nonce)
+    assert response.status_code == 200
+    assert "PHOENIX_SECRET is not set" in str(response.context["adminform"].form.non_field_errors())
+    assert not SystemKey.objects.exists()
+    settings.PHOENIX_SECRET = "tests-only-phoenix-secret-0123456789abcdef"
+    assert add_key(client, SYSTEM_ADD, nonce=nonce).status_code == 200  # the nonce still works
+    assert SystemKey.objects.count() == 1
+
+
+def test_a_refusal_at_issue_time_lands_on_the_field_it_concerns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.core.exceptions import ValidationError
+
+    from phoenix_apikeys.models import APIKeyQuerySet
+
+    def refuse(queryset: Any, key: Any) -> str:
+        raise ValidationError({"expires_at": "Expiry moved.", "user": "Owner left."})
+
+    monkeypatch.setattr(APIKeyQuerySet, "issue", refuse)
+    day = date.today() + timedelta(days=10)
+    response = add_key(logged_in(SuperuserFactory()), SYSTEM_ADD, expires_in="date", expires_on=day)
+    form = response.context["adminform"].form
+    assert form.errors["expires_on"] == ["Expiry moved."]
+    assert form.non_field_errors() == ["Owner left."]
+    assert not SystemKey.objects.exists()
+
+
+def test_a_blank_name_gets_one_error() -> None:
+    response = add_key(logged_in(SuperuserFactory()), SYSTEM_ADD, name="   ")
+    assert response.context["adminform"].form.errors["name"] == ["This field is required."]
+
+
+def test_an_invisible_name_is_refused_by_the_models_rule() -> None:
+    response = add_key(logged_in(SuperuserFactory()), SYSTEM_ADD, name="\u200b")
+    assert response.context["adminform"].form.errors["name"] == ["Name must not be blank."]
+    assert not SystemKey.objects.exists()
+
+
+# The W010 check -------------------------------------------------------------------------------
+
+
+def test_no_warning_when_the_user_admin_is_extended() -> None:
+    assert user_admin_warnings(admin.site) == []
+
+
+@pytest.mark.parametrize("user_admin", [None, admin.ModelAdmin, DjangoUserAdmin])
+def test_a_user_admin_that_was_not_extended_is_reported(user_admin: Any) -> None:
+    site = admin.AdminSite(name="custom")
+    if user_admin is not None:
+        site.register(UserFactory._meta.model, user_admin)
+    (warning,) = user_admin_warnings(site)
+    assert warning.id == "phoenix_apikeys.W010"
+    assert "SystemUserProtection" in warning.hint and "INSTALLED_APPS" in warning.hint
+
+
+def test_the_readmes_manual_wiring_passes_the_check() -> None:
+    class MyUserAdmin(SystemUserProtection, DjangoUserAdmin):
+        inlines = [*DjangoUserAdmin.inlines, UserKeyInline]
+
+    site = admin.AdminSite(name="custom")
+    site.register(UserFactory._meta.model, MyUserAdmin)
+    assert user_admin_warnings(site) == []

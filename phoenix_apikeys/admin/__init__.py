@@ -1,0 +1,41 @@
+"""Django admin pages for system and user keys, and the hooks that protect the system user.
+
+Django's admin autodiscover imports this package: importing it registers the key admins on the
+default site. ``keys`` holds the key admins, ``forms`` their add form, ``columns`` the list
+columns and status filter, ``access`` who may do what, ``users`` the host's user admin.
+"""
+
+from django.contrib import admin
+
+from ..models import SystemKey, UserKey
+from .access import made_with_api_key, may_manage_keys_of, sees_all_user_keys
+from .columns import KeyColumns, StatusFilter
+from .forms import KeyAddForm
+from .keys import APIKeyAdmin, SystemKeyAdmin, UserKeyAdmin
+from .users import (
+    ReservedSystemUsername,
+    SystemUserProtection,
+    UserKeyInline,
+    attach_to_user_admin,
+    user_admin_warnings,
+)
+
+__all__ = [
+    "APIKeyAdmin",
+    "KeyAddForm",
+    "KeyColumns",
+    "ReservedSystemUsername",
+    "StatusFilter",
+    "SystemKeyAdmin",
+    "SystemUserProtection",
+    "UserKeyAdmin",
+    "UserKeyInline",
+    "attach_to_user_admin",
+    "made_with_api_key",
+    "may_manage_keys_of",
+    "sees_all_user_keys",
+    "user_admin_warnings",
+]
+
+admin.site.register(SystemKey, SystemKeyAdmin)
+admin.site.register(UserKey, UserKeyAdmin)

@@ -1,0 +1,89 @@
+"""How keys look in lists: the columns shared by the key admins and the user page's inline, and
+the status filter. Status is the model's (``with_status``), read from the queryset annotation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+
+from ..models import AbstractAPIKey, KeyStatus
+
+# The annotation ``APIKeyQuerySet.with_status`` adds.
+STATUS = "status"
+
+KEY_COLUMNS: tuple[str, ...] = ("name", "key_hint", "created", "expires", "last_used", "key_status")
+# After creation only name and description can change; the rest is shown read-only.
+EDITABLE_KEY_FIELDS: tuple[str, ...] = ("name", "description")
+READ_ONLY_KEY_FIELDS: tuple[str, ...] = (
+    "key_hint",
+    "key_status",
+    "created",
+    "expires",
+    "last_used",
+)
+
+
+def status_css_class(status: KeyStatus) -> str:
+    """The class admin.css styles the status badge by: the status, with hyphens."""
+    return status.value.replace("_", "-")
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = STATUS
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(status.value, status.label.capitalize()) for status in KeyStatus]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        value = self.value()
+        if value not in {status.value for status in KeyStatus}:
+            return queryset
+        filtered: QuerySet[Any] = queryset.filter(**{STATUS: value})
+        return filtered
+
+
+class KeyColumns:
+    """Mixin for the key admins and ``UserKeyInline``: their queryset carries each key's status,
+    and the columns and read-only fields they share."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        annotated: QuerySet[Any] = queryset.with_status()
+        return annotated
+
+    @admin.display(description="key")
+    def key_hint(self, key: AbstractAPIKey) -> str:
+        return format_html('<code class="phoenix-key-hint">{}</code>', key.prefixed_hint)
+
+    @admin.display(description="status", ordering=STATUS)
+    def key_status(self, key: AbstractAPIKey) -> str:
+        status = KeyStatus(getattr(key, STATUS))
+        css = status_css_class(status)
+        return format_html('<span class="phoenix-key-status {}">{}</span>', css, status.label)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, key: AbstractAPIKey) -> str:
+        return short_datetime(key.created_at)
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, key: AbstractAPIKey) -> str:
+        return short_datetime(key.expires_at)
+
+    @admin.display(description="last used", ordering="last_used_at")
+    def last_used(self, key: AbstractAPIKey) -> str:
+        return short_datetime(key.last_used_at)
+
+
+def short_datetime(value: datetime | None) -> str:
+    """Compact and sortable by eye, in the current time zone; "Never" for no value."""
+    if value is None:
+        return "Never"
+    return date_format(timezone.localtime(value), "Y-m-d H:i")

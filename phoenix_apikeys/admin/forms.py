@@ -1,0 +1,149 @@
+"""The add form of both key admins: name, description, an expiry choice and a one-time nonce.
+
+The form only collects; the model's rules (the ones ``create_key`` applies) judge, and each of
+their errors is shown on the field that collected the value: ``expires_at`` on the expiry
+fields, a rule about the owner (never a form field) above the form.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from ..conf import phoenix_settings
+from ..models import describe
+
+if TYPE_CHECKING:  # the form is generic only to the type checker
+    ModelForm = forms.ModelForm[Any]
+else:
+    ModelForm = forms.ModelForm
+
+EXPIRY_PRESET_DAYS = (7, 30, 90)
+DEFAULT_EXPIRY_DAYS = 30
+NEVER, ON_DATE = "never", "date"
+# Nonces of add forms already used in this session; a nonce is not a secret.
+USED_NONCES_SESSION_KEY = "phoenix_apikeys_used_nonces"
+USED_NONCES_KEPT = 50
+
+
+def expiry_choices() -> list[tuple[str, str]]:
+    """Presets allowed by MAX_KEY_LIFETIME, then "never" (if allowed) and a chosen date."""
+    lifetime = phoenix_settings.MAX_KEY_LIFETIME
+    choices = [
+        (str(days), f"In {days} days")
+        for days in EXPIRY_PRESET_DAYS
+        if lifetime is None or timedelta(days=days) <= lifetime
+    ]
+    if lifetime is None:
+        choices.append((NEVER, "Never"))
+    choices.append((ON_DATE, "On a date…"))
+    return choices
+
+
+def default_expiry_choice() -> str:
+    values = [value for value, _label in expiry_choices()]
+    return str(DEFAULT_EXPIRY_DAYS) if str(DEFAULT_EXPIRY_DAYS) in values else values[0]
+
+
+def lifetime_help() -> str:
+    lifetime = phoenix_settings.MAX_KEY_LIFETIME
+    if lifetime is None:
+        return "An expired key stops working; it cannot be extended later."
+    return f"Keys may live at most {describe(lifetime)} here (MAX_KEY_LIFETIME)."
+
+
+class KeyAddForm(ModelForm):
+    """Name, description and expiry; the owner is never a form field.
+
+    ``refusal`` is what the manager said of a key this form had accepted: the form shows it
+    on its fields when the admin answers with the same form again.
+    """
+
+    name = forms.CharField(max_length=255, help_text="What or who will use this key.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    expires_in = forms.ChoiceField(label="Expiration", choices=expiry_choices)
+    expires_on = forms.DateField(
+        label="Expiry date",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Only with “On a date…”: the key stops working at 00:00 that day.",
+    )
+    nonce = forms.CharField(widget=forms.HiddenInput)
+
+    refusal: ClassVar[ValidationError | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["expires_in"].help_text = lifetime_help()
+        # No browser restore on Back: going back to this form starts a new key from scratch.
+        for field in self.fields.values():
+            field.widget.attrs["autocomplete"] = "off"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "expires_in" in cleaned and "expires_on" in cleaned:
+            try:
+                # The model judges the expiry when the ModelForm validates the instance.
+                self.instance.expires_at = expires_at(cleaned["expires_in"], cleaned["expires_on"])
+            except ValidationError as error:
+                self.add_error(self.expiry_field(), error)
+        if self.refusal is not None:
+            self.add_error(None, self.refusal)
+        return cleaned
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            error = self.onto_form_fields(error)
+        super().add_error(field, error)
+
+    def onto_form_fields(self, error: ValidationError) -> ValidationError:
+        """The model's errors by model field, moved onto the fields that collected the value;
+        a field the form already refused keeps only its own error."""
+        by_field: dict[str, list[ValidationError]] = {}
+        for model_field, errors in error.error_dict.items():
+            field = self.form_field_for(model_field)
+            if field == NON_FIELD_ERRORS or field not in self.errors:
+                by_field.setdefault(field, []).extend(errors)
+        return ValidationError(by_field)
+
+    def form_field_for(self, model_field: str) -> str:
+        if model_field == "expires_at":
+            return self.expiry_field()
+        return model_field if model_field in self.fields else NON_FIELD_ERRORS
+
+    def expiry_field(self) -> str:
+        return "expires_on" if self.cleaned_data.get("expires_in") == ON_DATE else "expires_in"
+
+
+def expires_at(choice: str, on_date: Any) -> datetime | None:
+    """The expiry an expiry choice means; whether it is allowed is the model's to say."""
+    if choice != ON_DATE and on_date is not None:
+        raise ValidationError("Choose “On a date…” to use a date, or clear the date.")
+    if choice == NEVER:
+        return None
+    if choice == ON_DATE:
+        if on_date is None:
+            raise ValidationError("Pick the date the key stops working.")
+        return timezone.make_aware(datetime.combine(on_date, time.min))
+    return timezone.now() + timedelta(days=int(choice))
+
+
+def initial_add_data() -> dict[str, str | list[str]]:
+    """A fresh nonce for every add form: one form, one key."""
+    return {"nonce": get_random_string(32), "expires_in": default_expiry_choice()}
+
+
+def nonce_was_used(request: HttpRequest) -> bool:
+    nonce = request.POST.get("nonce", "")
+    return nonce in request.session.get(USED_NONCES_SESSION_KEY, [])
+
+
+def record_nonce(request: HttpRequest, nonce: str) -> None:
+    used = [*request.session.get(USED_NONCES_SESSION_KEY, []), nonce]
+    request.session[USED_NONCES_SESSION_KEY] = used[-USED_NONCES_KEPT:]
