@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import transaction
@@ -38,6 +39,7 @@ GENERATION = _NAMESPACE + "generation"
 SYSTEM_USER = _NAMESPACE + "system-user"
 # Aliases already reported as per-process, so the log says it once per process, not per request.
 _refused: set[str] = set()
+_unknown: set[str] = set()
 
 
 class Breaker:
@@ -82,7 +84,7 @@ def guarded(
 ) -> T:
     """Run ``operation`` on the cache ``alias`` unless its breaker is open (``force`` tries
     anyway); ``default`` on any failure, which opens the breaker."""
-    if not alias:
+    if not alias or not _configured(alias):
         return default
     breaker = _breakers.setdefault(alias, Breaker(alias))
     if not force and not breaker.allows():
@@ -115,9 +117,23 @@ def is_per_process(cache: BaseCache) -> bool:
     return isinstance(cache, LocMemCache)
 
 
+def _configured(alias: str) -> bool:
+    """An alias missing from CACHES (check E025) is no cache: one logged error, never a 500."""
+    if alias in settings.CACHES:
+        return True
+    if alias not in _unknown:
+        _unknown.add(alias)
+        logger.error(
+            "Cache alias %r is not in CACHES, so it is not used (run `manage.py check`).", alias
+        )
+    return False
+
+
 def _key_cache_alias() -> str | None:
     alias: str | None = phoenix_settings.CACHE_ALIAS
-    if not alias or not is_per_process(caches[alias]):
+    if not alias or not _configured(alias):
+        return None
+    if not is_per_process(caches[alias]):
         return alias
     if alias not in _refused:
         _refused.add(alias)

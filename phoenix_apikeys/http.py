@@ -26,24 +26,54 @@ PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
 # credentials (keys, an admin secret of printable ASCII) are visible ASCII without spaces.
 _SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CREDENTIALS = re.compile(r"[ \t]+([\x21-\x7e]+)[ \t]*")
+_SEPARATOR = re.compile(r"[ \t]+")
 MALFORMED_HEADER = "Invalid Authorization header: expected one credential after the keyword."
+
+
+def keyword_hint() -> str:
+    """The 401 detail for one of our keys sent without our keyword: how to send it instead."""
+    return f'Send the key as "Authorization: {phoenix_settings.AUTH_HEADER_KEYWORD} <key>".'
 
 
 @sensitive_variables()
 def credential_from_header(header: str | None) -> str | None:
     """The credential in ``<keyword> SP <credential>``; None when the header names another
     scheme. Anything else after our keyword (no credential, two, a separator other than space or
-    tab, a character outside visible ASCII) is refused."""
+    tab, a character outside visible ASCII) is refused, and so is one of our keys without our
+    keyword (``phxu_…``, ``Token phxu_…``), with a detail saying how to send it."""
     if not header:
         return None
     keyword = phoenix_settings.AUTH_HEADER_KEYWORD
     scheme = _SCHEME.match(header)
-    if scheme is None or scheme.group().lower() != keyword.lower():
+    if scheme is None:
+        return None
+    if scheme.group().lower() != keyword.lower():
+        _refuse_key_without_keyword(header, scheme.end())
         return None  # another scheme ("Bearerish" included): other authentication's business
     credentials = _CREDENTIALS.fullmatch(header, scheme.end())
     if credentials is None:
         reject("malformed Authorization header", detail=MALFORMED_HEADER)
     return Secret(credentials.group(1))
+
+
+@sensitive_variables()
+def _refuse_key_without_keyword(header: str, scheme_end: int) -> None:
+    """Refuse a header that is one of our keys, bare or after another scheme's word: other
+    authentication would call it "no credentials", and the client would never learn why.
+
+    Nothing of the header reaches the reason or the detail, so no log or response holds it.
+    """
+    prefixes = phoenix_settings.prefixes
+    kind = prefixes.kind_of(header)  # bare: the first word is the key itself
+    separator = _SEPARATOR.match(header, scheme_end)
+    if kind is None and separator is not None:
+        kind = prefixes.kind_of(header[separator.end() :])
+    if kind is not None:
+        reject(
+            "key sent without the Authorization keyword",
+            detail=keyword_hint(),
+            kind=kind.credential,
+        )
 
 
 def client_address(meta: Mapping[str, Any]) -> str | None:

@@ -380,3 +380,114 @@ def test_the_exception_handler_makes_a_session_lookup_failure_a_json_503(
     assert response.status_code == 503
     assert int(response["Retry-After"]) > 0
     assert "database" in response.json()["detail"]
+
+
+# One of our keys without the keyword: a 401 that says how to send it ----------------------------
+
+
+def hint(keyword: str = "Bearer") -> str:
+    return f'Send the key as "Authorization: {keyword} <key>".'
+
+
+HINT = hint()
+WITHOUT_KEYWORD = ["{}", "Token {}", "Api-Key {}", "Basic {}", "Bearerish {}", "token\t {}"]
+
+
+def assert_hint_without_the_key(response: Any, key: str, keyword: str = "Bearer") -> None:
+    assert response.status_code == 401
+    assert response.json() == {"detail": hint(keyword)}
+    assert response["WWW-Authenticate"].startswith(keyword)
+    assert key not in response.content.decode()
+    assert all(key not in value for value in response.headers.values())
+
+
+@pytest.mark.parametrize("header", WITHOUT_KEYWORD)
+@pytest.mark.parametrize("factory", [UserKeyFactory, SystemKeyFactory])
+def test_a_key_without_the_keyword_gets_401_saying_how_to_send_it(
+    api_client: APIClient, header: str, factory: Any
+) -> None:
+    key = factory().plaintext
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=header.format(key))
+    assert_hint_without_the_key(response, key)
+
+
+@pytest.mark.usefixtures("drf_only")
+@pytest.mark.parametrize("header", WITHOUT_KEYWORD)
+def test_without_the_middleware_drf_says_how_to_send_the_key(
+    api_client: APIClient, header: str
+) -> None:
+    key = UserKeyFactory().plaintext
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=header.format(key))
+    assert_hint_without_the_key(response, key)
+
+
+@pytest.mark.usefixtures("drf_only")
+@pytest.mark.parametrize("header", ["Token phxu_", "phxs_x", "Token  phxu_not-a-key at all"])
+def test_anything_starting_with_a_prefix_is_taken_for_a_key(
+    api_client: APIClient, header: str
+) -> None:
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=header)
+    assert response.json() == {"detail": HINT}
+
+
+@pytest.mark.usefixtures("drf_only")
+@pytest.mark.parametrize(
+    "header", ["Token abc", "Token xphxu_abc", "Token PHXU_abc", "Token=phxu_abc", " phxu_abc"]
+)
+def test_other_credentials_after_another_scheme_are_not_ours(
+    api_client: APIClient, header: str
+) -> None:
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert response.json()["detail"] != HINT
+
+
+@pytest.mark.usefixtures("drf_only")
+def test_the_hint_follows_the_configured_keyword_and_prefixes(
+    api_client: APIClient, settings: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {"AUTH_HEADER_KEYWORD": "Api-Key", "USER_KEY_PREFIX": "acme_"}
+    key = UserKeyFactory().plaintext
+    assert key.startswith("acme_")
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert_hint_without_the_key(response, key, "Api-Key")
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert response.status_code == 200
+    response = api_client.get("/whoami/", HTTP_AUTHORIZATION="Bearer phxu_old-prefix")
+    assert response.json()["detail"] != hint("Api-Key")
+
+
+@pytest.mark.usefixtures("drf_only")
+def test_a_key_without_the_keyword_is_never_logged_and_is_signalled_by_kind(
+    api_client: APIClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    from phoenix_apikeys.signals import authentication_failed
+
+    key = SystemKeyFactory().plaintext
+    seen: list[dict[str, Any]] = []
+
+    def receiver(**kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    authentication_failed.connect(receiver)
+    try:
+        with caplog.at_level("DEBUG"):
+            api_client.get("/whoami/", HTTP_AUTHORIZATION=f"Token {key}")
+    finally:
+        authentication_failed.disconnect(receiver)
+    assert [(entry["reason"], entry["kind"]) for entry in seen] == [
+        ("key sent without the Authorization keyword", "system_key")
+    ]
+    assert caplog.records
+    assert all(key not in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.usefixtures("drf_only")
+def test_a_key_without_the_keyword_counts_as_a_failed_attempt(
+    api_client: APIClient, settings: Any
+) -> None:
+    """A client stuck on the wrong header gets the hint until the limit, like any failure."""
+    settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": 2}
+    key = UserKeyFactory().plaintext
+    statuses = [api_client.get("/whoami/", HTTP_AUTHORIZATION=key).status_code for _ in "abc"]
+    assert statuses == [401, 401, 429]

@@ -427,6 +427,22 @@ def test_a_per_process_cache_is_not_used_to_serve_keys(
     assert caches["local"].get(key_cache_module.key_name(key.digest)) is None
 
 
+@pytest.mark.parametrize("setting", ["CACHE_ALIAS", "THROTTLE_CACHE_ALIAS"])
+def test_an_alias_missing_from_caches_is_no_cache_not_a_server_error(
+    api_client: APIClient, settings: Any, caplog: pytest.LogCaptureFixture, setting: str
+) -> None:
+    """``check`` reports it (E025); at run time keys are still verified and revoked."""
+    settings.PHOENIX_APIKEYS = {setting: "no-such-alias", "FAILED_AUTH_LIMIT": 5}
+    key_cache_module._unknown.clear()
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    assert call(api_client, generate_key("phxu_")) == 401
+    key.delete()
+    assert call(api_client, key.plaintext) == 401
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "no-such-alias" in r.message]
+    assert len(errors) == 1
+
+
 # One revocation, one answer, one signal ------------------------------------------------------
 
 

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 from django.core.checks import run_checks
+from rest_framework.authentication import BaseAuthentication
+
+from phoenix_apikeys.middleware import APIKeyMiddleware
 
 from .factories import SystemKeyFactory
 
@@ -373,3 +376,171 @@ def test_a_redis_cache_without_socket_timeouts_warns(
         },
     }
     assert ("phoenix_apikeys.W004" in cache_ids(settings, "redis")) is warned
+
+
+# A cache alias that names no cache ------------------------------------------------------------
+
+E025 = "phoenix_apikeys.E025"
+
+
+@pytest.mark.parametrize("name", ["CACHE_ALIAS", "THROTTLE_CACHE_ALIAS"])
+def test_a_cache_alias_missing_from_caches_is_an_error(settings: Any, name: str) -> None:
+    settings.PHOENIX_APIKEYS = {name: "nowhere"}
+    [message] = [m for m in run_checks() if m.id == E025]
+    assert message.msg.startswith(f"PHOENIX_APIKEYS[{name!r}] = 'nowhere' names no cache")
+    assert f"Set {name} to one of CACHES' aliases ('default', " in message.hint
+
+
+@pytest.mark.parametrize(
+    "configured",
+    [
+        {},
+        {"CACHE_ALIAS": "apikeys", "THROTTLE_CACHE_ALIAS": "apikeys"},
+        {"CACHE_ALIAS": None, "THROTTLE_CACHE_ALIAS": None},
+        {"CACHE_ALIAS": "", "THROTTLE_CACHE_ALIAS": ""},  # empty turns them off, as at run time
+        {"THROTTLE_CACHE_ALIAS": "nowhere", "FAILED_AUTH_LIMIT": None},  # no throttle: unused
+    ],
+)
+def test_cache_aliases_that_exist_or_are_unused_pass(
+    settings: Any, configured: dict[str, Any]
+) -> None:
+    settings.PHOENIX_APIKEYS = configured
+    assert E025 not in ids()
+
+
+# Wiring: DRF installed, APIKeyAuthentication first, APIKeyMiddleware after AuthenticationMiddleware
+
+
+class OtherBearerAuthentication(BaseAuthentication):
+    """Another class that challenges with Bearer (a JWT class, say)."""
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="tokens"'
+
+
+class SubclassedKeyMiddleware(APIKeyMiddleware):
+    pass
+
+
+urlpatterns: list[Any] = []  # a host that mounts no REST API (ROOT_URLCONF = __name__)
+OURS = "phoenix_apikeys.authentication.APIKeyAuthentication"
+SESSION = "rest_framework.authentication.SessionAuthentication"
+JSON_ONLY = ["rest_framework.renderers.JSONRenderer"]
+
+
+@pytest.fixture
+def without_drf_app(settings: Any) -> None:
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
+
+
+@pytest.mark.usefixtures("without_drf_app")
+def test_drf_missing_from_installed_apps_is_an_error(settings: Any) -> None:
+    [message] = [m for m in run_checks() if m.id == "phoenix_apikeys.E041"]
+    assert "BrowsableAPIRenderer" in message.msg
+    assert message.hint.startswith("Add 'rest_framework' to INSTALLED_APPS")
+
+
+@pytest.mark.usefixtures("without_drf_app")
+@pytest.mark.parametrize("mounted", [True, False])
+def test_drf_missing_is_an_error_when_either_the_api_or_the_authentication_is_used(
+    settings: Any, mounted: bool
+) -> None:
+    settings.ROOT_URLCONF = "tests.testapp.api_urls" if mounted else __name__
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": [SESSION] if mounted else [OURS],
+    }
+    assert "phoenix_apikeys.E041" in ids()
+
+
+@pytest.mark.usefixtures("without_drf_app")
+@pytest.mark.parametrize(
+    "rest_framework",
+    [
+        {"DEFAULT_RENDERER_CLASSES": JSON_ONLY},  # JSON renders without DRF's templates
+        {"DEFAULT_AUTHENTICATION_CLASSES": [SESSION]},  # with no REST API mounted: DRF unused
+    ],
+)
+def test_drf_missing_passes_when_nothing_needs_its_templates(
+    settings: Any, rest_framework: dict[str, Any]
+) -> None:
+    settings.ROOT_URLCONF = __name__
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, **rest_framework}
+    assert "phoenix_apikeys.E041" not in ids()
+
+
+W005 = "phoenix_apikeys.W005"
+
+
+@pytest.mark.parametrize(
+    ("first", "answer"),
+    [
+        (SESSION, "403 without WWW-Authenticate"),
+        ("rest_framework.authentication.BasicAuthentication", "401 challenging 'basic'"),
+        ("rest_framework.authentication.TokenAuthentication", "401 challenging 'token'"),
+    ],
+)
+def test_another_authentication_before_ours_warns(settings: Any, first: str, answer: str) -> None:
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": [first, SESSION, OURS],
+    }
+    [message] = [m for m in run_checks() if m.id == W005]
+    assert f"a bad key gets {answer} instead of 401" in message.msg
+    assert message.hint.startswith("Put APIKeyAuthentication first")
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [
+        [OURS, SESSION],
+        [SESSION],  # no APIKeyAuthentication: the middleware or per-view classes do the work
+        [f"{__name__}.OtherBearerAuthentication", SESSION, OURS],  # the challenge is still Bearer
+    ],
+)
+def test_authentication_orders_that_keep_the_bearer_challenge_pass(
+    settings: Any, classes: list[str]
+) -> None:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": classes}
+    assert W005 not in ids()
+
+
+def test_the_warning_follows_a_custom_keyword(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"AUTH_HEADER_KEYWORD": "Token"}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.TokenAuthentication",
+            OURS,
+        ],
+    }
+    assert W005 not in ids()
+
+
+E042 = "phoenix_apikeys.E042"
+DJANGO_AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+KEY_MIDDLEWARE = "phoenix_apikeys.middleware.APIKeyMiddleware"
+
+
+def middleware_with(settings: Any, ours: str, before_django_auth: bool) -> list[str]:
+    others = [m for m in settings.MIDDLEWARE if m != KEY_MIDDLEWARE]
+    at = others.index(DJANGO_AUTH) + (0 if before_django_auth else 1)
+    return [*others[:at], ours, *others[at:]]
+
+
+@pytest.mark.parametrize("ours", [KEY_MIDDLEWARE, f"{__name__}.SubclassedKeyMiddleware"])
+def test_the_key_middleware_before_authentication_middleware_is_an_error(
+    settings: Any, ours: str
+) -> None:
+    settings.MIDDLEWARE = middleware_with(settings, ours, before_django_auth=True)
+    [message] = [m for m in run_checks() if m.id == E042]
+    assert message.hint == f"Move {KEY_MIDDLEWARE!r} below {DJANGO_AUTH!r} in MIDDLEWARE."
+
+
+def test_the_key_middleware_after_authentication_middleware_or_alone_passes(
+    settings: Any,
+) -> None:
+    settings.MIDDLEWARE = middleware_with(settings, KEY_MIDDLEWARE, before_django_auth=False)
+    assert E042 not in ids()
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != DJANGO_AUTH]
+    assert E042 not in ids()

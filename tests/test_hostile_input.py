@@ -187,6 +187,9 @@ HEADER_BUDGETS = {"bytes": 900, "grammar": 900, "mangled": 800, "folded": 750}
 TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 NOT_OURS = "not ours"
 MALFORMED = "malformed"
+WITHOUT_KEYWORD = "a key without the keyword"
+KEY_PREFIXES = ("phxs_", "phxu_")
+KEYWORD_HINT = 'Send the key as "Authorization: Bearer <key>".'
 
 
 def presented(header: str) -> str:
@@ -195,9 +198,13 @@ def presented(header: str) -> str:
     end = 0
     while end < len(header) and header[end] in TCHAR:
         end += 1
-    if header[:end].lower() != "bearer":
-        return NOT_OURS
     rest = header[end:]
+    if header[:end].lower() != "bearer":
+        # One of our keys, bare or after another scheme's word, is told how to send it.
+        after = rest.lstrip(" \t") if rest[:1] in (" ", "\t") else ""
+        if end and (header.startswith(KEY_PREFIXES) or after.startswith(KEY_PREFIXES)):
+            return WITHOUT_KEYWORD
+        return NOT_OURS
     start = len(rest) - len(rest.lstrip(" \t"))
     stop = start
     while stop < len(rest) and "\x21" <= rest[stop] <= "\x7e":
@@ -231,6 +238,8 @@ def assert_grammar_answer(
         assert reply.headers.get("www-authenticate", "").startswith("Bearer"), context
     if verdict == MALFORMED:
         assert reply.detail() == MALFORMED_HEADER, context
+    if verdict == WITHOUT_KEYWORD:
+        assert reply.detail() == KEYWORD_HINT, context
 
 
 @dataclass(frozen=True)

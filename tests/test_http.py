@@ -66,3 +66,14 @@ def test_rejections_on_plain_views_are_401_with_www_authenticate(live_server: An
     status, headers, _ = fetch(f"{live_server.url}/plain/", b"Bearer phxu_nope")
     assert status == 401
     assert headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("path", ["/whoami/", "/plain/"])
+@pytest.mark.parametrize("scheme", [b"", b"Token ", b"Api-Key "])
+def test_a_key_without_the_keyword_over_http_is_told_how_to_send_it(
+    live_server: Any, path: str, scheme: bytes
+) -> None:
+    key = UserKeyFactory().plaintext
+    status, headers, body = fetch(f"{live_server.url}{path}", scheme + key.encode())
+    assert (status, body) == (401, {"detail": 'Send the key as "Authorization: Bearer <key>".'})
+    assert headers["WWW-Authenticate"].startswith("Bearer")

@@ -9,9 +9,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from phoenix_apikeys.http import keyword_hint
+
 from .factories import SuperuserFactory, SystemKeyFactory, UserKeyFactory
 
 pytestmark = pytest.mark.django_db
+
+KEY_MIDDLEWARE = "phoenix_apikeys.middleware.APIKeyMiddleware"
 
 
 def test_plain_view_sees_the_key_owner() -> None:
@@ -116,3 +120,44 @@ def test_the_admin_still_opens_for_a_password_login() -> None:
     client.force_login(SuperuserFactory())
     assert client.get("/admin/").status_code == 200
     assert client.get("/other-admin/").status_code == 200
+
+
+# One of our keys without the keyword: the same 401 as DRF's ------------------------------------
+
+
+@pytest.mark.parametrize("header", ["{}", "Token {}", "Api-Key {}", "Basic\t{}"])
+def test_a_key_without_the_keyword_gets_401_saying_how_to_send_it(header: str) -> None:
+    key = UserKeyFactory().plaintext
+    response = Client().get("/plain/", HTTP_AUTHORIZATION=header.format(key))
+    assert response.status_code == 401
+    assert response.json() == {"detail": keyword_hint()}
+    assert keyword_hint() == 'Send the key as "Authorization: Bearer <key>".'
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert key not in response.content.decode()
+
+
+def test_the_middleware_and_drf_give_the_same_words(settings: Any) -> None:
+    key = SystemKeyFactory().plaintext
+    through_middleware = Client().get("/plain/", HTTP_AUTHORIZATION=f"Token {key}")
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != KEY_MIDDLEWARE]
+    through_drf = Client().get("/whoami/", HTTP_AUTHORIZATION=f"Token {key}")
+    assert through_middleware.json() == through_drf.json()
+    assert through_middleware["WWW-Authenticate"] == through_drf["WWW-Authenticate"]
+
+
+def test_a_key_without_the_keyword_counts_as_a_failed_attempt(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": 2}
+    key = UserKeyFactory().plaintext
+    statuses = [
+        Client().get("/plain/", HTTP_AUTHORIZATION=f"Token {key}").status_code for _ in "abc"
+    ]
+    assert statuses == [401, 401, 429]
+
+
+def test_before_authentication_middleware_a_key_is_lost_on_plain_views(settings: Any) -> None:
+    """Why the phoenix_apikeys.E042 check is an error: the session's user replaces the key's."""
+    others = [m for m in settings.MIDDLEWARE if m != KEY_MIDDLEWARE]
+    settings.MIDDLEWARE = [KEY_MIDDLEWARE, *others]
+    key = UserKeyFactory()
+    response = Client().get("/plain/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
+    assert response.json() == {"detail": "anonymous"}
