@@ -1,163 +1,200 @@
-"""The indexed queries of verification, compiled by the ORM once and then reused.
+"""Verification's one query: the key whose digest is a candidate, with its owner joined.
 
-Building a queryset and compiling it costs several times what the database needs to answer it,
-so the SQL of ``select_related("user").filter(digest=...)`` is compiled once per model, number
-of candidate digests and connection, then executed with new parameters; rows become instances
-through the same converters and ``from_db`` / related populators as the ORM's own iterator, so
-it stays correct for any backend and any AUTH_USER_MODEL. The system user (admin secret) is
-found the same way.
+Building and compiling a queryset costs several times what the database needs to answer this
+indexed query, and verification runs it on every request the cache cannot answer. So, when the
+ORM would add nothing to a plain join, the SQL is written here from the models' ``_meta``
+(tables, columns, the foreign key's target) and the backend's quoting, once per key model,
+connection and number of candidate digests. Each row goes through the converters the ORM
+applies (the backend's, then the field's) and becomes instances through ``Model.from_db``, the
+owner set on the key through its relation, so callers get what the ORM would have given them.
+
+"The ORM would add nothing" means: neither the key model's nor the owner model's default
+manager overrides ``get_queryset``, and each model lives in one table (no multi-table
+inheritance). Otherwise a manager may filter (per tenant, per request, soft deletion) and only
+the ORM knows how, so the same question is asked through it, still as one query: keys of the
+key model's default manager, owned by a user its model's default manager returns.
+
+Built SQL belongs to one connection object and one generation of settings: a new connection,
+or any setting changing (DATABASES, AUTH_USER_MODEL, ...), builds it again.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.signals import setting_changed
-from django.db import connections
+from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model
-from django.db.models.query import get_related_populators
 from django.dispatch import receiver
 
-# A parameter value no real digest or username equals, so its position in the params is ours.
-_PLACEHOLDER = "\x00phoenix_apikeys digest {}\x00"
+Converter = tuple[int, tuple[Callable[..., Any], ...], Any]
+
+# The managers' own method when a manager does not customise it (QuerySet.as_manager(),
+# BaseUserManager and UserManager included).
+_PLAIN_GET_QUERYSET = models.Manager.get_queryset
+
+
+def find_by_digests(model: type[models.Model], digests: list[str], using: str) -> Any:
+    """The key whose ``digest`` is one of ``digests``, its ``user`` loaded; or None.
+
+    One query either way; the same answer as
+    ``model._default_manager.filter(digest__in=digests, user__in=<owners' default manager>)``.
+    """
+    if not digests:  # as the ORM answers an empty ``__in``
+        return None
+    owner_model = _owner_model(model)
+    if _customised(model) or _customised(owner_model):
+        return _through_managers(model, owner_model, digests, using)
+    plan = _plan(model, connections[using], len(digests))
+    if plan is None:
+        return _through_managers(model, owner_model, digests, using)
+    return plan.fetch(digests)
+
+
+def _owner_model(model: type[models.Model]) -> type[models.Model]:
+    owner: type[models.Model] = model._meta.get_field("user").related_model  # type: ignore[assignment]
+    return owner
+
+
+def _customised(model: type[models.Model]) -> bool:
+    """Whether the default manager may filter, so that only the ORM can answer for it."""
+    return type(model._default_manager).get_queryset is not _PLAIN_GET_QUERYSET
+
+
+def _through_managers(
+    model: type[models.Model], owner_model: type[models.Model], digests: list[str], using: str
+) -> Any:
+    owners = owner_model._default_manager.db_manager(using).all()
+    keys = model._default_manager.db_manager(using).filter(digest__in=digests, user__in=owners)
+    # No ordering: at most one key has a given digest, and sorting would cost the database.
+    return next(iter(keys.select_related("user").order_by()[:1]), None)
 
 
 @dataclass(frozen=True)
-class CompiledLookup:
+class Plan:
+    """The SQL of one key model, connection and number of digests, and how to read its row."""
+
     connection: BaseDatabaseWrapper
     generation: int
     sql: str
-    params: tuple[Any, ...]
-    slots: tuple[int, ...]
-    model: type[Model]
-    init_list: tuple[str, ...]
-    model_columns: slice
-    populators: tuple[Any, ...]
-    fetch_mode: Any  # Django 6.1+; None before
-    converters: tuple[tuple[int, tuple[Any, ...], Any], ...]
+    key_model: type[models.Model]
+    key_attnames: tuple[str, ...]
+    owner_model: type[models.Model]
+    owner_attnames: tuple[str, ...]
+    converters: tuple[Converter, ...]
 
-    def fetch(self, values: list[str]) -> Any:
-        params = list(self.params)
-        for slot, value in zip(self.slots, values, strict=True):
-            params[slot] = value
+    def fetch(self, digests: Sequence[str]) -> Any:
         with self.connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
+            cursor.execute(self.sql, digests)
             row = cursor.fetchone()
         if row is None:
             return None
-        return self._instance(row)
+        return self.instance(row)
 
-    def _instance(self, row: Any) -> Any:
+    def instance(self, row: Sequence[Any]) -> Any:
         values = list(row)
+        connection = self.connection
         for position, functions, expression in self.converters:
             value = values[position]
             for function in functions:
-                value = function(value, expression, self.connection)
+                value = function(value, expression, connection)
             values[position] = value
-        db = self.connection.alias
-        extra = {} if self.fetch_mode is None else {"fetch_mode": self.fetch_mode}
-        instance = self.model.from_db(db, self.init_list, values[self.model_columns], **extra)
-        for populator in self.populators:
-            populator.populate(values, instance)
-        return instance
+        db = connection.alias
+        width = len(self.key_attnames)
+        key: Any = self.key_model.from_db(db, self.key_attnames, values[:width])
+        # Through the relation, as application code would: it caches the owner on the key.
+        key.user = self.owner_model.from_db(db, self.owner_attnames, values[width:])
+        return key
 
 
 class _PerThread(threading.local):
-    lookups: dict[tuple[type[Model], str, tuple[str, ...], str, int], CompiledLookup]
+    # Connection objects are per thread, and so is the SQL built for them.
+    plans: dict[tuple[type[models.Model], str, int], Plan]
 
     def __init__(self) -> None:
-        self.lookups = {}
+        self.plans = {}
 
 
-_compiled = _PerThread()
+_built = _PerThread()
 _generation = 0
 
 
 @receiver(setting_changed)
-def _recompile_after_settings_change(**kwargs: Any) -> None:
+def _rebuild_after_settings_change(**kwargs: Any) -> None:
     """DATABASES, AUTH_USER_MODEL or anything else may have changed what the SQL must be."""
     global _generation
     _generation += 1
 
 
-def find_by_digests(model: type[Model], digests: list[str], using: str) -> Any:
-    """The key whose ``digest`` is one of ``digests``, its ``user`` joined; or None."""
-    return find_first(model, "digest", digests, using, related=("user",))
+def _plan(model: type[models.Model], connection: BaseDatabaseWrapper, size: int) -> Plan | None:
+    """The built SQL, reused while the connection object and the settings stay the same."""
+    key = (model, connection.alias, size)
+    plan = _built.plans.get(key)
+    if plan is None or plan.connection is not connection or plan.generation != _generation:
+        plan = _build(model, connection, size)
+        if plan is not None:
+            _built.plans[key] = plan
+    return plan
 
 
-def find_first(
-    model: type[Model], field: str, values: list[str], using: str, related: tuple[str, ...] = ()
-) -> Any:
-    """The first row whose ``field`` is one of ``values``, ``related`` joined; or None."""
-    connection = connections[using]
-    key = (model, field, related, using, len(values))
-    lookup = _compiled.lookups.get(key)
-    if lookup is None or lookup.connection is not connection or lookup.generation != _generation:
-        try:
-            lookup = _compile(model, field, related, connection, len(values))
-        except TypeError:  # an ORM internal changed shape (a future Django): use the ORM
-            lookup = None
-        if lookup is None:
-            return next(iter(_queryset(model, field, related, values, using)), None)
-        _compiled.lookups[key] = lookup
-    return lookup.fetch(values)
-
-
-def _queryset(
-    model: type[Model], field: str, related: tuple[str, ...], values: list[str], using: str
-) -> Any:
-    queryset = model._default_manager.db_manager(using).order_by()
-    if related:  # select_related() with no names would follow every foreign key
-        queryset = queryset.select_related(*related)
-    if len(values) == 1:
-        return queryset.filter(**{field: values[0]})[:1]
-    return queryset.filter(**{f"{field}__in": values})[:1]
-
-
-def _related_populators(klass_info: Any, select: Any, alias: str, queryset: Any) -> Any:
-    # Django 6.1 added a fetch mode to the populators; earlier versions take three arguments.
-    fetch_mode = getattr(queryset, "_fetch_mode", None)
-    if fetch_mode is None:
-        return get_related_populators(klass_info, select, alias)  # type: ignore[call-arg]
-    return get_related_populators(klass_info, select, alias, fetch_mode)
-
-
-def _compile(
-    model: type[Model],
-    field: str,
-    related: tuple[str, ...],
-    connection: BaseDatabaseWrapper,
-    size: int,
-) -> Any:
-    placeholders = [_PLACEHOLDER.format(i) for i in range(size)]
-    queryset = _queryset(model, field, related, placeholders, connection.alias)
-    compiler = queryset.query.get_compiler(connection=connection)
-    sql, params = compiler.as_sql()
-    params = tuple(params)
-    if compiler.annotation_col_map or sorted(params.count(p) for p in placeholders) != [1] * size:
-        return None  # a manager added something we do not understand: let the ORM run it
-    klass_info = compiler.klass_info
-    select_fields = klass_info["select_fields"]
-    start, stop = select_fields[0], select_fields[-1] + 1
-    fields = [column[0] for column in compiler.select[: compiler.col_count]]
-    return CompiledLookup(
+def _build(model: type[models.Model], connection: BaseDatabaseWrapper, size: int) -> Plan | None:
+    """The SQL and converters; None when a model spans tables, which the ORM joins itself."""
+    owner_model = _owner_model(model)
+    if not (_one_table(model) and _one_table(owner_model)):
+        return None
+    key_fields, owner_fields = model._meta.concrete_fields, owner_model._meta.concrete_fields
+    foreign_key: Any = model._meta.get_field("user")
+    column = _column_namer(connection)
+    select = ", ".join(column(field) for field in [*key_fields, *owner_fields])
+    join = f"{column(foreign_key)} = {column(foreign_key.target_field)}"
+    where = f"{column(model._meta.get_field('digest'))} IN ({', '.join(['%s'] * size)})"
+    tables = [connection.ops.quote_name(m._meta.db_table) for m in (model, owner_model)]
+    # Only quoted names from the models' metadata go into the text; digests are parameters.
+    sql = (
+        f"SELECT {select} FROM {tables[0]} INNER JOIN {tables[1]} ON ({join})"  # noqa: S608
+        f" WHERE {where} {connection.ops.limit_offset_sql(0, 1)}"
+    )
+    return Plan(
         connection=connection,
         generation=_generation,
         sql=sql,
-        params=params,
-        slots=tuple(params.index(p) for p in placeholders),
-        model=klass_info["model"],
-        init_list=tuple(column[0].target.attname for column in compiler.select[start:stop]),
-        model_columns=slice(start, stop),
-        populators=tuple(
-            _related_populators(klass_info, compiler.select, connection.alias, queryset)
-        ),
-        fetch_mode=getattr(queryset, "_fetch_mode", None),
-        converters=tuple(
-            (position, tuple(functions), expression)
-            for position, (functions, expression) in compiler.get_converters(fields).items()
-        ),
+        key_model=model,
+        key_attnames=tuple(field.attname for field in key_fields),
+        owner_model=owner_model,
+        owner_attnames=tuple(field.attname for field in owner_fields),
+        converters=_converters(connection, [*key_fields, *owner_fields]),
     )
+
+
+def _column_namer(connection: BaseDatabaseWrapper) -> Callable[[Any], str]:
+    quote = connection.ops.quote_name
+
+    def column(field: Any) -> str:
+        return f"{quote(field.model._meta.db_table)}.{quote(field.column)}"
+
+    return column
+
+
+def _one_table(model: type[models.Model]) -> bool:
+    # A proxy's fields are its concrete model's, in the same table; a child's inherited fields
+    # live in its parents' tables.
+    table = model._meta.db_table
+    return all(field.model._meta.db_table == table for field in model._meta.concrete_fields)
+
+
+def _converters(
+    connection: BaseDatabaseWrapper, fields: Sequence[models.Field[Any, Any]]
+) -> tuple[Converter, ...]:
+    """Per column, the backend's converters then the field's, as the ORM's compiler applies
+    them; the column expression is what they are given (a foreign key's reads its target's
+    type; SQLite's decimals read their places)."""
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(field.model._meta.db_table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            converters.append((position, tuple(functions), column))
+    return tuple(converters)
