@@ -381,18 +381,18 @@ EXPLAINED = [
     "compiling `select_related('user').filter(digest=…).first()` on every request, and "
     "about a twentieth in the database call. So:",
     "",
-    "- `phoenix_apikeys/lookup.py` compiles that queryset once per model, number of "
-    "candidate digests, connection and thread with the ORM's own compiler, then executes "
-    "the SQL with new parameters and builds the key and owner with the compiler's "
-    "converters, `Model.from_db` and the ORM's related populators: the same SQL, the same "
-    "single query (still seen by `CaptureQueriesContext` and execute wrappers), correct for "
-    "any backend and any `AUTH_USER_MODEL`. It recompiles after any `setting_changed` and "
-    "when the connection object differs, and falls back to the queryset if a manager adds "
-    "parameters it cannot place. Fallback secrets still cost one query (`IN`).",
+    "- `phoenix_apikeys/lookup.py` builds the SQL of that query once per model, number of "
+    "candidate digests, connection and thread from the models' metadata (`_meta`, "
+    "`quote_name`), then executes it with new parameters and builds the key and owner "
+    "through the fields' and backend's db converters and `Model.from_db`: one query (still "
+    "seen by `CaptureQueriesContext` and execute wrappers), any backend, any "
+    "`AUTH_USER_MODEL`. It rebuilds after any `setting_changed` and when the connection "
+    "object differs; a key or user model whose default manager filters takes one ORM query "
+    "instead, evaluated per call. Fallback secrets still cost one query (`IN`).",
     "- Digests: the HMAC key that `salted_hmac` derives from the secret is computed once per "
     "secret; the value is identical (a property test compares it with `salted_hmac`).",
-    "- The admin secret's system user is found the same way, and cached with the keys when "
-    "a cache is configured; every user save or delete forgets it.",
+    "- The admin secret's system user is cached with the keys when a cache is configured; "
+    "every user save or delete forgets it.",
     "- A cached key whose `last_used_at` was older than the interval (another process had "
     "already stamped it) used to issue a conditional UPDATE on every hit until the entry "
     "expired; the entry is now refreshed after one attempt. The UPDATE condition uses the "
