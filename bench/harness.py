@@ -391,6 +391,9 @@ def summarise(samples: list[int]) -> dict[str, float]:
     ordered = sorted(samples)
     return {
         "median_us": statistics.median(ordered) / 1000,
+        # The spread: half of the requests of a case took between p25 and p75.
+        "p25_us": ordered[max(int(len(ordered) * 0.25) - 1, 0)] / 1000,
+        "p75_us": ordered[max(int(len(ordered) * 0.75) - 1, 0)] / 1000,
         "p95_us": ordered[int(len(ordered) * 0.95) - 1] / 1000,
         "samples": len(ordered),
     }

@@ -60,8 +60,15 @@ class IsHumanLogin(BasePermission):
     """An authenticated person (session or basic auth), not any kind of API key."""
 
     message = "API keys cannot do this; log in as a person."
+    ADMIN_SECRET_MESSAGE = (
+        "The admin secret acts as the system user, which owns no user keys; log in as a person."
+    )
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, AdminSecret):
+            # Said per request: the admin secret is not an API key, and this is why it is refused.
+            self.message = self.ADMIN_SECRET_MESSAGE
+            return False
         user = request.user
         return bool(user and user.is_authenticated) and not is_api_key(request)
 

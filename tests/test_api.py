@@ -525,3 +525,23 @@ def test_too_many_query_parameters_is_a_json_400(admin_client: APIClient) -> Non
     response = admin_client.get(f"/v1/users/api_keys?{query}")
     assert response.status_code == 400
     assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
+
+
+def test_the_admin_secret_is_told_why_it_cannot_create_a_user_key(
+    api_client: APIClient, admin_secret: str, bearer: Bearer
+) -> None:
+    response = api_client.post(
+        "/v1/user/api_keys", {"data": {"name": "x"}}, format="json", **bearer(admin_secret)
+    )
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("The admin secret acts as the system user")
+    assert not UserKey.objects.exists()
+
+
+def test_a_key_is_told_that_keys_cannot_create_keys(api_client: APIClient, bearer: Bearer) -> None:
+    key = UserKeyFactory()
+    response = api_client.post(
+        "/v1/user/api_keys", {"data": {"name": "x"}}, format="json", **bearer(key.plaintext)
+    )
+    assert response.status_code == 403
+    assert response.json()["detail"] == "API keys cannot do this; log in as a person."
