@@ -79,29 +79,16 @@ def document(operation_id: str, summary: str, *, id_path: bool = False, **kwargs
     return decorate
 
 
-def document_create(
-    operation_id: str, summary: str, who: str
-) -> Callable[[ViewMethod], ViewMethod]:
-    return document(
-        operation_id,
-        summary,
-        description=f"{who}; API keys cannot create keys. The plaintext key is in this "
-        "response only.",
-        request=KeyCreateRequestSerializer,
-        responses={201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
-    )
+# What the creation and deletion routes declare besides their ids and descriptions.
+CREATION: dict[str, Any] = {
+    "request": KeyCreateRequestSerializer,
+    "responses": {201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
+}
+DELETION: dict[str, Any] = {"id_path": True, "responses": {204: None, 404: ErrorSerializer, **FORBIDDEN}}
 
 
-def document_delete(
-    operation_id: str, summary: str, who: str
-) -> Callable[[ViewMethod], ViewMethod]:
-    return document(
-        operation_id,
-        summary,
-        id_path=True,
-        description=who,
-        responses={204: None, 404: ErrorSerializer, **FORBIDDEN},
-    )
+def may_create(who: str) -> str:
+    return f"{who}; API keys cannot create keys. The plaintext key is in this response only."
 
 
 class SecretUnavailable(APIException):
@@ -250,8 +237,11 @@ class UserKeysView(KeyAPIView):
             keys = UserKey.objects.filter(user=request.user)
         return Response(KeyListEnvelopeSerializer({"data": keys}).data)
 
-    @document_create(
-        "createUserApiKey", "Create a user key for yourself", "Only a person logged in may do this"
+    @document(
+        "createUserApiKey",
+        "Create a user key for yourself",
+        description=may_create("Only a person logged in may do this"),
+        **CREATION,
     )
     def post(self, request: Request) -> Response:
         return create(request, UserKey, user=request.user)
@@ -262,11 +252,12 @@ class UserKeyView(KeyAPIView):
 
     permissions_by_method = {"DELETE": [IsNotSystemKey]}
 
-    @document_delete(
+    @document(
         "deleteUserApiKey",
         "Delete a user key",
-        "Your own, or anyone's for an administrator or the admin secret; "
+        description="Your own, or anyone's for an administrator or the admin secret; "
         "a key that is not yours, or an id of another kind, is 404. System keys: 403.",
+        **DELETION,
     )
     def delete(self, request: Request, id: str) -> Response:
         key = find_key(UserKey, id)
@@ -313,10 +304,11 @@ class SystemKeysView(KeyAPIView):
     def get(self, request: Request) -> Response:
         return Response(KeyListEnvelopeSerializer({"data": SystemKey.objects.all()}).data)
 
-    @document_create(
+    @document(
         "createSystemApiKey",
         "Create a system key",
-        "An administrator logged in as a person, or the admin secret",
+        description=may_create("An administrator logged in as a person, or the admin secret"),
+        **CREATION,
     )
     def post(self, request: Request) -> Response:
         # created_by is audit only; the admin secret is recorded as the system user it acts as.
@@ -328,8 +320,11 @@ class SystemKeyView(KeyAPIView):
 
     permissions_by_method = {"DELETE": [CanDeleteSystemKeys]}
 
-    @document_delete(
-        "deleteSystemApiKey", "Delete a system key", "A user key's id, or garbage, is 404."
+    @document(
+        "deleteSystemApiKey",
+        "Delete a system key",
+        description="A user key's id, or garbage, is 404.",
+        **DELETION,
     )
     def delete(self, request: Request, id: str) -> Response:
         return revoke(find_key(SystemKey, id))

@@ -263,6 +263,18 @@ def keys_named(name: str) -> int:
     return UserKey.objects.filter(name=name).count() + SystemKey.objects.filter(name=name).count()
 
 
+def send(live_server: Any, world: World, caller: str, method: str, route: str) -> Any:
+    credentials = world.callers[caller]
+    return requests.request(
+        method,
+        live_server.url + resolve(route, world.targets),
+        headers=credentials.headers,
+        cookies=credentials.cookies,
+        json={"data": {"name": CREATED_NAME}} if method == "POST" else None,
+        timeout=30,
+    )
+
+
 @pytest.mark.parametrize(
     ("caller", "method", "route", "expected"),
     MATRIX,
@@ -271,15 +283,7 @@ def keys_named(name: str) -> int:
 def test_permission_matrix(
     live_server: Any, world: World, caller: str, method: str, route: str, expected: int
 ) -> None:
-    credentials = world.callers[caller]
-    response = requests.request(
-        method,
-        live_server.url + resolve(route, world.targets),
-        headers=credentials.headers,
-        cookies=credentials.cookies,
-        json={"data": {"name": CREATED_NAME}} if method == "POST" else None,
-        timeout=30,
-    )
+    response = send(live_server, world, caller, method, route)
     assert response.status_code == expected, response.text
     if expected == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -303,12 +307,6 @@ def test_head_is_judged_exactly_like_get(
     live_server: Any, world: World, caller: str, method: str, route: str, expected: int
 ) -> None:
     """HEAD runs the GET handler: it must pass GET's permissions, and reveal nothing more."""
-    credentials = world.callers[caller]
-    response = requests.head(
-        live_server.url + resolve(route, world.targets),
-        headers=credentials.headers,
-        cookies=credentials.cookies,
-        timeout=30,
-    )
+    response = send(live_server, world, caller, "HEAD", route)
     assert response.status_code == expected
     assert response.content == b""
