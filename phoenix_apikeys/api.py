@@ -34,6 +34,7 @@ from .permissions import (
     CanViewAllUserKeys,
     CanViewSystemKeys,
     IsHumanLogin,
+    IsNotScopedKey,
     IsNotSystemKey,
     has_admin_permission,
 )
@@ -84,7 +85,10 @@ CREATION: dict[str, Any] = {
     "request": KeyCreateRequestSerializer,
     "responses": {201: CreatedKeyEnvelopeSerializer, **CREATE_ERRORS},
 }
-DELETION: dict[str, Any] = {"id_path": True, "responses": {204: None, 404: ErrorSerializer, **FORBIDDEN}}
+DELETION: dict[str, Any] = {
+    "id_path": True,
+    "responses": {204: None, 404: ErrorSerializer, **FORBIDDEN},
+}
 
 
 def may_create(who: str) -> str:
@@ -250,7 +254,7 @@ class UserKeysView(KeyAPIView):
 class UserKeyView(KeyAPIView):
     """One user key, by its opaque id."""
 
-    permissions_by_method = {"DELETE": [IsNotSystemKey]}
+    permissions_by_method = {"DELETE": [IsNotSystemKey, IsNotScopedKey]}
 
     @document(
         "deleteUserApiKey",

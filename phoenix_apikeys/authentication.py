@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from .conf import phoenix_settings
 from .http import PRINCIPAL_ATTRIBUTE, verify_request
+from .scopes import OutOfScope
 from .throttle import TooManyFailures
 from .verification import (
     RETRY_AFTER_UNAVAILABLE,
@@ -67,6 +68,8 @@ class APIKeyAuthentication(BaseAuthentication):
             raise exceptions.Throttled(wait=error.retry_after, detail=str(error)) from None
         except VerificationUnavailable as error:
             raise Unavailable(error.retry_after) from None
+        except OutOfScope as error:
+            raise exceptions.PermissionDenied(error.detail) from None
 
     def authenticate_header(self, request: Request) -> str:
         return f'{phoenix_settings.AUTH_HEADER_KEYWORD} realm="api"'

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 
-from . import throttle
+from . import scopes, throttle
 from .conf import phoenix_settings
 from .keys import Secret
 from .verification import CredentialRejected, Principal, reject, verify_credential
@@ -130,15 +130,20 @@ def _address(text: str) -> str | None:
 def verify_request(request: HttpRequest | Request) -> Principal | None:
     """The principal of a request that presents our credential, None when it presents none.
 
-    Raises CredentialRejected (401), throttle.TooManyFailures (429) or
-    verification.VerificationUnavailable (503).
+    Raises CredentialRejected (401), throttle.TooManyFailures (429),
+    verification.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
+    a method its scopes do not allow).
     """
     source = client_address(request.META)
     try:
         credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
         if credential is None:
             return None
-        return verify_credential(credential, source=source)
+        principal = verify_credential(credential, source=source)
     except CredentialRejected:
         throttle.count_failure(source)  # raises TooManyFailures past the limit
         raise
+    refusal = scopes.method_refusal(getattr(principal[1], "scope_list", ()), request.method)
+    if refusal is not None:
+        raise scopes.OutOfScope(refusal)
+    return principal

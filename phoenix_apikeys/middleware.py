@@ -14,6 +14,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .conf import phoenix_settings
 from .http import PRINCIPAL_ATTRIBUTE, verify_request
+from .scopes import OutOfScope
 from .throttle import TooManyFailures
 from .verification import CredentialRejected, VerificationUnavailable
 
@@ -22,8 +23,9 @@ ADMIN_APP_NAME = "admin"
 
 
 class APIKeyMiddleware:
-    """Sets ``request.user`` and ``request.auth`` from a Bearer key. A bad key gets 401, too
-    many failures from one address 429, and a database that cannot be asked 503: all JSON."""
+    """Sets ``request.user`` and ``request.auth`` from a Bearer key. A bad key gets 401, a
+    read-only key asking for another method 403, too many failures from one address 429, and a
+    database that cannot be asked 503: all JSON."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -37,6 +39,8 @@ class APIKeyMiddleware:
                 status=401,
                 headers={"WWW-Authenticate": f'{phoenix_settings.AUTH_HEADER_KEYWORD} realm="api"'},
             )
+        except OutOfScope as error:
+            return JsonResponse({"detail": error.detail}, status=403)
         except (TooManyFailures, VerificationUnavailable) as error:
             status = 429 if isinstance(error, TooManyFailures) else 503
             return JsonResponse(

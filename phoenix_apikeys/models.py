@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.db import models, router
 from django.db.models import Case, Q, Value, When
@@ -25,7 +26,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
-from . import lookup
+from . import lookup, scopes
 from .conf import phoenix_settings
 from .ids import key_id, parse_key_id
 from .keys import Credential, KeyKind, digest, digests, display_hint, generate_key, parse_key
@@ -101,6 +102,11 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         secret = phoenix_settings.secrets.secret
         if secret is None:
             raise MissingSecretError
+        if not isinstance(key.scopes, str):  # a list from the API, the admin or a command
+            wrong = scopes.problems(key.scopes)
+            if wrong:
+                raise ValidationError({"scopes": wrong})
+            key.scopes = scopes.join(key.scopes)
         plaintext = generate_key(phoenix_settings.prefixes.of(key.kind))
         key.digest, key.hint = digest(plaintext, secret), display_hint(plaintext)
         key.full_clean(exclude=["user", "created_by"])
@@ -154,6 +160,8 @@ class AbstractAPIKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Space-separated (scopes.py); empty: the owner's whole authority. Fixed at creation.
+    scopes = models.TextField(blank=True, default="", editable=False)
 
     user: models.ForeignKey[Any, Any]
 
@@ -163,6 +171,15 @@ class AbstractAPIKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefixed_hint})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:  # rare (a rename): one query to keep the scopes as made
+            stored = type(self)._default_manager.filter(pk=self.pk).values_list("scopes", flat=True)
+            if stored.first() not in (None, self.scopes):
+                raise ValidationError(
+                    {"scopes": "A key's scopes are fixed when it is made; make a new key instead."}
+                )
+        super().save(*args, **kwargs)
 
     @property
     def prefixed_hint(self) -> str:
@@ -184,6 +201,38 @@ class AbstractAPIKey(models.Model):
             raise ValidationError({"name": "Name must not be blank."})
         if self._state.adding:
             validate_expiry(self.expires_at)
+            self.owner_checks()
+            self.check_scopes()
+
+    def owner_checks(self) -> None:
+        """What the owner must be for a new key; each kind says."""
+
+    def check_scopes(self) -> None:
+        """Well formed, existing permissions the owner has: a key never carries more than it."""
+        given = scopes.parse(self.scopes)
+        wrong = scopes.problems(given)
+        if wrong:
+            raise ValidationError({"scopes": wrong})
+        wanted = scopes.permissions(given)
+        if not wanted:
+            return
+        codenames = {scope.partition(".")[2] for scope in wanted}
+        existing = Permission.objects.filter(codename__in=codenames).values_list(
+            "content_type__app_label", "codename"
+        )
+        known = {f"{app_label}.{codename}" for app_label, codename in existing}
+        errors = [f'No permission "{scope}" exists.' for scope in sorted(wanted - known)]
+        errors += [
+            f'The owner does not have "{scope}"; a key cannot carry more than its owner.'
+            for scope in sorted(wanted & known)
+            if not self.user.has_perm(scope)
+        ]
+        if errors:
+            raise ValidationError({"scopes": errors})
+
+    @property
+    def scope_list(self) -> tuple[str, ...]:
+        return scopes.parse(self.scopes)
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
@@ -254,6 +303,10 @@ class SystemKey(AbstractAPIKey):
             self.user = system_user()
         super().save(*args, **kwargs)
 
+    def owner_checks(self) -> None:
+        if self.user_id is None:  # scopes are checked against the system user's permissions
+            self.user = system_user()
+
 
 class UserKey(AbstractAPIKey):
     """A personal credential: acts as its owner and is deleted with them."""
@@ -274,15 +327,15 @@ class UserKey(AbstractAPIKey):
         verbose_name_plural = "user API keys"
         permissions = (("view_all_userkeys", "Can view and revoke every user's API keys"),)
 
-    def clean(self) -> None:
-        super().clean()
-        if self._state.adding and self.user_id is not None:
-            if is_system_user(self.user):
-                raise ValidationError(
-                    {"user": "The system user owns no user keys; create a system key instead."}
-                )
-            if not self.user.is_active:
-                raise ValidationError({"user": "The user is inactive; the key would not work."})
+    def owner_checks(self) -> None:
+        if self.user_id is None:
+            return
+        if is_system_user(self.user):
+            raise ValidationError(
+                {"user": "The system user owns no user keys; create a system key instead."}
+            )
+        if not self.user.is_active:
+            raise ValidationError({"user": "The user is inactive; the key would not work."})
 
 
 KEY_MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}

@@ -134,3 +134,12 @@ class IsNotSystemKey(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
         return bool(user and user.is_authenticated) and not isinstance(request.auth, SystemKey)
+
+
+class IsNotScopedKey(BasePermission):
+    """Anything but a scoped key: a key that may do less than its owner never manages keys."""
+
+    message = "A scoped key cannot manage API keys."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return not getattr(request.auth, "scopes", "")

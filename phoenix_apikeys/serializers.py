@@ -13,6 +13,7 @@ from rest_framework import serializers
 from .ids import USER_TYPE, global_id, parse_key_id
 from .keys import Credential, KeyKind
 from .models import AbstractAPIKey
+from .scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -60,9 +61,16 @@ class KeySerializer(serializers.Serializer[AbstractAPIKey]):
     created_at = serializers.DateTimeField(read_only=True)
     expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
     last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    scopes = serializers.SerializerMethodField(
+        help_text='What the key may do: empty for its owner\'s whole authority; "read" for '
+        'safe methods only; "app_label.codename" permissions.'
+    )
 
     def get_id(self, key: AbstractAPIKey) -> str:
         return key.key_id
+
+    def get_scopes(self, key: AbstractAPIKey) -> list[str]:
+        return list(key.scope_list)
 
 
 class CreatedKeySerializer(KeySerializer):
@@ -89,6 +97,14 @@ class KeyCreateSerializer(serializers.Serializer[Any]):
     name = TextField(max_length=255)
     description = TextField(
         max_length=MAX_DESCRIPTION_LENGTH, required=False, allow_blank=True, default=""
+    )
+    scopes = serializers.ListField(
+        child=TextField(max_length=MAX_SCOPE_LENGTH),
+        required=False,
+        default=list,
+        max_length=MAX_SCOPES,
+        help_text='Optional: "read" and/or permissions "app_label.codename" the owner has; '
+        "fixed once the key is made.",
     )
     # A naive time is read as UTC, whatever the host's TIME_ZONE. The expiry rules are the
     # model's (create_key), so every surface gives the same errors.

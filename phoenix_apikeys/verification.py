@@ -14,11 +14,12 @@ from django.db import DatabaseError
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import cache, throttle
+from . import cache, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, MalformedKey, ParsedKey, digests, parse_key, secret_matches
 from .models import KEY_MODELS, AbstractAPIKey, system_user
 from .rules import MAX_CREDENTIAL_LENGTH
+from .scopes import ScopedUser
 from .signals import authentication_failed
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -119,7 +120,14 @@ def _verify_key(parsed: ParsedKey, source: str | None) -> Principal:
         _record_use(key, now)
     if due or cached.value is None:
         cache.store(name, key, cached)
-    return key.user, key
+    return principal_of(key)
+
+
+def principal_of(key: AbstractAPIKey) -> Principal:
+    """``(user, key)``; a scoped key presents its owner narrowed to the key's permissions."""
+    if not key.scopes:
+        return key.user, key
+    return ScopedUser(key.user, scopes.permissions(key.scope_list)), key
 
 
 def _record_use(key: AbstractAPIKey, now: datetime) -> None:

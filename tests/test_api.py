@@ -25,7 +25,15 @@ from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyF
 
 pytestmark = pytest.mark.django_db
 
-KEY_FIELDS = {"id", "name", "description", "created_at", "expires_at", "last_used_at"}
+KEY_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "scopes",
+}
 Bearer = Callable[[str], dict[str, str]]
 
 
@@ -331,6 +339,7 @@ def test_system_keys_are_listed_without_plaintext(admin_client: APIClient) -> No
             "created_at": key.created_at.isoformat().replace("+00:00", "Z"),
             "expires_at": None,
             "last_used_at": None,
+            "scopes": [],
         }
     ]
 

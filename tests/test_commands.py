@@ -275,6 +275,7 @@ def test_list_as_json() -> None:
             "created_at": key.created_at.isoformat(),
             "expires_at": None,
             "last_used_at": None,
+            "scopes": [],
             "status": "active",
         }
     ]

@@ -1,7 +1,7 @@
 """The layers of the package, checked from its source: each module imports only modules of
 lower layers, and the entry points never import one another.
 
-    core         keys, ids, rules, signals, lookup -> conf -> cache -> throttle, models
+    core         keys, ids, rules, scopes, signals, lookup -> conf -> cache -> throttle, models
                  -> receivers, verification
     adapters     http (Django requests), permissions and authentication (DRF)
     entry points middleware | REST API (api, serializers, urls, openapi) | admin | checks
@@ -24,6 +24,7 @@ RANKS = {
     "lookup": 0,
     "ids": 1,
     "rules": 1,
+    "scopes": 1,
     "conf": 2,
     "cache": 3,
     "models": 3,

@@ -22,7 +22,12 @@ from ..models import AbstractAPIKey, MissingSecretError
 DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # The options a model field's error is about, so the message names what the operator typed.
-OPTIONS = {"name": "--name", "description": "--description", "user": "--user"}
+OPTIONS = {
+    "name": "--name",
+    "description": "--description",
+    "user": "--user",
+    "scopes": "--scope",
+}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -77,7 +82,8 @@ def describe(error: ValidationError, options: dict[str, Any]) -> str:
 
 def describe_key(key: AbstractAPIKey) -> str:
     owner = "" if key.kind is KeyKind.SYSTEM else f", owner {key.user.get_username()}"
-    details = f"{key.name!r}, {key.prefixed_hint}{owner}"
+    scoped = f", scopes {key.scopes}" if key.scopes else ""
+    details = f"{key.name!r}, {key.prefixed_hint}{owner}{scoped}"
     return f"{key.kind.value} key {key.key_id} ({details})"
 
 
@@ -92,6 +98,14 @@ class CreateKeyCommand(BaseCommand):
         when = parser.add_mutually_exclusive_group()
         when.add_argument("--expires-in", help="lifetime: a number and s, m, h or d, e.g. 90d")
         when.add_argument("--expires-at", help="ISO 8601 expiry; without an offset it is UTC")
+        parser.add_argument(
+            "--scope",
+            action="append",
+            default=[],
+            dest="scopes",
+            help='narrow the key (repeatable): "read" for safe methods only, or a permission '
+            '"app_label.codename" the owner has; none: the owner\'s whole authority',
+        )
 
     def key_fields(self, options: dict[str, Any]) -> dict[str, Any]:
         """The fields beyond name, description and expiry; subclasses add the owner."""
@@ -102,6 +116,7 @@ class CreateKeyCommand(BaseCommand):
             "name": options["name"],
             "description": options["description"],
             "expires_at": expiry(options),
+            "scopes": options["scopes"],
             **self.key_fields(options),
         }
         try:

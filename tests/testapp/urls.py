@@ -19,5 +19,8 @@ urlpatterns = [
     path("system-only/", views.SystemKeyOnly.as_view()),
     path("user-only/", views.UserKeyOnly.as_view()),
     path("plain/", views.plain_view),
+    path("groups/", views.Groups.as_view()),
+    path("plain/permissions/", views.plain_permissions),
+    path("plain/groups/", views.plain_add_group),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="tests.testapp.api_urls")),
 ]

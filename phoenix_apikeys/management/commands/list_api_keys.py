@@ -13,7 +13,17 @@ from django.utils import timezone
 from phoenix_apikeys.keys import KeyKind
 from phoenix_apikeys.models import KEY_MODELS, AbstractAPIKey
 
-COLUMNS = ("id", "kind", "name", "owner", "hint", "created_at", "expires_at", "last_used_at")
+COLUMNS = (
+    "id",
+    "kind",
+    "name",
+    "owner",
+    "hint",
+    "scopes",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+)
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -25,6 +35,7 @@ def row(key: AbstractAPIKey) -> dict[str, Any]:
         "name": key.name,
         "owner": "" if key.kind is KeyKind.SYSTEM else key.user.get_username(),
         "hint": key.prefixed_hint,
+        "scopes": list(key.scope_list),
         "created_at": key.created_at.isoformat(),
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
@@ -35,6 +46,8 @@ def row(key: AbstractAPIKey) -> dict[str, Any]:
 def cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, list):  # scopes: none means the owner's whole authority
+        return ",".join(value) or "all"
     # Names are free text: no control character may reach the operator's terminal.
     return CONTROL.sub("?", str(value))
 
