@@ -456,8 +456,21 @@ def test_superusers_see_every_user_key_with_its_owner() -> None:
     page = logged_in(SuperuserFactory()).get(USER_LIST)
     assert set(page.context["cl"].result_list) == set(keys)
     for key in keys:
-        owner_cell = f'<td class="field-user nowrap">{key.user.username}</td>'
+        owner_cell = f'<td class="field-owner">{key.user.username}</td>'
         assert owner_cell in page.content.decode()
+
+
+def test_the_owner_column_sorts_and_searches_by_username() -> None:
+    zed = UserKeyFactory(user=UserFactory(username="zed"))
+    amy = UserKeyFactory(user=UserFactory(username="amy"))
+    client = logged_in(SuperuserFactory())
+    page = client.get(USER_LIST)
+    (column,) = [i for i, name in enumerate(page.context["cl"].list_display) if name == "owner"]
+    assert '<th scope="col" class="sortable column-owner">' in page.content.decode()
+    assert ">Owner</a>" in page.content.decode()
+    assert list(client.get(USER_LIST, {"o": column}).context["cl"].result_list) == [amy, zed]
+    assert list(client.get(USER_LIST, {"o": f"-{column}"}).context["cl"].result_list) == [zed, amy]
+    assert list(client.get(USER_LIST, {"q": "zed"}).context["cl"].result_list) == [zed]
 
 
 # The host's user admin ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.utils import timezone
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
-from phoenix_apikeys.models import SystemKey, UserKey
+from phoenix_apikeys.models import SystemKey, UserKey, system_user
 
 from .factories import StaffFactory, SuperuserFactory, SystemKeyFactory, UserKeyFactory
 
@@ -70,18 +70,31 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any]:
-    context = browser.new_context(
-        base_url=live_server.url,
-        viewport={"width": 1600, "height": 760},
-        permissions=["clipboard-read", "clipboard-write"],
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    # No request may still be in the live server when the database is flushed after the test.
-    page.wait_for_load_state("networkidle")
-    context.close()
+def open_page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any]:
+    """``open_page(width, height, color_scheme)``: a page of a fresh browser context."""
+    pages: list[Any] = []
+
+    def open_page(width: int = 1600, height: int = 760, color_scheme: str = "light") -> Any:
+        context = browser.new_context(
+            base_url=live_server.url,
+            viewport={"width": width, "height": height},
+            color_scheme=color_scheme,
+            permissions=["clipboard-read", "clipboard-write"],
+        )
+        context.set_default_timeout(10_000)
+        pages.append(context.new_page())
+        return pages[-1]
+
+    yield open_page
+    for page in pages:
+        # No request may still be in the live server when the database is flushed after the test.
+        page.wait_for_load_state("networkidle")
+        page.context.close()
+
+
+@pytest.fixture
+def page(open_page: Any) -> Any:
+    return open_page()
 
 
 def log_in(page: Any, user: Any) -> None:
@@ -119,27 +132,61 @@ def screenshot(page: Any, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
-def some_keys_of_each_status(creator: Any) -> None:
+# What real changelists hold: names and usernames as long as people make them.
+LONG_NAMES = [
+    "Nightly export to the analytics database",
+    "Staging deploy pipeline for the web shop",
+    "Legacy CI runner on the old build server",
+    "Grafana dashboards read-only data access",
+]
+LONG_USERNAMES = [
+    "alexandra.konstantinopoulou.op",
+    "maximilian.vandenberghe.devops",
+    "svc-data-platform-ingest-prod1",
+    "j.rodriguez-fernandez.contract",
+]
+
+
+def keys_of_every_status(model: type[SystemKey] | type[UserKey]) -> None:
+    """Active, expiring, expired and (user keys) owner-inactive keys, all used: a date is wider
+    than "Never". A system key is owner-inactive only when every system key is."""
+    assert {len(name) for name in LONG_NAMES} == {40}
+    assert {len(username) for username in LONG_USERNAMES} == {30}
     now = timezone.now()
-    SystemKeyFactory(name="nightly export", created_by=creator)
-    SystemKeyFactory(name="staging deploy", created_by=creator, expires_at=now + timedelta(days=3))
-    old = SystemKeyFactory(
-        name="old CI runner", created_by=None, expires_at=now + timedelta(days=1)
-    )
-    SystemKey.objects.filter(pk=old.pk).update(expires_at=now - timedelta(days=2))
+    people = [StaffFactory(username=username) for username in LONG_USERNAMES]
+    expiries = [now + timedelta(days=90), now + timedelta(days=3), now + timedelta(days=1), None]
+    rows = zip(LONG_NAMES, expiries, people, strict=True)
+    for hours, (name, expires_at, person) in enumerate(rows):
+        if model is SystemKey:
+            key: Any = SystemKeyFactory(name=name, created_by=person, expires_at=expires_at)
+        else:
+            key = UserKeyFactory(name=name, user=person, expires_at=expires_at)
+        model.objects.filter(pk=key.pk).update(last_used_at=now - timedelta(hours=hours))
+    model.objects.filter(name=LONG_NAMES[2]).update(expires_at=now - timedelta(days=2))
+    if model is UserKey:
+        people[3].is_active = False
+        people[3].save()
 
 
-def test_superuser_creates_uses_and_revokes_a_system_key(page: Any, live_server: Any) -> None:
+def collapse_nav_sidebar(page: Any) -> None:
+    """Django's "«" button, remembered by the browser: at 1280 px the admin's nav sidebar and
+    the list filter leave a key list too little room to show every column."""
+    page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+
+
+def test_superuser_creates_uses_and_revokes_a_system_key(open_page: Any, live_server: Any) -> None:
+    page = open_page(1280, 800)  # the README's screenshots, light theme
     admin = SuperuserFactory(username="admin")
-    some_keys_of_each_status(admin)
+    keys_of_every_status(SystemKey)
     log_in(page, admin)
+    collapse_nav_sidebar(page)
 
     key = create_key(page, SYSTEM_ADD, "deploy bot")
     assert "will not be shown again" in page.inner_text("#content-main")
-    assert "System API key" in page.inner_text("#phoenix-key-kind")
-    screenshot(page, "admin-key-created")
+    assert page.inner_text("#phoenix-key-kind") == f"System API key ({key.split('_')[0]}_…)"
     page.click("#phoenix-copy-key")
     page.wait_for_selector("#phoenix-copy-status:has-text('Copied')")
+    screenshot(page, "admin-key-created")
     assert page.evaluate("navigator.clipboard.readText()") == key
     assert whoami(live_server, key) == (
         200,
@@ -228,3 +275,119 @@ def test_staff_user_cannot_see_another_users_keys(page: Any) -> None:
     page.goto(f"{USER_LIST}{other_key.pk}/change/")
     assert "someone else" not in page.inner_text("#content")
     assert "Perhaps it was deleted?" in page.inner_text(".messagelist")
+
+
+# Readable at ordinary window sizes, light and dark -------------------------------------------
+
+WINDOWS = [(1280, 800), (1600, 900)]
+THEMES = ["light", "dark"]
+
+# Computed colours as [r, g, b(, a)], an element's effective background (the first ancestor
+# with one, else the white canvas) and the WCAG 2 contrast ratio of its text against it.
+COLOURS = """
+    const rgba = (css) => css.match(/[\\d.]+/g).map(Number);
+    const background = (element) => {
+        for (let node = element; node; node = node.parentElement) {
+            const colour = rgba(getComputedStyle(node).backgroundColor);
+            if (colour.length < 4 || colour[3] > 0) return colour.slice(0, 3);
+        }
+        return [255, 255, 255];
+    };
+    const luminance = (colour) => {
+        const [r, g, b] = colour.map((value) => {
+            const c = value / 255;
+            return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const contrast = (element) => {
+        const text = luminance(rgba(getComputedStyle(element).color).slice(0, 3));
+        const ground = luminance(background(element));
+        return (Math.max(text, ground) + 0.05) / (Math.min(text, ground) + 0.05);
+    };
+"""
+CONTRAST = f"(element) => {{ {COLOURS} return contrast(element); }}"
+BACKGROUND = f"(element) => {{ {COLOURS} return background(element); }}"
+
+CHANGELIST_LAYOUT = """() => {
+    const results = document.querySelector("#changelist-form .results");
+    return {
+        // A cell whose content is wider than its column is cut off.
+        clipped: [...document.querySelectorAll("#result_list td, #result_list th")]
+            .filter((cell) => cell.scrollWidth > cell.clientWidth + 1)
+            .map((cell) => `${cell.className}: ${cell.textContent.trim()}`),
+        // A table wider than its box scrolls inside it: the last columns are out of sight.
+        table_overflow: Math.max(0, results.scrollWidth - results.clientWidth),
+        page_overflow: Math.max(0, document.documentElement.scrollWidth - window.innerWidth),
+    };
+}"""
+
+
+def assert_theme(page: Any, theme: str) -> None:
+    """The admin follows the browser's colour scheme (Django's theme toggle is on "auto")."""
+    body = page.locator("body").evaluate(BACKGROUND)
+    assert (body == [18, 18, 18]) == (theme == "dark"), body
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize(("width", "height"), WINDOWS)
+@pytest.mark.parametrize("model", [SystemKey, UserKey], ids=["system", "user"])
+def test_the_key_lists_fit_the_window(
+    open_page: Any, model: type[Any], width: int, height: int, theme: str
+) -> None:
+    """No column cut off or scrolled out of sight, the page no wider than the window; at
+    1280 px with the nav sidebar collapsed (see ``collapse_nav_sidebar``), at 1600 px open."""
+    keys_of_every_status(model)
+    page = open_page(width, height, theme)
+    log_in(page, SuperuserFactory(username="admin"))  # sees every user's keys
+    if width < 1600:
+        collapse_nav_sidebar(page)
+    page.goto(SYSTEM_LIST if model is SystemKey else USER_LIST)
+    assert_theme(page, theme)
+    expected = {"active", "expiring", "expired", "owner-inactive"}
+    if model is SystemKey:
+        expected.remove("owner-inactive")
+    badges = page.locator("#result_list .phoenix-key-status")
+    assert {badge.get_attribute("class").split()[-1] for badge in badges.all()} == expected
+    assert page.evaluate(CHANGELIST_LAYOUT) == {
+        "clipped": [],
+        "table_overflow": 0,
+        "page_overflow": 0,
+    }
+    for badge in badges.all():
+        assert badge.evaluate(CONTRAST) >= 4.5, badge.inner_text()
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_the_copied_confirmation_is_readable(open_page: Any, theme: str) -> None:
+    page = open_page(1280, 800, theme)
+    log_in(page, SuperuserFactory())
+    create_key(page, SYSTEM_ADD, "deploy bot")
+    assert_theme(page, theme)
+    page.click("#phoenix-copy-key")
+    status = page.wait_for_selector("#phoenix-copy-status:has-text('Copied')")
+    assert status.evaluate(CONTRAST) >= 4.5  # WCAG AA, normal text
+
+
+def test_the_system_users_page_has_a_plain_notice_and_no_key_list(page: Any) -> None:
+    owner = UserKeyFactory().user
+    log_in(page, SuperuserFactory())
+    page.goto(f"/admin/testapp/user/{owner.pk}/change/")
+    assert page.locator(".inline-group", has_text="API keys").count() == 1
+
+    page.goto(f"/admin/testapp/user/{system_user().pk}/change/")
+    assert page.locator(".inline-group", has_text="API keys").count() == 0
+    note = page.get_by_text("This is the system user")
+    assert note.is_visible()
+    assert page.locator(".messagelist").count() == 0  # no message, least of all a green one
+    success = page.evaluate(
+        """() => {
+            const probe = document.body.appendChild(document.createElement("div"));
+            probe.style.background = "var(--message-success-bg)";
+            const colour = getComputedStyle(probe).backgroundColor;
+            probe.remove();
+            return colour.match(/[\\d.]+/g).map(Number).slice(0, 3);
+        }"""
+    )
+    assert note.evaluate(BACKGROUND) != success
+    assert note.evaluate(BACKGROUND) == page.locator("body").evaluate(BACKGROUND)

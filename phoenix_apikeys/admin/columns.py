@@ -83,7 +83,13 @@ class KeyColumns:
 
 
 def short_datetime(value: datetime | None) -> str:
-    """Compact and sortable by eye, in the current time zone; "Never" for no value."""
+    """Compact and sortable by eye, in the current time zone; "Never" for no value. Date and
+    time each stay whole: a narrow column breaks the line between them, never inside a date."""
     if value is None:
         return "Never"
-    return date_format(timezone.localtime(value), "Y-m-d H:i")
+    local = timezone.localtime(value)
+    return format_html(
+        '<span class="phoenix-date">{}</span> <span class="phoenix-date">{}</span>',
+        date_format(local, "Y-m-d"),
+        date_format(local, "H:i"),
+    )

@@ -183,6 +183,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
             "key": key,
             "plaintext": plaintext,
             "kind_label": self.kind_label,
+            "prefix": phoenix_settings.prefixes.of(key.kind),
             "acts_as": self.acts_as(request),
             "has_view_permission": self.has_view_permission(request),
             "changelist_url": reverse(self.url_name("changelist")),
@@ -220,8 +221,12 @@ class UserKeyAdmin(APIKeyAdmin):
 
     def get_list_display(self, request: HttpRequest) -> Any:
         if sees_all_user_keys(request):
-            return (*KEY_COLUMNS, "user")
+            return (*KEY_COLUMNS, "owner")
         return self.list_display
+
+    @admin.display(description="owner", ordering=f"user__{get_user_model().USERNAME_FIELD}")
+    def owner(self, key: UserKey) -> str:
+        return str(key.user.get_username())
 
     def get_search_fields(self, request: HttpRequest) -> Any:
         if sees_all_user_keys(request):

@@ -15,6 +15,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.core.checks import CheckMessage, Tags, Warning, register
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 
 from ..conf import phoenix_settings
 from ..models import UserKey
@@ -65,6 +66,13 @@ SYSTEM_USER_NOTE = (
 )
 
 
+def system_user_note(description: str | None = None) -> str:
+    """The first fieldset's description on the system user's page: the note, then whatever
+    description the host gave that fieldset (Django renders descriptions as HTML)."""
+    note = format_html('<p class="phoenix-system-user-note">{}</p>', SYSTEM_USER_NOTE)
+    return str(note + (description or ""))
+
+
 class ReservedSystemUsername:
     """Form mixin: nobody may take the system user's name, which would hand them its keys."""
 
@@ -105,10 +113,24 @@ class SystemUserProtection(RefusesUnheardRevocations):
         if obj is None or not _is_system_user(obj):
             return fieldsets
         # No "Set password" button for a user that must never have one.
-        return [
+        fieldsets = [
             (name, {**options, "fields": [f for f in options["fields"] if f != "password"]})
             for name, options in fieldsets
         ]
+        if not fieldsets:
+            return fieldsets
+        # What the system user is, said in the page (a fieldset description) rather than as a
+        # message, which Django styles like a success.
+        (name, options), *rest = fieldsets
+        described = {**options, "description": system_user_note(options.get("description"))}
+        return [(name, described), *rest]
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        inlines = super().get_inlines(request, obj)  # type: ignore[misc]
+        if obj is None or not _is_system_user(obj):
+            return inlines
+        # The system user owns no user keys (the model refuses them): no empty key list.
+        return [inline for inline in inlines if not issubclass(inline, UserKeyInline)]
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         user = self.get_object(request, unquote(id))  # type: ignore[attr-defined]
@@ -127,9 +149,6 @@ class SystemUserProtection(RefusesUnheardRevocations):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        user = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
-        if request.method == "GET" and user is not None and _is_system_user(user):
-            messages.info(request, SYSTEM_USER_NOTE)
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc,no-any-return]
 
 
