@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from rest_framework.settings import api_settings
 
 from .authentication import APIKeyAuthentication
 from .conf import DEFAULTS, phoenix_settings, read_secrets, rule_context
+from .http import SCHEME
 from .keys import PREFIX_PATTERN
 from .rules import admin_secret_problems, deploy_problems, secret_problems
 
@@ -63,6 +65,83 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
                 "ambiguous.",
                 hint="Give system and user keys distinct prefixes, neither starting the other.",
                 id="phoenix_apikeys.E023",
+            )
+        )
+    return errors
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration setting in seconds (a timedelta or a number), None for anything else."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) if _number(value) else None
+
+
+def _between(low: float, high: float) -> Any:
+    return lambda value: (seconds := _seconds(value)) is not None and low <= seconds <= high
+
+
+def _optional(rule: Any) -> Any:
+    return lambda value: value is None or rule(value)
+
+
+def _count(low: int) -> Any:
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _scheme(value: Any) -> bool:
+    return isinstance(value, str) and SCHEME.fullmatch(value) is not None
+
+
+CENTURY = 100 * 365 * 86400
+# What each setting must be; a wrong type or range would otherwise surface as 500s on requests.
+VALUE_RULES: dict[str, tuple[Any, str]] = {
+    "AUTH_HEADER_KEYWORD": (_scheme, 'an HTTP authentication scheme word, such as "Bearer"'),
+    "SYSTEM_USERNAME": (_text, "a non-empty username"),
+    "LAST_USED_INTERVAL": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
+    "MAX_KEY_LIFETIME": (
+        _optional(_between(1, CENTURY)),
+        "None, or a timedelta or seconds from 1 second to 100 years",
+    ),
+    "CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
+    "CACHE_TIMEOUT": (_count(1), "a whole number of seconds, 1 or more"),
+    "CACHE_RETRY_INTERVAL": (_between(0, 86400), "seconds, from 0 to 86400"),
+    "THROTTLE_CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
+    "FAILED_AUTH_LIMIT": (_optional(_count(1)), "None, or a whole number, 1 or more"),
+    "FAILED_AUTH_WINDOW": (_count(1), "a whole number of seconds, 1 or more"),
+    "CLIENT_ADDRESS_HEADER": (_optional(_text), "None or a request.META key"),
+    "TRUSTED_PROXY_COUNT": (_count(1), "a whole number, 1 or more"),
+}
+
+
+@register(Tags.security)
+def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
+    """E026: a setting of the wrong type or range; E027: USE_TZ off (expiries are aware)."""
+    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    errors: list[CheckMessage] = [
+        Error(
+            f"PHOENIX_APIKEYS[{name!r}] = {user_settings[name]!r} is not valid.",
+            hint=f"It must be {expected}.",
+            id="phoenix_apikeys.E026",
+        )
+        for name, (valid, expected) in VALUE_RULES.items()
+        if name in user_settings and not valid(user_settings[name])
+    ]
+    if not getattr(settings, "USE_TZ", True):
+        errors.append(
+            Error(
+                "USE_TZ is False: key expiries are aware times, so keys with an expiry could "
+                "be neither made nor checked.",
+                hint="Set USE_TZ = True (Django's default since 5.0).",
+                id="phoenix_apikeys.E027",
             )
         )
     return errors
@@ -133,8 +212,15 @@ def check_cache(**kwargs: Any) -> list[CheckMessage]:
     return messages
 
 
+UNUSED = {
+    "CACHE_ALIAS": "keys are verified in the database every time",
+    "THROTTLE_CACHE_ALIAS": "failed attempts are not throttled",
+}
+
+
 def _unknown_cache_aliases(user_settings: dict[str, Any]) -> list[CheckMessage]:
-    """E025: an alias missing from CACHES fails every request that reaches the cache."""
+    """E025: an alias missing from CACHES is no cache at all: the key cache or the throttle is
+    silently off (one logged error at run time)."""
     used = [("CACHE_ALIAS", user_settings.get("CACHE_ALIAS"))]
     limit = user_settings.get("FAILED_AUTH_LIMIT", DEFAULTS["FAILED_AUTH_LIMIT"])
     if limit:  # without a limit the throttle never touches its cache
@@ -143,8 +229,14 @@ def _unknown_cache_aliases(user_settings: dict[str, Any]) -> list[CheckMessage]:
     configured = getattr(settings, "CACHES", None) or {}
     return [
         Error(
-            f"PHOENIX_APIKEYS[{name!r}] = {alias!r} names no cache in CACHES: every request "
-            "that presents a key would fail with a server error.",
+            f"PHOENIX_APIKEYS[{name!r}] = {alias!r} names no cache in CACHES, so it is not "
+            "used: "
+            + (
+                "keys are verified in the database"
+                if name == "CACHE_ALIAS"
+                else "failed attempts are not throttled"
+            )
+            + ".",
             hint=f"Set {name} to one of CACHES' aliases ({', '.join(map(repr, configured))}) "
             "or to None, or add a cache of that name to CACHES.",
             id="phoenix_apikeys.E025",

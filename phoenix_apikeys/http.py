@@ -24,7 +24,7 @@ logger = logging.getLogger("phoenix_apikeys")
 PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
 # RFC 9110: credentials = auth-scheme [ 1*SP token68 ]; the scheme is a token, and our
 # credentials (keys, an admin secret of printable ASCII) are visible ASCII without spaces.
-_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CREDENTIALS = re.compile(r"[ \t]+([\x21-\x7e]+)[ \t]*")
 _SEPARATOR = re.compile(r"[ \t]+")
 MALFORMED_HEADER = "Invalid Authorization header: expected one credential after the keyword."
@@ -44,7 +44,7 @@ def credential_from_header(header: str | None) -> str | None:
     if not header:
         return None
     keyword = phoenix_settings.AUTH_HEADER_KEYWORD
-    scheme = _SCHEME.match(header)
+    scheme = SCHEME.match(header)
     if scheme is None:
         return None
     if scheme.group().lower() != keyword.lower():

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
@@ -34,6 +36,12 @@ from .keys import Credential, KeyKind, digest, digests, display_hint, generate_k
 logger = logging.getLogger("phoenix_apikeys")
 KeyT = TypeVar("KeyT", bound="AbstractAPIKey")
 
+# Every database stores this year in UTC, whatever offset the expiry was given with.
+LAST_EXPIRY_YEAR = 9998
+MAX_DESCRIPTION_LENGTH = 4096
+# Control characters in a name or description would reach terminals and logs (tab and newline
+# are fine in a description).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # A key this close to its expiry is shown as expiring, so its owner rotates it in time.
 EXPIRING_WITHIN = timedelta(days=7)
 
@@ -199,6 +207,16 @@ class AbstractAPIKey(models.Model):
         if not any(char.isprintable() and not char.isspace() for char in self.name):
             # Blank, or only invisible characters (zero-width spaces, byte-order marks).
             raise ValidationError({"name": "Name must not be blank."})
+        if CONTROL.search(self.name):
+            raise ValidationError({"name": "Name must not contain control characters."})
+        if len(self.description) > MAX_DESCRIPTION_LENGTH:
+            raise ValidationError(
+                {"description": f"Description must be at most {MAX_DESCRIPTION_LENGTH} characters."}
+            )
+        if CONTROL.search(self.description.replace("\n", "").replace("\t", "")):
+            raise ValidationError(
+                {"description": "Description must not contain control characters."}
+            )
         if self._state.adding:
             validate_expiry(self.expires_at)
             self.owner_checks()
@@ -262,8 +280,10 @@ class AbstractAPIKey(models.Model):
         from .signals import key_rotated
 
         old = self.digest
-        type(self)._default_manager.filter(pk=self.pk, digest=old).update(digest=current)
+        moved = type(self)._default_manager.filter(pk=self.pk, digest=old).update(digest=current)
         self.digest = current
+        if not moved:  # a concurrent request moved it first, and said so
+            return
         logger.info(
             "Re-keyed %s key %s to the current PHOENIX_SECRET.", self.kind.value, self.key_id
         )
@@ -379,6 +399,12 @@ def validate_expiry(expires_at: datetime | None, now: datetime | None = None) ->
     now = now or timezone.now()
     if timezone.is_naive(expires_at):
         raise ValidationError({"expires_at": "Expiry must include a time zone."})
+    try:
+        in_utc = expires_at.astimezone(dt_timezone.utc)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or in_utc.year > LAST_EXPIRY_YEAR:
+        raise ValidationError({"expires_at": f"Expiry must be before {LAST_EXPIRY_YEAR + 1}."})
     if expires_at <= now:
         raise ValidationError({"expires_at": "Expiry must be in the future."})
     if lifetime is not None and expires_at > now + lifetime:

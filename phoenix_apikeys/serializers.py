@@ -12,12 +12,11 @@ from rest_framework import serializers
 
 from .ids import USER_TYPE, global_id, parse_key_id
 from .keys import Credential, KeyKind
-from .models import AbstractAPIKey
+from .models import MAX_DESCRIPTION_LENGTH, AbstractAPIKey
 from .scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-MAX_DESCRIPTION_LENGTH = 4096
 
 
 def credential_name(auth: Any) -> str:

@@ -544,3 +544,57 @@ def test_the_key_middleware_after_authentication_middleware_or_alone_passes(
     assert E042 not in ids()
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != DJANGO_AUTH]
     assert E042 not in ids()
+
+
+# E026 / E027: settings of the wrong type or range, and USE_TZ ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LAST_USED_INTERVAL", "5m"),
+        ("AUTH_HEADER_KEYWORD", None),
+        ("AUTH_HEADER_KEYWORD", ""),
+        ("AUTH_HEADER_KEYWORD", "Bearer "),
+        ("TRUSTED_PROXY_COUNT", "x"),
+        ("TRUSTED_PROXY_COUNT", 0),
+        ("MAX_KEY_LIFETIME", "90 days"),
+        ("MAX_KEY_LIFETIME", 1e20),
+        ("MAX_KEY_LIFETIME", 0),
+        ("CACHE_TIMEOUT", "300"),
+        ("CACHE_TIMEOUT", True),
+        ("FAILED_AUTH_LIMIT", 0),
+        ("FAILED_AUTH_WINDOW", 1.5),
+        ("SYSTEM_USERNAME", ""),
+    ],
+)
+def test_a_setting_of_the_wrong_type_or_range_is_an_error(
+    settings: Any, secrets: Any, name: str, value: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {name: value}
+    messages = [m for m in run_checks() if m.id == "phoenix_apikeys.E026"]
+    assert len(messages) == 1
+    assert name in messages[0].msg and messages[0].hint.startswith("It must be")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LAST_USED_INTERVAL", 0),
+        ("MAX_KEY_LIFETIME", None),
+        ("MAX_KEY_LIFETIME", 86400),
+        ("FAILED_AUTH_LIMIT", None),
+        ("AUTH_HEADER_KEYWORD", "Token"),
+        ("CLIENT_ADDRESS_HEADER", "HTTP_X_FORWARDED_FOR"),
+    ],
+)
+def test_good_setting_values_pass(settings: Any, secrets: Any, name: str, value: Any) -> None:
+    settings.PHOENIX_APIKEYS = {name: value}
+    assert "phoenix_apikeys.E026" not in {m.id for m in run_checks()}
+
+
+def test_use_tz_off_is_an_error(settings: Any, secrets: Any) -> None:
+    settings.USE_TZ = False
+    assert "phoenix_apikeys.E027" in {m.id for m in run_checks()}
+    settings.USE_TZ = True
+    assert "phoenix_apikeys.E027" not in {m.id for m in run_checks()}

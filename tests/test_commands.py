@@ -283,9 +283,35 @@ def test_list_as_json() -> None:
 
 @pytest.mark.django_db
 def test_list_keeps_control_characters_off_the_terminal() -> None:
-    SystemKeyFactory(name="evil\x1b[2Jname")
+    """New names cannot hold them (the model refuses), but a row written by other means can."""
+    key = SystemKeyFactory(name="evil")
+    SystemKey.objects.filter(pk=key.pk).update(name="evil\x1b[2Jname")
     out, _ = run("list_api_keys")
-    assert "\x1b" not in out
+    assert "\x1b" not in out and "evil?[2Jname" in out
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--name", "a\x01b"], "--name: Name must not contain control characters."),
+        (
+            ["--name", "x", "--description", "d" * 4097],
+            "--description: Description must be at most",
+        ),
+        (["--name", "x", "--expires-in", ""], "--expires-in: expected a positive number"),
+        (["--name", "x", "--expires-at", ""], "--expires-at: expected an ISO 8601"),
+        (
+            ["--name", "x", "--expires-at", "9999-12-31T23:59:59-14:00"],
+            "--expires-at: Expiry must be before 9999.",
+        ),
+    ],
+)
+def test_every_surface_gets_the_same_limits(options: list[str], words: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        run("create_system_key", *options)
+    assert words in str(raised.value)
+    assert not SystemKey.objects.exists()
 
 
 @pytest.mark.django_db

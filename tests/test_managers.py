@@ -272,3 +272,42 @@ def test_a_short_lifetime_is_named_in_its_own_unit(
     settings.PHOENIX_APIKEYS = {"MAX_KEY_LIFETIME": lifetime}  # type: ignore[attr-defined]
     with pytest.raises(ValidationError, match=f"within {words} "):
         SystemKey.objects.create_key(name="x", expires_at=timezone.now() + timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    "expires_at",
+    [
+        "9999-12-31T23:59:59-14:00",  # year 10000 in UTC: no database could store it
+        "9999-06-01T00:00:00+00:00",
+    ],
+)
+def test_an_expiry_no_database_can_store_is_refused(expires_at: str) -> None:
+    from django.utils.dateparse import parse_datetime
+
+    with pytest.raises(ValidationError, match="before 9999"):
+        UserKey.objects.create_key(
+            user=UserFactory(), name="x", expires_at=parse_datetime(expires_at)
+        )
+    assert not UserKey.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"name": "tab\there"}, "name"),
+        ({"name": "bell\x07"}, "name"),
+        ({"name": "x", "description": "esc\x1b[2J"}, "description"),
+        ({"name": "x", "description": "d" * 4097}, "description"),
+    ],
+)
+def test_names_and_descriptions_hold_no_control_characters(
+    fields: dict[str, str], field: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        UserKey.objects.create_key(user=UserFactory(), **fields)
+    assert list(raised.value.message_dict) == [field]
+
+
+def test_a_description_may_hold_lines_and_tabs() -> None:
+    key, _ = UserKey.objects.create_key(user=UserFactory(), name="x", description="a\n\tb")
+    assert key.description == "a\n\tb"

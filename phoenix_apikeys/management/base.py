@@ -60,19 +60,19 @@ def parse_expires_at(text: str) -> datetime:
 
 
 def expiry(options: dict[str, Any]) -> datetime | None:
-    if options.get("expires_in"):
+    if options.get("expires_in") is not None:  # "" (an unset variable) is an error, not never
         try:
             return timezone.now() + parse_duration(options["expires_in"])
         except OverflowError:
             raise CommandError("--expires-in: too long.") from None
-    if options.get("expires_at"):
+    if options.get("expires_at") is not None:
         return parse_expires_at(options["expires_at"])
     return None
 
 
 def describe(error: ValidationError, options: dict[str, Any]) -> str:
     """The model's errors, each under the option the operator typed."""
-    expiry_option = "--expires-at" if options.get("expires_at") else "--expires-in"
+    expiry_option = "--expires-at" if options.get("expires_at") is not None else "--expires-in"
     names = {**OPTIONS, "expires_at": expiry_option}
     return "; ".join(
         f"{names.get(field, field)}: {' '.join(messages)}"
