@@ -172,6 +172,7 @@ class AbstractAPIKey(models.Model):
     scopes = models.TextField(blank=True, default="", editable=False)
 
     user: models.ForeignKey[Any, Any]
+    user_id: Any
 
     class Meta:
         abstract = True
@@ -240,11 +241,12 @@ class AbstractAPIKey(models.Model):
         )
         known = {f"{app_label}.{codename}" for app_label, codename in existing}
         errors = [f'No permission "{scope}" exists.' for scope in sorted(wanted - known)]
-        errors += [
-            f'The owner does not have "{scope}"; a key cannot carry more than its owner.'
-            for scope in sorted(wanted & known)
-            if not self.user.has_perm(scope)
-        ]
+        if self.user_id is not None:  # else judged once the owner is set (the admin's form)
+            errors += [
+                f'The owner does not have "{scope}"; a key cannot carry more than its owner.'
+                for scope in sorted(wanted & known)
+                if not self.user.has_perm(scope)
+            ]
         if errors:
             raise ValidationError({"scopes": errors})
 

@@ -718,3 +718,64 @@ def test_the_readmes_manual_wiring_passes_the_check() -> None:
     site = admin.AdminSite(name="custom")
     site.register(UserFactory._meta.model, MyUserAdmin)
     assert user_admin_warnings(site) == []
+
+
+# Scopes in the admin ---------------------------------------------------------------------------
+
+
+def test_the_add_form_makes_a_scoped_key_from_the_owners_permissions() -> None:
+    from django.contrib.auth.models import Permission
+
+    owner = StaffFactory()
+    owner.user_permissions.add(Permission.objects.get(codename="view_group"))
+    client = logged_in(owner)
+    form = client.get(USER_ADD).context["adminform"].form
+    assert [value for value, _ in form.fields["permissions"].choices] == ["auth.view_group"]
+    response = add_key(client, USER_ADD, read_only="on", permissions=["auth.view_group"])
+    assert response.status_code == 200
+    key = UserKey.objects.get()
+    assert key.scope_list == ("auth.view_group", "read")
+    listed = client.get(USER_LIST).content.decode()
+    assert "read + 1 perm" in listed and 'title="auth.view_group read"' in listed
+
+
+def test_a_permission_the_owner_lacks_is_not_offered_nor_accepted() -> None:
+    client = logged_in(StaffFactory())
+    response = add_key(client, USER_ADD, permissions=["auth.delete_group"])
+    errors = response.context["adminform"].form.errors["permissions"]
+    assert "not one of the available choices" in errors[0]
+    assert not UserKey.objects.exists()
+
+
+def test_a_system_key_is_scoped_to_the_system_users_permissions() -> None:
+    from django.contrib.auth.models import Permission
+
+    client = logged_in(SuperuserFactory())
+    offered = client.get(SYSTEM_ADD).context["adminform"].form.fields["permissions"].choices
+    assert list(offered) == []  # the superuser's authority is not the system user's
+    system_user().user_permissions.add(Permission.objects.get(codename="add_group"))
+    response = add_key(client, SYSTEM_ADD, permissions=["auth.add_group"])
+    assert response.status_code == 200
+    assert SystemKey.objects.get().scope_list == ("auth.add_group",)
+
+
+def test_an_unscoped_key_shows_all() -> None:
+    client = logged_in(SuperuserFactory())
+    SystemKeyFactory()
+    assert '<span class="phoenix-key-scopes">all</span>' in client.get(SYSTEM_LIST).content.decode()
+
+
+@pytest.mark.parametrize("lookup", ["digest__startswith", "digest", "digest__gt"])
+def test_the_changelist_cannot_be_filtered_by_digest(lookup: str) -> None:
+    client = logged_in(SuperuserFactory())
+    key = SystemKeyFactory()
+    response = client.get(SYSTEM_LIST, {lookup: key.digest[:1]})
+    # Django answers a disallowed lookup by dropping to the unfiltered list with ?e=1.
+    assert response.status_code in (302, 400)
+    assert key.digest[:8] not in response.content.decode()
+
+
+def test_the_created_page_names_the_configured_keyword(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"AUTH_HEADER_KEYWORD": "Token"}
+    page = add_key(logged_in(SuperuserFactory()), SYSTEM_ADD).content.decode()
+    assert "Authorization: Token &lt;key&gt;" in page

@@ -13,16 +13,25 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
+from .. import scopes
 from ..models import AbstractAPIKey, KeyStatus
 
 # The annotation ``APIKeyQuerySet.with_status`` adds.
 STATUS = "status"
 
-KEY_COLUMNS: tuple[str, ...] = ("name", "key_hint", "created", "expires", "last_used", "key_status")
+KEY_COLUMNS: tuple[str, ...] = (
+    "name",
+    "key_hint",
+    "created",
+    "expires",
+    "last_used",
+    "key_status",
+)
 # After creation only name and description can change; the rest is shown read-only.
 EDITABLE_KEY_FIELDS: tuple[str, ...] = ("name", "description")
 READ_ONLY_KEY_FIELDS: tuple[str, ...] = (
     "key_hint",
+    "key_scopes",
     "key_status",
     "created",
     "expires",
@@ -61,7 +70,26 @@ class KeyColumns:
 
     @admin.display(description="key")
     def key_hint(self, key: AbstractAPIKey) -> str:
-        return format_html('<code class="phoenix-key-hint">{}</code>', key.prefixed_hint)
+        """The hint, and under it what the key may do: every list shows the scopes."""
+        return format_html(
+            '<code class="phoenix-key-hint">{}</code>{}', key.prefixed_hint, self.key_scopes(key)
+        )
+
+    @admin.display(description="scopes")
+    def key_scopes(self, key: AbstractAPIKey) -> str:
+        """Compact in lists ("all", "read", "read + 2 perms"); every scope in the tooltip."""
+        listed = key.scope_list
+        if not listed:
+            return format_html('<span class="phoenix-key-scopes">{}</span>', "all")
+        perms = len(scopes.permissions(listed))
+        parts = [scopes.READ] if scopes.READ in listed else []
+        if perms:
+            parts.append(f"{perms} perm{'' if perms == 1 else 's'}")
+        return format_html(
+            '<span class="phoenix-key-scopes" title="{}">{}</span>',
+            " ".join(listed),
+            " + ".join(parts),
+        )
 
     @admin.display(description="status", ordering=STATUS)
     def key_status(self, key: AbstractAPIKey) -> str:

@@ -16,8 +16,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
+from .. import scopes
 from ..conf import phoenix_settings
-from ..models import describe
+from ..models import MAX_DESCRIPTION_LENGTH, describe
 
 if TYPE_CHECKING:  # the form is generic only to the type checker
     ModelForm = forms.ModelForm[Any]
@@ -66,7 +67,11 @@ class KeyAddForm(ModelForm):
     """
 
     name = forms.CharField(max_length=255, help_text="What or who will use this key.")
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=MAX_DESCRIPTION_LENGTH,
+    )
     expires_in = forms.ChoiceField(label="Expiration", choices=expiry_choices)
     expires_on = forms.DateField(
         label="Expiry date",
@@ -74,13 +79,29 @@ class KeyAddForm(ModelForm):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Only with “On a date…”: the key stops working at 00:00 that day.",
     )
-    nonce = forms.CharField(widget=forms.HiddenInput)
+    read_only = forms.BooleanField(
+        label="Read only",
+        required=False,
+        help_text="Only GET, HEAD and OPTIONS requests; any other method is refused (403).",
+    )
+    permissions = forms.MultipleChoiceField(
+        required=False,
+        choices=(),
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text="Narrow the key to these of its owner's permissions; none selected (and not "
+        "read only): the owner's whole authority. Scopes cannot change later.",
+    )
+    nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     refusal: ClassVar[ValidationError | None] = None
+    # The permissions the key's owner has, offered as scopes (set per request by the admin).
+    owner_permissions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["expires_in"].help_text = lifetime_help()
+        permissions: Any = self.fields["permissions"]
+        permissions.choices = [(perm, perm) for perm in self.owner_permissions]
         # No browser restore on Back: going back to this form starts a new key from scratch.
         for field in self.fields.values():
             field.widget.attrs["autocomplete"] = "off"
@@ -93,6 +114,8 @@ class KeyAddForm(ModelForm):
                 self.instance.expires_at = expires_at(cleaned["expires_in"], cleaned["expires_on"])
             except ValidationError as error:
                 self.add_error(self.expiry_field(), error)
+        read = [scopes.READ] if cleaned.get("read_only") else []
+        self.instance.scopes = scopes.join([*read, *cleaned.get("permissions", [])])
         if self.refusal is not None:
             self.add_error(None, self.refusal)
         return cleaned
@@ -115,6 +138,8 @@ class KeyAddForm(ModelForm):
     def form_field_for(self, model_field: str) -> str:
         if model_field == "expires_at":
             return self.expiry_field()
+        if model_field == "scopes":
+            return "permissions"
         return model_field if model_field in self.fields else NON_FIELD_ERRORS
 
     def expiry_field(self) -> str:

@@ -23,7 +23,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
 from ..conf import phoenix_settings
-from ..models import AbstractAPIKey, MissingSecretError, UserKey
+from ..models import AbstractAPIKey, MissingSecretError, UserKey, system_user
 from .access import (
     RefusesUnheardRevocations,
     made_with_api_key,
@@ -69,6 +69,14 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     fields = EDITABLE_KEY_FIELDS + READ_ONLY_KEY_FIELDS
     add_fieldsets = (
         (None, {"fields": ("name", "description", "expires_in", "expires_on", "nonce")}),
+        (
+            "Scopes",
+            {
+                "fields": ("read_only", "permissions"),
+                "description": "A key may do less than its owner. Leave both empty for the "
+                "owner's whole authority.",
+            },
+        ),
     )
     add_form = KeyAddForm
     created_template = "admin/phoenix_apikeys/key_created.html"
@@ -88,6 +96,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
             return super().get_form(request, obj, change, **kwargs)
         form: Any = super().get_form(request, obj, change, form=self.add_form, **kwargs)
         form.refusal = getattr(request, REFUSAL_ATTRIBUTE, None)  # a new class per call
+        form.owner_permissions = tuple(sorted(self.scope_owner(request).get_all_permissions()))
         return form
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str | list[str]]:
@@ -103,6 +112,14 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return not made_with_api_key(request) and super().has_add_permission(request)
 
+    def lookup_allowed(self, lookup: str, value: Any, request: Any = None) -> bool:
+        # ?digest__startswith=... would read a key's digest out one character at a time.
+        if lookup.split("__")[0] == "digest":
+            return False
+        # Django 5.0 added ``request``; 4.2 calls (and defines) this with two arguments.
+        extra = () if request is None else (request,)
+        return bool(super().lookup_allowed(lookup, value, *extra))
+
     def change_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if "_saveasnew" in request.POST:  # keys are born only through add_view
             raise PermissionDenied
@@ -111,6 +128,10 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     # The add flow ---------------------------------------------------------------------------
 
     def owner_fields(self, request: HttpRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def scope_owner(self, request: HttpRequest) -> Any:
+        """Whose authority the new key carries, and so which permissions it may be scoped to."""
         raise NotImplementedError
 
     def acts_as(self, request: HttpRequest) -> str:
@@ -184,6 +205,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
             "plaintext": plaintext,
             "kind_label": self.kind_label,
             "prefix": phoenix_settings.prefixes.of(key.kind),
+            "keyword": phoenix_settings.AUTH_HEADER_KEYWORD,
             "acts_as": self.acts_as(request),
             "has_view_permission": self.has_view_permission(request),
             "changelist_url": reverse(self.url_name("changelist")),
@@ -206,6 +228,9 @@ class SystemKeyAdmin(APIKeyAdmin):
 
     def owner_fields(self, request: HttpRequest) -> dict[str, Any]:
         return {"created_by": request.user}
+
+    def scope_owner(self, request: HttpRequest) -> Any:
+        return system_user()
 
     def acts_as(self, request: HttpRequest) -> str:
         return f"the system user “{phoenix_settings.SYSTEM_USERNAME}”"
@@ -268,6 +293,9 @@ class UserKeyAdmin(APIKeyAdmin):
 
     def owner_fields(self, request: HttpRequest) -> dict[str, Any]:
         return {"user": request.user}
+
+    def scope_owner(self, request: HttpRequest) -> Any:
+        return request.user
 
     def acts_as(self, request: HttpRequest) -> str:
         return f"you (“{request.user.get_username()}”)"
