@@ -329,7 +329,7 @@ class Trial:
     revoke_start: float
     revoke_end: float
     error: str | None
-    stored: str = "unchecked"  # after the run: "deleted", "inactive owner" or "active"
+    stored: str = "unchecked"  # after the run: "deleted", "owner_inactive" or "active"
 
     @property
     def after(self) -> list[Sample]:
@@ -945,7 +945,7 @@ def check_stored(harness: Harness, trials: list[Trial]) -> None:
     statuses = {entry["name"]: entry["status"] for entry in listed}
     for trial in trials:
         status = statuses.get(trial.key_name, "deleted")
-        trial.stored = status if status in ("deleted", "inactive owner") else "active"
+        trial.stored = status if status in ("deleted", "owner_inactive") else "active"
 
 
 def why(trial: Trial) -> str:
