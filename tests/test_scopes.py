@@ -249,29 +249,15 @@ def test_the_commands_take_and_show_scopes(owner: Any) -> None:
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
+    def create(*scopes: str) -> None:
+        options = [option for scope in scopes for option in ("--scope", scope)]
+        call_command("create_user_key", "--user", owner.username, "--name", "x", *options)
+
     with pytest.raises(
         CommandError, match=r'--scope: The owner does not have "auth\.delete_group"'
     ):
-        call_command(
-            "create_user_key",
-            "--user",
-            owner.username,
-            "--name",
-            "x",
-            "--scope",
-            "auth.delete_group",
-        )
-    call_command(
-        "create_user_key",
-        "--user",
-        owner.username,
-        "--name",
-        "x",
-        "--scope",
-        "read",
-        "--scope",
-        VIEW,
-    )
+        create("auth.delete_group")
+    create("read", VIEW)
     assert UserKey.objects.get().scope_list == (VIEW, "read")
 
 
