@@ -322,7 +322,7 @@ class SystemKeysView(KeyAPIView):
 class SystemKeyView(KeyAPIView):
     """One system key, by its opaque id."""
 
-    permissions_by_method = {"DELETE": [CanDeleteSystemKeys]}
+    permissions_by_method = {"DELETE": [IsNotScopedKey, CanDeleteSystemKeys]}
 
     @document(
         "deleteSystemApiKey",

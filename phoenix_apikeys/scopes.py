@@ -16,6 +16,7 @@ travel with the key through the one verification query and the cache, at no extr
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -85,16 +86,28 @@ class ScopedUser(LazyUser):
 
     The same user for everything else (``isinstance``, ``pk``, ORM filters, ``save``), as
     Django's own lazy ``request.user`` is; but its permissions are those the key lists and the
-    owner still has, and it is never a superuser.
+    owner still has, and it is neither superuser nor staff. A copy or a pickle of it (a task
+    queue's payload, say) stays scoped. Code that asks the owner directly (an authentication
+    backend called with ``request.user._wrapped``) sees the owner's whole authority.
     """
 
     is_superuser = False
+    is_staff = False
     granted: frozenset[str]
 
     def __init__(self, owner: Any, granted: frozenset[str]) -> None:
         super().__init__(lambda: owner)
         self._setup()  # the owner is already loaded: nothing lazy about it
         self.__dict__["granted"] = granted
+
+    def __reduce__(self) -> Any:
+        return (ScopedUser, (self._wrapped, self.granted))
+
+    def __copy__(self) -> ScopedUser:
+        return ScopedUser(copy.copy(self._wrapped), self.granted)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ScopedUser:
+        return ScopedUser(copy.deepcopy(self._wrapped, memo), self.granted)
 
     def has_perm(self, perm: str, obj: Any = None) -> bool:
         return perm in self.granted and bool(self._owner().has_perm(perm, obj))

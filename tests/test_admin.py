@@ -779,3 +779,14 @@ def test_the_created_page_names_the_configured_keyword(settings: Any) -> None:
     settings.PHOENIX_APIKEYS = {"AUTH_HEADER_KEYWORD": "Token"}
     page = add_key(logged_in(SuperuserFactory()), SYSTEM_ADD).content.decode()
     assert "Authorization: Token &lt;key&gt;" in page
+
+
+def test_a_keys_page_lists_every_scope() -> None:
+    from django.contrib.auth.models import Permission
+
+    owner = StaffFactory()
+    owner.user_permissions.add(Permission.objects.get(codename="view_group"))
+    key = UserKeyFactory(user=owner, scopes=["read", "auth.view_group"])
+    page = logged_in(owner).get(f"{USER_LIST}{key.pk}/change/").content.decode()
+    assert "<code>auth.view_group</code><br><code>read</code>" in page
+    assert "its scopes and its expiry are fixed" in page

@@ -23,7 +23,7 @@ call_command("check")
 """
 
 
-def run_with(tmp_path: Path, settings: str) -> subprocess.CompletedProcess[str]:
+def run_with(tmp_path: Path, settings: str, probe: str = PROBE) -> subprocess.CompletedProcess[str]:
     (tmp_path / "probe_settings.py").write_text(f"from tests.settings import *\n{settings}\n")
     env = {
         **os.environ,
@@ -31,7 +31,7 @@ def run_with(tmp_path: Path, settings: str) -> subprocess.CompletedProcess[str]:
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
     }
     return subprocess.run(
-        [sys.executable, "-c", PROBE], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
     )
 
 
@@ -56,3 +56,33 @@ def test_a_user_admin_registered_after_start_up_is_reported(tmp_path: Path) -> N
     result = run_with(tmp_path, apps)
     assert result.stdout.splitlines()[0] == "not extended"
     assert "phoenix_apikeys.W010" in result.stdout + result.stderr
+
+
+OWN_USER_ADMIN = """
+import django
+django.setup()
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+
+
+class PlainAdmin(admin.ModelAdmin):
+    pass
+
+
+# As a project's urls.py might, after start-up: the models django.contrib.auth.admin registers
+# (Group here; the tests' user model is a custom one) are the project's to register.
+admin.site.register(Group, PlainAdmin)
+print("registered")
+call_command("check")
+"""
+
+
+def test_a_project_registering_its_own_auth_admins_still_starts(tmp_path: Path) -> None:
+    """The app never registers Django's auth admins itself (not even by importing them)."""
+    (tmp_path / "probe_urls.py").write_text("urlpatterns = []\n")  # the tests' urls import it
+    apps = "INSTALLED_APPS = ['django.contrib.admin.apps.SimpleAdminConfig', *INSTALLED_APPS[1:]]"
+    result = run_with(tmp_path, f"{apps}\nROOT_URLCONF = 'probe_urls'", OWN_USER_ADMIN)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "registered"
+    assert "AlreadyRegistered" not in result.stderr

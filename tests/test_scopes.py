@@ -3,6 +3,8 @@ permissions, through DRF views, the REST API and plain views behind the middlewa
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import pytest
@@ -113,7 +115,12 @@ def test_a_permission_scope_narrows_a_plain_view_behind_the_middleware(
     scoped = UserKeyFactory(user=owner, scopes=[VIEW])
     unscoped = UserKeyFactory(user=owner)
     seen = call(live_server, "GET", "/plain/permissions/", scoped.plaintext).json()
-    assert seen == {"is_superuser": False, "permissions": [VIEW], "can_add_group": False}
+    assert seen == {
+        "is_superuser": False,
+        "is_staff": False,
+        "permissions": [VIEW],
+        "can_add_group": False,
+    }
     denied = call(live_server, "POST", "/plain/groups/", scoped.plaintext, data={"name": "a"})
     assert denied.status_code == 403
     made = call(live_server, "POST", "/plain/groups/", unscoped.plaintext, data={"name": "b"})
@@ -125,7 +132,12 @@ def test_a_superusers_scoped_key_is_no_superuser(live_server: Any, cache_mode: s
     boss = SuperuserFactory()
     key = UserKeyFactory(user=boss, scopes=[VIEW])
     seen = call(live_server, "GET", "/plain/permissions/", key.plaintext).json()
-    assert seen == {"is_superuser": False, "permissions": [VIEW], "can_add_group": False}
+    assert seen == {
+        "is_superuser": False,
+        "is_staff": False,
+        "permissions": [VIEW],
+        "can_add_group": False,
+    }
     assert (
         call(live_server, "POST", "/groups/", key.plaintext, json={"name": "a"}).status_code == 403
     )
@@ -180,6 +192,16 @@ def test_a_scoped_key_never_manages_keys(live_server: Any, owner: Any) -> None:
     unscoped = UserKeyFactory(user=owner)
     gone = call(live_server, "DELETE", f"/v1/user/api_keys/{target.key_id}", unscoped.plaintext)
     assert gone.status_code == 204
+
+
+def test_a_scoped_key_of_a_key_administrator_cannot_delete_system_keys(live_server: Any) -> None:
+    boss = SuperuserFactory()  # may delete system keys; a key scoped to exactly that may not
+    scoped = UserKeyFactory(user=boss, scopes=["phoenix_apikeys.delete_systemkey"])
+    target = SystemKeyFactory()
+    response = call(live_server, "DELETE", f"/v1/system/api_keys/{target.key_id}", scoped.plaintext)
+    assert response.status_code == 403
+    assert response.json()["detail"] == "A scoped key cannot manage API keys."
+    assert SystemKey.objects.filter(pk=target.pk).exists()
 
 
 # Creation: scopes on every surface, never more than the owner, fixed afterwards ----------------
@@ -289,3 +311,13 @@ def test_the_pure_rules() -> None:
     assert scoped == user and isinstance(scoped, type(user))
     with pytest.raises(ValueError):
         scoped.has_perms(VIEW)
+    boss = SuperuserFactory()
+    narrowed = ScopedUser(boss, frozenset({VIEW}))
+    for twin in (
+        copy.copy(narrowed),
+        copy.deepcopy(narrowed),
+        pickle.loads(pickle.dumps(narrowed)),
+    ):
+        assert isinstance(twin, ScopedUser) and twin.pk == boss.pk
+        assert not twin.is_superuser and not twin.is_staff
+        assert twin.has_perm(VIEW) and not twin.has_perm(ADD)

@@ -11,7 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from .. import scopes
 from ..models import AbstractAPIKey, KeyStatus
@@ -31,7 +32,7 @@ KEY_COLUMNS: tuple[str, ...] = (
 EDITABLE_KEY_FIELDS: tuple[str, ...] = ("name", "description")
 READ_ONLY_KEY_FIELDS: tuple[str, ...] = (
     "key_hint",
-    "key_scopes",
+    "scope_details",
     "key_status",
     "created",
     "expires",
@@ -89,6 +90,16 @@ class KeyColumns:
             '<span class="phoenix-key-scopes" title="{}">{}</span>',
             " ".join(listed),
             " + ".join(parts),
+        )
+
+    @admin.display(description="scopes")
+    def scope_details(self, key: AbstractAPIKey) -> str:
+        """On the key's own page: every scope, one per line."""
+        listed = key.scope_list
+        if not listed:
+            return "All of its owner's authority (no scopes)."
+        return format_html_join(
+            mark_safe("<br>"), "<code>{}</code>", ((scope,) for scope in listed)
         )
 
     @admin.display(description="status", ordering=STATUS)

@@ -88,8 +88,9 @@ class KeyAddForm(ModelForm):
         required=False,
         choices=(),
         widget=forms.SelectMultiple(attrs={"size": 8}),
-        help_text="Narrow the key to these of its owner's permissions; none selected (and not "
-        "read only): the owner's whole authority. Scopes cannot change later.",
+        help_text="Narrow the key to these of its owner's permissions (hold Ctrl, or ⌘ on a "
+        "Mac, to select more than one); none selected and not read only: the owner's whole "
+        "authority. Scopes cannot change later.",
     )
     nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
@@ -102,6 +103,11 @@ class KeyAddForm(ModelForm):
         self.fields["expires_in"].help_text = lifetime_help()
         permissions: Any = self.fields["permissions"]
         permissions.choices = [(perm, perm) for perm in self.owner_permissions]
+        if not self.owner_permissions:
+            permissions.help_text = (
+                "The key's owner has no permissions to narrow it to. For a system key, give the "
+                "system user permissions in the user admin first."
+            )
         # No browser restore on Back: going back to this form starts a new key from scratch.
         for field in self.fields.values():
             field.widget.attrs["autocomplete"] = "off"

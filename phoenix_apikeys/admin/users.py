@@ -11,7 +11,6 @@ from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
 from django.core.checks import CheckMessage, Tags, Warning, register
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -176,7 +175,7 @@ def attach_to_user_admin(site: admin.AdminSite = admin.site) -> bool:
     """Add ``UserKeyInline`` and ``SystemUserProtection`` to the registered user admin when it
     is Django's ``UserAdmin`` or a subclass; True when attached (now or before)."""
     model_admin = registered_user_admin(site)
-    if model_admin is None or not isinstance(model_admin, UserAdmin):
+    if model_admin is None or not is_django_user_admin(model_admin):
         return False
     if isinstance(model_admin, SystemUserProtection):
         return True
@@ -239,3 +238,12 @@ def check_user_admin(**kwargs: Any) -> list[CheckMessage]:
     if not apps.is_installed("django.contrib.admin"):
         return []
     return user_admin_warnings(admin.site)
+
+
+def is_django_user_admin(model_admin: Any) -> bool:
+    """Django's UserAdmin or a subclass, known by name: importing django.contrib.auth.admin
+    would register UserAdmin on the default site, which a project with its own may not want."""
+    return any(
+        cls.__module__ == "django.contrib.auth.admin" and cls.__name__ == "UserAdmin"
+        for cls in type(model_admin).__mro__
+    )

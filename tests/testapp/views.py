@@ -64,6 +64,7 @@ def plain_permissions(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {
             "is_superuser": bool(user.is_superuser),
+            "is_staff": bool(user.is_staff),
             "permissions": sorted(user.get_all_permissions()),
             "can_add_group": user.has_perm("auth.add_group"),
         }
