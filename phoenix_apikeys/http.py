@@ -3,10 +3,11 @@ Authorization header's grammar, the client's address, and throttling of failed a
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.http import HttpRequest
@@ -111,6 +112,7 @@ _unreadable_reported: set[str] = set()
 _WITH_PORT = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::\d+)?|(?P<v4>[0-9.]+):\d+")
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and a server sees the same addresses again and again
 def _address(text: str) -> str | None:
     with_port = _WITH_PORT.fullmatch(text)
     if with_port is not None:
@@ -127,6 +129,18 @@ def _address(text: str) -> str | None:
 
 
 @sensitive_variables()
+def lazy_address(meta: Mapping[str, Any]) -> Callable[[], str | None]:
+    """``client_address(meta)``, worked out on the first call only."""
+    found: list[str | None] = []
+
+    def address() -> str | None:
+        if not found:
+            found.append(client_address(meta))
+        return found[0]
+
+    return address
+
+
 def verify_request(request: HttpRequest | Request) -> Principal | None:
     """The principal of a request that presents our credential, None when it presents none.
 
@@ -134,7 +148,7 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     verification.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
     a method its scopes do not allow).
     """
-    source = client_address(request.META)
+    source = lazy_address(request.META)  # parsed only if the throttle needs it
     try:
         credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
         if credential is None:

@@ -9,6 +9,7 @@ closed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import BaseCache
@@ -33,22 +34,32 @@ def _limits() -> tuple[str | None, int, int]:
     return (alias if limit else None), int(limit or 0), int(phoenix_settings.FAILED_AUTH_WINDOW)
 
 
-def refuse_if_blocked(source: str | None) -> None:
+# The client's address, or a function that finds it (only when a throttle needs it).
+Source = str | Callable[[], str | None] | None
+
+
+def address_of(source: Source) -> str | None:
+    return source() if callable(source) else source
+
+
+def refuse_if_blocked(source: Source) -> None:
     """Before a database query: raise TooManyFailures for an address past the limit."""
     alias, limit, window = _limits()
-    if source is None or alias is None:
+    address = address_of(source) if alias is not None else None
+    if address is None or alias is None:
         return
-    count = cache.guarded(alias, lambda backend: backend.get(_NAMESPACE + source), None)
+    count = cache.guarded(alias, lambda backend: backend.get(_NAMESPACE + address), None)
     if isinstance(count, int) and count >= limit:
         raise TooManyFailures(window)
 
 
-def count_failure(source: str | None) -> None:
+def count_failure(source: Source) -> None:
     """Count one failure; raise TooManyFailures once the address is past the limit."""
     alias, limit, window = _limits()
-    if source is None or alias is None:
+    address = address_of(source) if alias is not None else None
+    if address is None or alias is None:
         return
-    count = cache.guarded(alias, lambda backend: _increment(backend, source, window), None)
+    count = cache.guarded(alias, lambda backend: _increment(backend, address, window), None)
     if count is not None and count > limit:
         raise TooManyFailures(window)
 

@@ -65,10 +65,11 @@ class CredentialRejected(Exception):
 
 
 @sensitive_variables()
-def verify_credential(credential: str, source: str | None = None) -> Principal:
+def verify_credential(credential: str, source: throttle.Source = None) -> Principal:
     """Return ``(user, auth)`` for a key or the admin secret, or raise CredentialRejected.
 
-    ``source`` (the client's address) is refused before any database query once it has failed
+    ``source`` (the client's address, or a function finding it: called only on a cache miss or
+    a failure) is refused before any database query once it has failed
     too often (throttle.TooManyFailures). A database that cannot be asked is neither a yes nor a
     no: VerificationUnavailable. ``sensitive_variables`` hides the locals of this frame and of
     every frame it calls from Django's error reports (with DEBUG off); ``Secret``'s masked repr
@@ -94,7 +95,7 @@ def verify_credential(credential: str, source: str | None = None) -> Principal:
         raise VerificationUnavailable from None
 
 
-def _verify_key(parsed: ParsedKey, source: str | None) -> Principal:
+def _verify_key(parsed: ParsedKey, source: throttle.Source) -> Principal:
     kind = parsed.kind
     secrets = phoenix_settings.verification_secrets
     if not secrets:
@@ -160,7 +161,7 @@ def database_answered() -> None:
         logger.warning("Database answers again; API keys are verified as usual.")
 
 
-def _verify_admin_secret(credential: str, source: str | None) -> Principal:
+def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
     admin_secret = phoenix_settings.secrets.admin_secret
     if admin_secret is None or not secret_matches(credential, admin_secret):
         reject("unknown credential")
