@@ -34,6 +34,11 @@ import django  # noqa: E402
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
 CACHE_MODES = {"off": None, "locmem": "locmem", "redis": "redis"}
+# The scoped key is timed where its path differs from the unscoped one's: the valid key, with
+# the cache off and with Redis (a refused local-memory cache is the "off" path again).
+SCOPED_CACHE_MODES = ("off", "redis")
+SCOPED_PERMISSION = "auth.view_group"
+SCOPES = ["read", SCOPED_PERMISSION]
 
 
 def alias_for(size: int) -> str:
@@ -139,7 +144,7 @@ def seed_to(total: int, batch: int = 5000) -> float:
 
 def make_credentials() -> dict[str, dict[str, str]]:
     """One real credential per scheme and state, made through each library's own API."""
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Permission, User
     from django.utils import timezone
     from knox.models import AuthToken
     from rest_framework.authtoken.models import Token
@@ -150,6 +155,10 @@ def make_credentials() -> dict[str, dict[str, str]]:
 
     past = timezone.now() - timedelta(days=1)
     owner = User.objects.create(username="bench-owner")
+    app_label, codename = SCOPED_PERMISSION.split(".")
+    owner.user_permissions.add(
+        Permission.objects.get(content_type__app_label=app_label, codename=codename)
+    )
     token = Token.objects.create(user=owner)
     _, knox_token = AuthToken.objects.create(user=owner)
     _, api_key = APIKey.objects.create_key(name="bench")
@@ -164,6 +173,9 @@ def make_credentials() -> dict[str, dict[str, str]]:
 
     user_valid, user_expired = phoenix(UserKey, user=owner)
     system_valid, system_expired = phoenix(SystemKey)
+    # The same owner's key, narrowed: read-only (the bench's view is a GET) and one permission
+    # the owner holds. Verification presents the owner wrapped in a ScopedUser.
+    _, scoped_valid = UserKey.objects.create_key(name="scoped", user=owner, scopes=SCOPES)
 
     def bad_checksum(key: str) -> str:
         return key[:-1] + ("A" if key[-1] != "A" else "B")
@@ -192,6 +204,7 @@ def make_credentials() -> dict[str, dict[str, str]]:
             "expired": f"Bearer {user_expired}",
             "malformed": f"Bearer {bad_checksum(user_valid)}",
         },
+        "scoped_user_key": {"valid": f"Bearer {scoped_valid}"},
         "system_key": {
             "valid": f"Bearer {system_valid}",
             "unknown": f"Bearer {generate_key('phxs_')}",
@@ -239,12 +252,13 @@ def make_cases(creds: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
                     "peer": True,
                 }
             )
-    for kind, name in (
-        ("user_key", "phoenix user key"),
-        ("system_key", "phoenix system key"),
-        ("admin_secret", "phoenix admin secret"),
+    for kind, name, modes in (
+        ("user_key", "phoenix user key", tuple(CACHE_MODES)),
+        ("scoped_user_key", "phoenix scoped user key", SCOPED_CACHE_MODES),
+        ("system_key", "phoenix system key", tuple(CACHE_MODES)),
+        ("admin_secret", "phoenix admin secret", tuple(CACHE_MODES)),
     ):
-        for cache in CACHE_MODES:
+        for cache in modes:
             for credential, header in creds[kind].items():
                 cases.append(
                     {
@@ -407,12 +421,14 @@ PROFILED = [
     ("phoenix_apikeys/verification.py", "verify_credential", "verify_credential"),
     ("phoenix_apikeys/keys.py", "parse_key", "parse_key (prefix, length, alphabet, CRC)"),
     ("phoenix_apikeys/keys.py", "digests", "digests (HMAC-SHA256)"),
-    ("phoenix_apikeys/cache.py", "get", "cache.get"),
+    ("phoenix_apikeys/cache.py", "read", "cache.read (entry and generation, one round trip)"),
+    ("phoenix_apikeys/throttle.py", "refuse_if_blocked", "throttle check (on a cache miss)"),
     ("phoenix_apikeys/lookup.py", "find_by_digests", "key lookup (find_by_digests)"),
     ("django/db/backends/utils.py", "execute", "cursor.execute (driver + database)"),
     ("phoenix_apikeys/lookup.py", "instance", "converters + from_db (key and user)"),
     ("phoenix_apikeys/models.py", "is_usable", "is_usable"),
     ("phoenix_apikeys/models.py", "last_used_is_due", "last_used_is_due"),
+    ("phoenix_apikeys/verification.py", "principal_of", "principal_of"),
     ("rest_framework/views.py", "finalize_response", "DRF finalize_response"),
 ]
 

@@ -48,7 +48,8 @@ REQUIREMENTS = [
     "hiredis>=2",  # the C reply parser redis-py uses when present, as production should
 ]
 PEERS = ("DRF token", "knox", "drf-api-key")
-PHOENIX_KEYS = ("phoenix user key", "phoenix system key")
+SCOPED = "phoenix scoped user key"  # scopes ["read", "auth.view_group"]; valid, cache off/Redis
+PHOENIX_KEYS = ("phoenix user key", SCOPED, "phoenix system key")
 TARGETS = {"off": 0.7, "redis": 0.4, "malformed": 0.2, "growth": 1.1, "rps": 0.85}
 # A per-process cache is refused (a key revoked elsewhere would live on in it): keys configured
 # with it are verified in the database, so it costs what "off" costs.
@@ -229,8 +230,10 @@ def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]
             user, admin = "phoenix user key", "phoenix admin secret"
             checks = [
                 (user, "off", "valid", "valid", "floor: SQL join", "off"),
+                (SCOPED, "off", "valid", "valid", "floor: SQL join", None),
                 ("phoenix system key", "off", "valid", "valid", "floor: SQL join", "off"),
                 (user, "redis", "valid", "valid", "floor: cache get", "redis"),
+                (SCOPED, "redis", "valid", "valid", "floor: cache get", None),
                 (user, "off", "malformed", "malformed", "floor: DRF 401", "malformed"),
                 (user, "off", "unknown", "unknown", None, None),
                 (user, "off", "expired", "expired", None, None),
@@ -238,6 +241,8 @@ def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]
                 (admin, "redis", "valid", "valid", None, None),
             ]
             for scheme, cache, credential, versus, floor, target in checks:
+                if (scheme, cache, credential) not in rows:  # a case older results lack
+                    continue
                 if isinstance(target, str):
                     target = TARGETS[target]
                 peer, peer_over = best_peer(over, versus) if versus != "expired" else peer_valid
@@ -297,6 +302,31 @@ def headline(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]
                             f"{TARGETS['growth']} ×)."
                         )
     return lines, verdicts, notes
+
+
+def scoped_table(results: dict[str, Any]) -> list[str]:
+    """The scoped key beside the unscoped one of the same owner, same run and key count."""
+    lines = [
+        "| database | keys | cache | unscoped median µs (p25–p75) | scoped median µs (p25–p75) "
+        "| scoped − unscoped µs | scoped / unscoped overhead | queries (unscoped, scoped) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for db, result in results.items():
+        for run in result["runs"]:
+            rows, over = rows_by(run), overheads(run)
+            for cache in ("off", "redis"):
+                plain, scoped = ("phoenix user key", cache, "valid"), (SCOPED, cache, "valid")
+                if scoped not in rows:  # results written before the bench timed scoped keys
+                    continue
+                lines.append(
+                    f"| {db} | {run['keys']:,} | {cache} "
+                    f"| {rows[plain]['median_us']:.0f} ({spread(rows[plain])}) "
+                    f"| {rows[scoped]['median_us']:.0f} ({spread(rows[scoped])}) "
+                    f"| {rows[scoped]['median_us'] - rows[plain]['median_us']:+.0f} "
+                    f"| {fmt(ratio(over[scoped], over[plain]))} × "
+                    f"| {rows[plain]['queries']:g}, {rows[scoped]['queries']:g} |"
+                )
+    return lines
 
 
 def full_table(db: str, run: dict[str, Any]) -> list[str]:
@@ -463,6 +493,10 @@ def report(saved: dict[str, Any], args: argparse.Namespace) -> str:
         "refusal is 403); knox deletes an expired token on first sight, so knox has no "
         "expired row, and DRF tokens do not expire. A peer's malformed credential is garbage "
         "text: none of them can reject it without a query.",
+        f'- Scoped key (`{SCOPED}`): a key of the same owner made with `scopes=["read", '
+        '"auth.view_group"]` (the owner is granted that permission when seeding); the view '
+        "is a GET, so `read` lets it through, and verification presents the owner wrapped in a "
+        "`ScopedUser`. Timed for a valid key with the cache off and with Redis.",
         "",
         *EXPLAINED,
         "## Targets",
@@ -478,6 +512,14 @@ def report(saved: dict[str, Any], args: argparse.Namespace) -> str:
         "`--check` gates in CI.",
         "",
         *(["Missed, with the floor measured beside them:", "", *notes, ""] if notes else []),
+        "## Scoped keys",
+        "",
+        "The scoped user key beside the unscoped user key of the same owner (valid key; the "
+        "medians and spreads are those of the tables below). The query count must be the same: "
+        "scopes travel on the key row, through the one query and the cache.",
+        "",
+        *scoped_table(results),
+        "",
     ]
     if multi:
         base = statistics.median(multi["rates"]["no auth"])
