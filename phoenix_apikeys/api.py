@@ -46,6 +46,8 @@ from .serializers import (
     InventoryQuerySerializer,
     KeyCreateRequestSerializer,
     KeyListEnvelopeSerializer,
+    KeyRotateRequestSerializer,
+    RotatedKeyEnvelopeSerializer,
 )
 from .verification import RETRY_AFTER_UNAVAILABLE, AdminSecret, database_failed
 
@@ -93,6 +95,20 @@ DELETION: dict[str, Any] = {
 
 def may_create(who: str) -> str:
     return f"{who}; API keys cannot create keys. The plaintext key is in this response only."
+
+
+def rotation(operation_id: str, summary: str, who: str, not_found: str) -> Decorator:
+    """What both rotation routes declare: the creation response plus ``replaces``, and 404."""
+    return document(
+        operation_id,
+        summary,
+        id_path=True,
+        description="The new key copies the old one's name, description and scopes; the old "
+        "key keeps working for the grace period (0: revoked now). An expired key cannot be "
+        f"rotated (422). {may_create(who)} {not_found}",
+        request=KeyRotateRequestSerializer,
+        responses={201: RotatedKeyEnvelopeSerializer, 404: ErrorSerializer, **CREATE_ERRORS},
+    )
 
 
 class SecretUnavailable(APIException):
@@ -194,6 +210,32 @@ def create(request: Request, model: type[AbstractAPIKey], **owner: Any) -> Respo
     )
 
 
+@sensitive_variables()
+def rotate(request: Request, old: AbstractAPIKey, **creator: Any) -> Response:
+    """201 with the key that replaces ``old``: like ``create``, plus the id it replaces."""
+    body = KeyRotateRequestSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    replaces = old.key_id  # before a rotation with no grace deletes it
+    try:
+        key, plaintext = type(old)._default_manager.rotate(
+            old, **body.validated_data.get("data", {}), **creator
+        )
+    except DjangoValidationError as error:
+        errors = error.message_dict
+        expired = {"id": errors.pop("id")} if "id" in errors else {}
+        raise ValidationError({**expired, **({"data": errors} if errors else {})}) from None
+    except MissingSecretError:
+        raise SecretUnavailable from None
+    except type(old).DoesNotExist:  # revoked by a concurrent request
+        raise NotFound("No such API key.") from None
+    rotated = RotatedKeyEnvelopeSerializer(
+        {"data": key}, context={"plaintext": plaintext, "replaces": replaces}
+    )
+    return Response(
+        rotated.data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
+    )
+
+
 def find_key(model: type[KeyT], value: str) -> KeyT:
     """The key an opaque id names, or 404: garbage and ids of the other kind are not found."""
     try:
@@ -270,6 +312,24 @@ class UserKeyView(KeyAPIView):
         return revoke(key)
 
 
+class UserKeyRotationView(KeyAPIView):
+    """Replace one of the caller's own user keys."""
+
+    permissions_by_method = {"POST": [IsHumanLogin]}
+
+    @rotation(
+        "rotateUserApiKey",
+        "Rotate one of your user keys",
+        "Only its owner, logged in as a person, may do this",
+        "Another user's key, or an id of another kind, is 404.",
+    )
+    def post(self, request: Request, id: str) -> Response:
+        key = find_key(UserKey, id)
+        if key.user_id != request.user.pk:  # nobody mints a key that acts as someone else
+            raise NotFound("No such API key.")
+        return rotate(request, key)
+
+
 class UserKeyInventoryView(KeyAPIView):
     """Every user's keys, for administrators and the admin secret."""
 
@@ -332,3 +392,19 @@ class SystemKeyView(KeyAPIView):
     )
     def delete(self, request: Request, id: str) -> Response:
         return revoke(find_key(SystemKey, id))
+
+
+class SystemKeyRotationView(KeyAPIView):
+    """Replace one system key."""
+
+    permissions_by_method = {"POST": [CanCreateSystemKeys]}
+
+    @rotation(
+        "rotateSystemApiKey",
+        "Rotate a system key",
+        "An administrator logged in as a person, or the admin secret",
+        "A user key's id, or garbage, is 404.",
+    )
+    def post(self, request: Request, id: str) -> Response:
+        # The caller is recorded as the new key's creator, as on creation.
+        return rotate(request, find_key(SystemKey, id), created_by=request.user)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
+from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
@@ -18,7 +19,7 @@ from rest_framework.settings import api_settings
 from .authentication import APIKeyAuthentication
 from .conf import DEFAULTS, phoenix_settings, read_secrets, rule_context
 from .http import SCHEME
-from .keys import PREFIX_PATTERN
+from .keys import PREFIX_PATTERN, KeyKind
 from .rules import admin_secret_problems, deploy_problems, secret_problems
 
 
@@ -101,16 +102,34 @@ def _scheme(value: Any) -> bool:
     return isinstance(value, str) and SCHEME.fullmatch(value) is not None
 
 
+def _each(rule: Any) -> Any:
+    """A list or tuple (empty too) whose every item meets ``rule``."""
+    return lambda value: isinstance(value, (list, tuple)) and all(map(rule, value))
+
+
+def _per_kind(rule: Any) -> Any:
+    """The rule for one value, or for each of {"system": ..., "user": ...}."""
+
+    def valid(value: Any) -> bool:
+        if isinstance(value, dict):
+            return set(value) <= {"system", "user"} and all(map(rule, value.values()))
+        return bool(rule(value))
+
+    return valid
+
+
 CENTURY = 100 * 365 * 86400
+LIFETIME = (
+    'None, or a timedelta or seconds from 1 second to 100 years; or {"system": ..., "user": ...} '
+    "with such values"
+)
 # What each setting must be; a wrong type or range would otherwise surface as 500s on requests.
 VALUE_RULES: dict[str, tuple[Any, str]] = {
     "AUTH_HEADER_KEYWORD": (_scheme, 'an HTTP authentication scheme word, such as "Bearer"'),
     "SYSTEM_USERNAME": (_text, "a non-empty username"),
     "LAST_USED_INTERVAL": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
-    "MAX_KEY_LIFETIME": (
-        _optional(_between(1, CENTURY)),
-        "None, or a timedelta or seconds from 1 second to 100 years",
-    ),
+    "MAX_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
+    "DEFAULT_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
     "CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
     "CACHE_TIMEOUT": (_count(1), "a whole number of seconds, 1 or more"),
     "CACHE_RETRY_INTERVAL": (_between(0, 86400), "seconds, from 0 to 86400"),
@@ -119,6 +138,12 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     "FAILED_AUTH_WINDOW": (_count(1), "a whole number of seconds, 1 or more"),
     "CLIENT_ADDRESS_HEADER": (_optional(_text), "None or a request.META key"),
     "TRUSTED_PROXY_COUNT": (_count(1), "a whole number, 1 or more"),
+    "ROTATION_GRACE_PERIOD": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
+    "MAX_ROTATION_GRACE_PERIOD": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
+    "EXPIRY_NOTICE_THRESHOLDS": (
+        _each(_between(0, CENTURY)),
+        "a list of timedeltas or seconds, each 0 or more (empty: no notices)",
+    ),
 }
 
 
@@ -135,6 +160,8 @@ def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
         for name, (valid, expected) in VALUE_RULES.items()
         if name in user_settings and not valid(user_settings[name])
     ]
+    if not errors:
+        errors += _default_beyond_maximum()
     if not getattr(settings, "USE_TZ", True):
         errors.append(
             Error(
@@ -145,6 +172,61 @@ def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
             )
         )
     return errors
+
+
+def _default_beyond_maximum() -> list[CheckMessage]:
+    """E028: a default lifetime longer than the maximum would make every default key fail."""
+    from .conf import phoenix_settings
+
+    errors: list[CheckMessage] = []
+    for kind in KeyKind:
+        policy = phoenix_settings.lifetime_policy(kind)
+        if policy.default and policy.maximum and policy.default > policy.maximum:
+            errors.append(
+                Error(
+                    f"DEFAULT_KEY_LIFETIME for {kind.value} keys is longer than their "
+                    "MAX_KEY_LIFETIME: every key made without an expiry would be refused.",
+                    hint="Make the default no longer than the maximum.",
+                    id="phoenix_apikeys.E028",
+                )
+            )
+    return errors
+
+
+@register(Tags.database, Tags.security, deploy=True)
+def check_keys_within_lifetime(**kwargs: Any) -> list[CheckMessage]:
+    """W006: keys made before MAX_KEY_LIFETIME was tightened outlive it (they keep working until
+    they expire). It reads the database: ``check --deploy --database default``."""
+    from django.db import router
+    from django.utils import timezone
+
+    from .conf import phoenix_settings
+    from .models import KEY_MODELS
+
+    warnings: list[CheckMessage] = []
+    now = timezone.now()
+    for kind, model in KEY_MODELS.items():
+        maximum = phoenix_settings.lifetime_policy(kind).maximum
+        using = router.db_for_read(model)
+        if maximum is None or using not in (kwargs.get("databases") or ()):
+            continue
+        beyond = Q(expires_at__isnull=True) | Q(expires_at__gt=now + maximum)
+        try:
+            count = model._default_manager.using(using).filter(beyond).count()
+        except DatabaseError:  # not migrated yet
+            continue
+        if count:
+            warnings.append(
+                Warning(
+                    f"{count} {kind.value} key{'s' * (count != 1)} "
+                    f"outlive{'s' * (count == 1)} MAX_KEY_LIFETIME (never expiring, or expiring "
+                    "later than it allows).",
+                    hint="They keep working until they expire: list them with "
+                    f"`manage.py list_api_keys --kind {kind.value}` and rotate or revoke them.",
+                    id="phoenix_apikeys.W006",
+                )
+            )
+    return warnings
 
 
 @register(Tags.security, deploy=True)
@@ -437,3 +519,27 @@ def check_system_user(**kwargs: Any) -> list[CheckMessage]:
             )
         )
     return errors
+
+
+@register(Tags.security)
+def check_rotation_grace(**kwargs: Any) -> list[CheckMessage]:
+    """E029: a default grace period longer than the longest allowed would refuse every rotation
+    that names none (the admin action's among them)."""
+    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    values = [
+        user_settings.get(name, DEFAULTS[name])
+        for name in ("ROTATION_GRACE_PERIOD", "MAX_ROTATION_GRACE_PERIOD")
+    ]
+    if not all(VALUE_RULES["ROTATION_GRACE_PERIOD"][0](value) for value in values):
+        return []  # a wrong type or range is E026's
+    default, longest = (_seconds(value) or 0.0 for value in values)
+    if default <= longest:
+        return []
+    return [
+        Error(
+            "ROTATION_GRACE_PERIOD is longer than MAX_ROTATION_GRACE_PERIOD: every rotation "
+            "without a grace period of its own would be refused.",
+            hint="Make the default grace period no longer than the maximum.",
+            id="phoenix_apikeys.E029",
+        )
+    ]

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .keys import Prefixes, Secret
+from .keys import KeyKind, Prefixes, Secret
 from .rules import RuleContext, admin_secret_problems, secret_problems
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -34,8 +34,12 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_HEADER_KEYWORD": "Bearer",
     # last_used_at is written at most once per key per interval, never on every request.
     "LAST_USED_INTERVAL": timedelta(minutes=5),
-    # Longest lifetime a new key may be given; None means keys may never expire.
+    # Longest lifetime a new key may be given; None means keys may never expire. A duration for
+    # both kinds, or {"system": ..., "user": ...} for each its own.
     "MAX_KEY_LIFETIME": None,
+    # The lifetime a new key gets when none is given; None: it never expires (allowed only while
+    # MAX_KEY_LIFETIME is None). A duration, or {"system": ..., "user": ...}.
+    "DEFAULT_KEY_LIFETIME": None,
     # A Django cache alias for verified keys; None turns the cache off.
     "CACHE_ALIAS": None,
     # Seconds a verified key may be served from the cache.
@@ -52,9 +56,42 @@ DEFAULTS: dict[str, Any] = {
     # "HTTP_X_FORWARDED_FOR") and how many proxies you run that append to it. None: REMOTE_ADDR.
     "CLIENT_ADDRESS_HEADER": None,
     "TRUSTED_PROXY_COUNT": 1,
+    # Rotation: how long a replaced key keeps working when the caller names no grace period,
+    # and the longest grace period a caller may ask for.
+    "ROTATION_GRACE_PERIOD": timedelta(hours=24),
+    "MAX_ROTATION_GRACE_PERIOD": timedelta(days=30),
+    # `manage.py notify_expiring_keys` emails about a key once per threshold it crosses: how
+    # long before its expiry (timedeltas or seconds; 0: "has expired"; empty: no notices).
+    "EXPIRY_NOTICE_THRESHOLDS": (timedelta(days=7), timedelta(days=1), timedelta(0)),
 }
 # Settings that take a timedelta or a number of seconds.
-DURATIONS = frozenset({"LAST_USED_INTERVAL", "MAX_KEY_LIFETIME"})
+DURATIONS = frozenset(
+    {
+        "LAST_USED_INTERVAL",
+        "MAX_KEY_LIFETIME",
+        "DEFAULT_KEY_LIFETIME",
+        "ROTATION_GRACE_PERIOD",
+        "MAX_ROTATION_GRACE_PERIOD",
+    }
+)
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+@dataclass(frozen=True)
+class LifetimePolicy:
+    """How long keys of one kind may live: the default a new key gets, and the most it may."""
+
+    default: timedelta | None
+    maximum: timedelta | None
+
+    @property
+    def may_never_expire(self) -> bool:
+        return self.default is None and self.maximum is None
 
 
 @dataclass(frozen=True)
@@ -77,8 +114,11 @@ class PhoenixSettings:
         if name not in self._cache:
             user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
             value = user_settings.get(name, DEFAULTS[name])
-            if name in DURATIONS and isinstance(value, (int, float)):
-                value = timedelta(seconds=value)
+            if name in DURATIONS:
+                per_kind = isinstance(value, dict)
+                value = (
+                    {k: _duration(v) for k, v in value.items()} if per_kind else _duration(value)
+                )
             self._cache[name] = value
         return self._cache[name]
 
@@ -89,6 +129,18 @@ class PhoenixSettings:
             self._cache["_secrets"] = guard(read_secrets())
         secrets: Secrets = self._cache["_secrets"]
         return secrets
+
+    def lifetime_policy(self, kind: KeyKind) -> LifetimePolicy:
+        """MAX_KEY_LIFETIME and DEFAULT_KEY_LIFETIME as they apply to ``kind``."""
+
+        def for_kind(name: str) -> timedelta | None:
+            value = getattr(self, name)
+            chosen: timedelta | None = value.get(kind.value) if isinstance(value, dict) else value
+            return chosen
+
+        return LifetimePolicy(
+            default=for_kind("DEFAULT_KEY_LIFETIME"), maximum=for_kind("MAX_KEY_LIFETIME")
+        )
 
     @property
     def prefixes(self) -> Prefixes:

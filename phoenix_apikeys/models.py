@@ -110,6 +110,9 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         secret = phoenix_settings.secrets.secret
         if secret is None:
             raise MissingSecretError
+        default = phoenix_settings.lifetime_policy(key.kind).default
+        if key.expires_at is None and default is not None:  # DEFAULT_KEY_LIFETIME
+            key.expires_at = timezone.now() + default
         if not isinstance(key.scopes, str):  # a list from the API, the admin or a command
             wrong = scopes.problems(key.scopes)
             if wrong:
@@ -148,6 +151,98 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         if not secrets:
             raise MissingSecretError
         return self.find_by_digests(digests(plaintext, secrets))
+
+    @method_decorator(sensitive_variables())
+    def rotate(
+        self,
+        old: KeyT,
+        *,
+        grace_period: timedelta | None = None,
+        expires_at: object = ...,
+        created_by: Any = None,
+    ) -> tuple[KeyT, str]:
+        """Replace ``old`` with a new key of the same owner, name, description and scopes; return
+        the new key and its plaintext. One transaction: both changes happen, or neither.
+
+        ``old`` keeps working for ``grace_period`` (default ROTATION_GRACE_PERIOD, at most
+        MAX_ROTATION_GRACE_PERIOD): its expiry becomes the earlier of its own and the end of the
+        grace period (``old.expires_at`` is updated to say which). With no grace it is revoked
+        at once, deleted as a revocation deletes (``old.pk`` is then None). The new key expires
+        at ``expires_at`` when given (``None``: as ``create_key`` without an expiry), else after
+        the old key's lifetime counted from now (as without an expiry, if the old key never
+        expired). ``created_by`` is recorded on a new system key. The new key is issued first
+        (``key_created``), then the old one changed; a failure of either rolls back both.
+
+        Raises ValidationError (``grace_period``; ``id`` for an expired key; the fields
+        ``create_key`` names), MissingSecretError, cache.CacheUnreachable when the key cache
+        cannot be told (then nothing changed), and DoesNotExist when ``old`` is gone.
+        """
+        from django.db import transaction
+
+        from .signals import key_replaced
+
+        grace = phoenix_settings.ROTATION_GRACE_PERIOD if grace_period is None else grace_period
+        longest = phoenix_settings.MAX_ROTATION_GRACE_PERIOD
+        if grace < timedelta(0):
+            raise ValidationError({"grace_period": "Grace period must be 0 or more."})
+        if grace > longest:
+            raise ValidationError(
+                {
+                    "grace_period": f"Grace period must be at most {describe(longest)} "
+                    "(MAX_ROTATION_GRACE_PERIOD)."
+                }
+            )
+        if not (expires_at is ... or expires_at is None or isinstance(expires_at, datetime)):
+            raise TypeError("expires_at must be a datetime, None, or left out.")
+        using = getattr(self, "_db", None) or router.db_for_write(self.model)
+        keys = self.using(using)
+        with transaction.atomic(using=using):
+            current = keys.select_for_update().filter(pk=old.pk).first()
+            if current is None:
+                raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {old.pk}.")
+            now = timezone.now()
+            if current.is_expired(now):
+                raise ValidationError({"id": "The key has expired; create a new one."})
+            new_expiry = expires_at
+            if expires_at is ... and current.expires_at is None:
+                new_expiry = None
+            elif expires_at is ... and current.expires_at is not None:
+                try:
+                    new_expiry = now + (current.expires_at - current.created_at)
+                except OverflowError:  # past any representable time: the model's own error
+                    new_expiry = datetime.max.replace(tzinfo=dt_timezone.utc)
+            extra = {} if created_by is None else {"created_by": created_by}
+            new = self.model(
+                name=current.name,
+                description=current.description,
+                scopes=current.scopes,
+                user_id=current.user_id,
+                expires_at=new_expiry,
+                **extra,
+            )
+            plaintext = keys.issue(new)
+            # The key cache holds whole keys, the old expiry with them: the receivers retire
+            # its entries before the write and again after the commit, and raise
+            # CacheUnreachable (rolling all of this back) when it cannot be told.
+            if not grace:
+                old.delete(using=using)  # a revocation
+                fate = "is revoked"
+            else:
+                ends = now + grace
+                if current.expires_at is not None:
+                    ends = min(ends, current.expires_at)
+                current.expires_at = old.expires_at = ends
+                current.save(update_fields=["expires_at"], using=using)
+                fate = f"expires {ends.isoformat()}"
+        logger.info(
+            "Rotated %s key %s to %s; the old key %s.",
+            new.kind.value,
+            current.key_id,
+            new.key_id,
+            fate,
+        )
+        key_replaced.send(sender=self.model, old=old, new=new)
+        return new, plaintext
 
 
 class MissingSecretError(RuntimeError):
@@ -219,7 +314,7 @@ class AbstractAPIKey(models.Model):
                 {"description": "Description must not contain control characters."}
             )
         if self._state.adding:
-            validate_expiry(self.expires_at)
+            validate_expiry(self.expires_at, kind=self.kind)
             self.owner_checks()
             self.check_scopes()
 
@@ -385,10 +480,12 @@ def find_key_by_plaintext(text: str) -> AbstractAPIKey | None:
     return found
 
 
-def validate_expiry(expires_at: datetime | None, now: datetime | None = None) -> None:
-    """A new key's expiry: in the future, and within MAX_KEY_LIFETIME when one is set (then a
-    key that never expires is refused too)."""
-    lifetime = phoenix_settings.MAX_KEY_LIFETIME
+def validate_expiry(
+    expires_at: datetime | None, now: datetime | None = None, *, kind: KeyKind = KeyKind.USER
+) -> None:
+    """A new key's expiry: in the future, and within the kind's MAX_KEY_LIFETIME when one is
+    set (then a key that never expires is refused too)."""
+    lifetime = phoenix_settings.lifetime_policy(kind).maximum
     if expires_at is None:
         if lifetime is not None:
             raise ValidationError(
@@ -477,3 +574,28 @@ def is_system_user(user: Any) -> bool:
     if not getattr(user, "is_authenticated", False) or user.pk is None:
         return False
     return bool(user.pk == system_user_id())
+
+
+class ExpiryNotice(models.Model):
+    """One expiry notice sent: at most one per key per threshold, ever (management/notices.py).
+
+    The key is named by kind and primary key, not by a foreign key, so the record outlives the
+    key (revoked, pruned) and its notices are never sent again.
+    """
+
+    kind = models.CharField(max_length=6, choices=[(kind.value, kind.value) for kind in KeyKind])
+    key_pk = models.BigIntegerField()
+    threshold = models.BigIntegerField(help_text="Seconds before the expiry; 0: expired.")
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "expiry notice"
+        ordering = ("-sent_at", "-id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("kind", "key_pk", "threshold"), name="phoenix_apikeys_one_expiry_notice"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{key_id(KeyKind(self.kind), self.key_pk)} at {self.threshold} s"

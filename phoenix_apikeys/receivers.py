@@ -1,5 +1,8 @@
 """Receivers that keep the cache honest and announce each revocation exactly once.
 
+A change of a key's expiry (saved with ``update_fields`` naming ``expires_at``, as a rotation
+does) retires the cache's entries as a revocation does.
+
 A revocation retires the cache's entries before it writes (so a revocation the cache cannot
 hear of is refused, raising cache.CacheUnreachable, rather than reported done) and once more
 after its transaction commits.
@@ -49,6 +52,30 @@ def revoke(
         return  # another delete got there first and announced it
     logger.info("Revoked %s key %s.", instance.kind.value, instance.key_id)
     key_revoked.send(sender=sender, key=instance)
+
+
+@receiver(pre_save, sender=SystemKey)
+@receiver(pre_save, sender=UserKey)
+def expiry_changing(
+    sender: type[AbstractAPIKey], instance: AbstractAPIKey, update_fields: Any, **kwargs: Any
+) -> None:
+    """A key's expiry moved (a rotation's grace period): every cached copy holds the old one,
+    so the change is refused, like a revocation, when the cache cannot be told."""
+    if update_fields is not None and "expires_at" in update_fields:
+        cache.retire_now(required=True)
+
+
+@receiver(post_save, sender=SystemKey)
+@receiver(post_save, sender=UserKey)
+def expiry_changed(
+    sender: type[AbstractAPIKey],
+    instance: AbstractAPIKey,
+    using: str,
+    update_fields: Any,
+    **kwargs: Any,
+) -> None:
+    if update_fields is not None and "expires_at" in update_fields:
+        cache.retire_after_commit(using)
 
 
 @receiver(pre_save, sender=settings.AUTH_USER_MODEL)

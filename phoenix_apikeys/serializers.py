@@ -5,7 +5,7 @@ The envelopes render the responses, so the OpenAPI schema is built from what is 
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 from rest_framework import serializers
@@ -17,6 +17,7 @@ from .scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+LONGEST_GRACE_SECONDS = 10**12
 
 
 def credential_name(auth: Any) -> str:
@@ -79,6 +80,16 @@ class CreatedKeySerializer(KeySerializer):
         return str(self.context["plaintext"])
 
 
+class RotatedKeySerializer(CreatedKeySerializer):
+    replaces = serializers.SerializerMethodField(
+        help_text="The id of the key this one replaces, which keeps working until its grace "
+        "period ends."
+    )
+
+    def get_replaces(self, key: AbstractAPIKey) -> str:
+        return str(self.context["replaces"])
+
+
 class OwnedKeySerializer(KeySerializer):
     user = UserSummarySerializer(read_only=True)
 
@@ -112,9 +123,39 @@ class KeyCreateSerializer(serializers.Serializer[Any]):
     )
 
 
+class WholeNumberField(serializers.IntegerField):
+    """A JSON integer only: DRF's IntegerField would take "60", 60.0 or true."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
+
+
+class KeyRotateSerializer(serializers.Serializer[Any]):
+    grace_period = WholeNumberField(
+        required=False,
+        min_value=0,
+        help_text="Seconds the replaced key keeps working; 0 revokes it now. Default: "
+        "ROTATION_GRACE_PERIOD (24 hours); at most MAX_ROTATION_GRACE_PERIOD (30 days).",
+    )
+    # Absent: the old key's lifetime counted from now; null: never. The model's expiry rules.
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, default_timezone=timezone.utc
+    )
+
+    def validate_grace_period(self, seconds: int) -> timedelta:
+        # Far past any MAX_ROTATION_GRACE_PERIOD, so the model names the limit; never overflows.
+        return timedelta(seconds=min(seconds, LONGEST_GRACE_SECONDS))
+
+
 # The envelopes declare a field named "data", which the stubs mistake for Serializer.data.
 class KeyCreateRequestSerializer(serializers.Serializer[Any]):
     data = KeyCreateSerializer()  # type: ignore[assignment]
+
+
+class KeyRotateRequestSerializer(serializers.Serializer[Any]):
+    data = KeyRotateSerializer(required=False)  # type: ignore[assignment]
 
 
 class InventoryQuerySerializer(serializers.Serializer[Any]):
@@ -142,6 +183,10 @@ class KeyListEnvelopeSerializer(serializers.Serializer[Any]):
 
 class CreatedKeyEnvelopeSerializer(serializers.Serializer[Any]):
     data = CreatedKeySerializer()  # type: ignore[assignment]
+
+
+class RotatedKeyEnvelopeSerializer(serializers.Serializer[Any]):
+    data = RotatedKeySerializer()  # type: ignore[assignment]
 
 
 class InventoryEnvelopeSerializer(serializers.Serializer[Any]):

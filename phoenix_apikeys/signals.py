@@ -12,3 +12,6 @@ key_rotated = Signal()
 # "user_key" or "admin_secret"; None when the text is none of them), key_id (the opaque id,
 # when a stored key was found but refused)
 authentication_failed = Signal()
+# sender: the key model; kwargs: old (the key replaced: its expires_at now the end of its grace
+# period, or already deleted when there was none), new (the key made to replace it)
+key_replaced = Signal()

@@ -23,9 +23,20 @@ app_name = "phoenix_apikeys"
 urlpatterns: list[URLPattern] = [
     path("user", api.CurrentUserView.as_view(), name="current-user"),
     path("user/api_keys", api.UserKeysView.as_view(), name="user-api-keys"),
+    # Before the routes they extend: an id may contain "/", so those would take these paths.
+    path(
+        "user/api_keys/<phoenix_apikeys_id:id>/rotate",
+        api.UserKeyRotationView.as_view(),
+        name="user-api-key-rotation",
+    ),
     path("user/api_keys/<phoenix_apikeys_id:id>", api.UserKeyView.as_view(), name="user-api-key"),
     path("users/api_keys", api.UserKeyInventoryView.as_view(), name="all-user-api-keys"),
     path("system/api_keys", api.SystemKeysView.as_view(), name="system-api-keys"),
+    path(
+        "system/api_keys/<phoenix_apikeys_id:id>/rotate",
+        api.SystemKeyRotationView.as_view(),
+        name="system-api-key-rotation",
+    ),
     path(
         "system/api_keys/<phoenix_apikeys_id:id>",
         api.SystemKeyView.as_view(),

@@ -391,3 +391,20 @@ def test_the_system_users_page_has_a_plain_notice_and_no_key_list(page: Any) -> 
     )
     assert note.evaluate(BACKGROUND) != success
     assert note.evaluate(BACKGROUND) == page.locator("body").evaluate(BACKGROUND)
+
+
+def test_staff_user_rotates_their_own_key_from_the_list(page: Any, live_server: Any) -> None:
+    staff = StaffFactory()
+    old = UserKeyFactory(user=staff, name="notebook")
+    log_in(page, staff)
+    page.goto(USER_LIST)
+    page.check(f"input.action-select[value='{old.pk}']")
+    page.select_option("select[name=action]", "rotate_selected")
+    page.click("button[name=index]")
+    new_key = str(page.inner_text("#phoenix-api-key")).strip()
+    assert new_key.startswith("phxu_") and new_key != old.plaintext
+    assert old.key_id in page.inner_text("#phoenix-key-replaces")
+    assert "keeps working until" in page.inner_text("#phoenix-key-grace")
+    assert whoami(live_server, new_key)[0] == 200
+    assert whoami(live_server, old.plaintext)[0] == 200  # until its grace period ends
+    assert UserKey.objects.filter(user=staff, name="notebook").count() == 2

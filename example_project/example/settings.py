@@ -4,6 +4,7 @@ CACHE_URL, PHOENIX_SECRET and PHOENIX_ADMIN_SECRET from the environment or examp
 
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -17,6 +18,15 @@ DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # Only a throwaway key is generated into .env by `manage.py start`; set your own in production.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="example-project-insecure-development-key")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# Mail, e.g. expiry notices (`manage.py notify_expiring_keys`): printed to the console unless
+# EMAIL_URL names a server (smtp+tls://user:password@smtp.example.com:587). DJANGO_ADMINS,
+# comma-separated addresses, get the notices about system keys.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+_admins = env.list("DJANGO_ADMINS", default=[])
+# Django 6.0 takes addresses; earlier versions (name, address) pairs.
+ADMINS = _admins if django.VERSION >= (6, 0) else [(address, address) for address in _admins]
 
 # PHOENIX_SECRET, PHOENIX_ADMIN_SECRET and PHOENIX_SECRET_FALLBACKS are deliberately not set
 # here: phoenix_apikeys reads them from the environment (and so from .env).

@@ -7,11 +7,12 @@ columns and status filter, ``access`` who may do what, ``users`` the host's user
 
 from django.contrib import admin
 
-from ..models import SystemKey, UserKey
+from ..models import ExpiryNotice, SystemKey, UserKey
 from .access import made_with_api_key, may_manage_keys_of, sees_all_user_keys
 from .columns import KeyColumns, StatusFilter
 from .forms import KeyAddForm
 from .keys import APIKeyAdmin, SystemKeyAdmin, UserKeyAdmin
+from .notices import ExpiryNoticeAdmin
 from .users import (
     ReservedSystemUsername,
     SystemUserProtection,
@@ -22,6 +23,7 @@ from .users import (
 
 __all__ = [
     "APIKeyAdmin",
+    "ExpiryNoticeAdmin",
     "KeyAddForm",
     "KeyColumns",
     "ReservedSystemUsername",
@@ -39,3 +41,4 @@ __all__ = [
 
 admin.site.register(SystemKey, SystemKeyAdmin)
 admin.site.register(UserKey, UserKeyAdmin)
+admin.site.register(ExpiryNotice, ExpiryNoticeAdmin)

@@ -18,6 +18,7 @@ from django.utils.crypto import get_random_string
 
 from .. import scopes
 from ..conf import phoenix_settings
+from ..keys import KeyKind
 from ..models import MAX_DESCRIPTION_LENGTH, describe
 
 if TYPE_CHECKING:  # the form is generic only to the type checker
@@ -33,27 +34,33 @@ USED_NONCES_SESSION_KEY = "phoenix_apikeys_used_nonces"
 USED_NONCES_KEPT = 50
 
 
-def expiry_choices() -> list[tuple[str, str]]:
-    """Presets allowed by MAX_KEY_LIFETIME, then "never" (if allowed) and a chosen date."""
-    lifetime = phoenix_settings.MAX_KEY_LIFETIME
+def expiry_choices(kind: KeyKind) -> list[tuple[str, str]]:
+    """Presets within the kind's MAX_KEY_LIFETIME (its DEFAULT_KEY_LIFETIME among them), then
+    "never" where the policy allows it, and a chosen date."""
+    policy = phoenix_settings.lifetime_policy(kind)
+    days = set(EXPIRY_PRESET_DAYS)
+    if policy.default is not None and policy.default.days >= 1:
+        days.add(policy.default.days)
     choices = [
-        (str(days), f"In {days} days")
-        for days in EXPIRY_PRESET_DAYS
-        if lifetime is None or timedelta(days=days) <= lifetime
+        (str(count), f"In {count} days")
+        for count in sorted(days)
+        if policy.maximum is None or timedelta(days=count) <= policy.maximum
     ]
-    if lifetime is None:
+    if policy.may_never_expire:
         choices.append((NEVER, "Never"))
     choices.append((ON_DATE, "On a date…"))
     return choices
 
 
-def default_expiry_choice() -> str:
-    values = [value for value, _label in expiry_choices()]
-    return str(DEFAULT_EXPIRY_DAYS) if str(DEFAULT_EXPIRY_DAYS) in values else values[0]
+def default_expiry_choice(kind: KeyKind) -> str:
+    values = [value for value, _label in expiry_choices(kind)]
+    default = phoenix_settings.lifetime_policy(kind).default
+    preferred = str(default.days) if default is not None else str(DEFAULT_EXPIRY_DAYS)
+    return preferred if preferred in values else values[0]
 
 
-def lifetime_help() -> str:
-    lifetime = phoenix_settings.MAX_KEY_LIFETIME
+def lifetime_help(kind: KeyKind) -> str:
+    lifetime = phoenix_settings.lifetime_policy(kind).maximum
     if lifetime is None:
         return "An expired key stops working; it cannot be extended later."
     return f"Keys may live at most {describe(lifetime)} here (MAX_KEY_LIFETIME)."
@@ -72,7 +79,7 @@ class KeyAddForm(ModelForm):
         required=False,
         max_length=MAX_DESCRIPTION_LENGTH,
     )
-    expires_in = forms.ChoiceField(label="Expiration", choices=expiry_choices)
+    expires_in = forms.ChoiceField(label="Expiration", choices=())
     expires_on = forms.DateField(
         label="Expiry date",
         required=False,
@@ -97,10 +104,14 @@ class KeyAddForm(ModelForm):
     refusal: ClassVar[ValidationError | None] = None
     # The permissions the key's owner has, offered as scopes (set per request by the admin).
     owner_permissions: ClassVar[tuple[str, ...]] = ()
+    # The kind of key the form makes, for its lifetime policy (set by the admin).
+    kind: ClassVar[KeyKind] = KeyKind.USER
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["expires_in"].help_text = lifetime_help()
+        expires_in: Any = self.fields["expires_in"]
+        expires_in.choices = expiry_choices(self.kind)
+        expires_in.help_text = lifetime_help(self.kind)
         permissions: Any = self.fields["permissions"]
         permissions.choices = [(perm, perm) for perm in self.owner_permissions]
         if not self.owner_permissions:
@@ -165,9 +176,9 @@ def expires_at(choice: str, on_date: Any) -> datetime | None:
     return timezone.now() + timedelta(days=int(choice))
 
 
-def initial_add_data() -> dict[str, str | list[str]]:
+def initial_add_data(kind: KeyKind) -> dict[str, str | list[str]]:
     """A fresh nonce for every add form: one form, one key."""
-    return {"nonce": get_random_string(32), "expires_in": default_expiry_choice()}
+    return {"nonce": get_random_string(32), "expires_in": default_expiry_choice(kind)}
 
 
 def nonce_was_used(request: HttpRequest) -> bool:

@@ -22,8 +22,9 @@ from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
+from ..cache import CacheUnreachable
 from ..conf import phoenix_settings
-from ..models import AbstractAPIKey, MissingSecretError, UserKey, system_user
+from ..models import AbstractAPIKey, MissingSecretError, UserKey, describe, system_user
 from .access import (
     RefusesUnheardRevocations,
     made_with_api_key,
@@ -80,6 +81,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     )
     add_form = KeyAddForm
     created_template = "admin/phoenix_apikeys/key_created.html"
+    actions = ("rotate_selected",)
 
     class Media:
         css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
@@ -97,10 +99,11 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         form: Any = super().get_form(request, obj, change, form=self.add_form, **kwargs)
         form.refusal = getattr(request, REFUSAL_ATTRIBUTE, None)  # a new class per call
         form.owner_permissions = tuple(sorted(self.scope_owner(request).get_all_permissions()))
+        form.kind = self.model.kind
         return form
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str | list[str]]:
-        return initial_add_data()  # nothing from the URL: the form is ours alone
+        return initial_add_data(self.model.kind)  # nothing from the URL: the form is ours alone
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[AbstractAPIKey], search_term: str
@@ -194,12 +197,63 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         )
         return HttpResponseRedirect(reverse(self.url_name("changelist")))
 
+    # Rotation ------------------------------------------------------------------------------
+
+    def may_rotate(self, request: HttpRequest, key: Any) -> bool:
+        """Beyond the add permission the action requires: whose keys this request may rotate."""
+        return True
+
+    def rotation_fields(self, request: HttpRequest) -> dict[str, Any]:
+        return {}
+
+    @admin.action(description="Rotate selected key", permissions=["add"])
+    @method_decorator(sensitive_variables())
+    def rotate_selected(
+        self, request: HttpRequest, queryset: QuerySet[AbstractAPIKey]
+    ) -> HttpResponse | None:
+        """One key: a new one like it, shown once; the old one keeps working for the default
+        grace period (ROTATION_GRACE_PERIOD)."""
+        selected = list(queryset[:2])
+        if len(selected) != 1:
+            self.message_user(
+                request,
+                "Select exactly one key to rotate: each new key is shown once, on its own page.",
+                messages.WARNING,
+            )
+            return None
+        old = selected[0]
+        if not self.may_rotate(request, old):
+            self.message_user(request, "You may rotate only your own keys.", messages.ERROR)
+            return None
+        replaced = {"replaces": str(old), "replaces_id": old.key_id}
+        manager: Any = type(old)._default_manager
+        try:
+            key, plaintext = manager.rotate(old, **self.rotation_fields(request))
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return None
+        except (MissingSecretError, CacheUnreachable) as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return None
+        except type(old).DoesNotExist:
+            self.message_user(request, "That key was revoked meanwhile.", messages.ERROR)
+            return None
+        replaced["replaced_until"] = old.expires_at if old.pk is not None else None
+        return self.render_created(request, key, plaintext, replaced)
+
     def render_created(
-        self, request: HttpRequest, key: AbstractAPIKey, plaintext: str
+        self,
+        request: HttpRequest,
+        key: AbstractAPIKey,
+        plaintext: str,
+        replaced: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        if replaced is not None:  # a rotation: the page names the key it replaces
+            replaced["grace_period"] = describe(phoenix_settings.ROTATION_GRACE_PERIOD)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"{self.kind_label} created",
+            **(replaced or {}),
+            "title": f"{self.kind_label} {'rotated' if replaced else 'created'}",
             "opts": self.model._meta,
             "key": key,
             "plaintext": plaintext,
@@ -227,6 +281,9 @@ class SystemKeyAdmin(APIKeyAdmin):
     fields = (*EDITABLE_KEY_FIELDS, *READ_ONLY_KEY_FIELDS, "created_by")
 
     def owner_fields(self, request: HttpRequest) -> dict[str, Any]:
+        return {"created_by": request.user}
+
+    def rotation_fields(self, request: HttpRequest) -> dict[str, Any]:
         return {"created_by": request.user}
 
     def scope_owner(self, request: HttpRequest) -> Any:
@@ -293,6 +350,10 @@ class UserKeyAdmin(APIKeyAdmin):
 
     def owner_fields(self, request: HttpRequest) -> dict[str, Any]:
         return {"user": request.user}
+
+    def may_rotate(self, request: HttpRequest, key: Any) -> bool:
+        # Seeing everyone's keys is no right to mint a key that acts as someone else.
+        return bool(key.user_id == request.user.pk)
 
     def scope_owner(self, request: HttpRequest) -> Any:
         return request.user

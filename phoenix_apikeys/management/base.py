@@ -16,8 +16,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from ..conf import phoenix_settings
 from ..keys import KeyKind
-from ..models import AbstractAPIKey, MissingSecretError
+from ..models import AbstractAPIKey, MissingSecretError, find_key_by_id
 
 DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -30,19 +31,19 @@ OPTIONS = {
 }
 
 
-def parse_duration(text: str) -> timedelta:
-    """``90d``, ``12h``, ``30m`` or ``45s``."""
+def parse_duration(text: str, option: str = "--expires-in") -> timedelta:
+    """``90d``, ``12h``, ``30m`` or ``45s``; errors name ``option``."""
     match = DURATION.fullmatch(text.strip())
     if match is None:
         raise CommandError(
-            f"--expires-in: expected a positive number and a unit (s, m, h or d), e.g. 90d; "
+            f"{option}: expected a positive number and a unit (s, m, h or d), e.g. 90d; "
             f"got {text!r}."
         )
     number, unit = match.groups()
     try:
         return timedelta(**{UNITS[unit]: int(number)})
     except OverflowError:
-        raise CommandError(f"--expires-in: {text!r} is too long.") from None
+        raise CommandError(f"{option}: {text!r} is too long.") from None
 
 
 def parse_expires_at(text: str) -> datetime:
@@ -85,6 +86,20 @@ def describe_key(key: AbstractAPIKey) -> str:
     scoped = f", scopes {key.scopes}" if key.scopes else ""
     details = f"{key.name!r}, {key.prefixed_hint}{owner}{scoped}"
     return f"{key.kind.value} key {key.key_id} ({details})"
+
+
+def key_by_id(value: str, plaintext_advice: str) -> AbstractAPIKey:
+    """The key of either kind an id names (as list_api_keys shows it), else a CommandError."""
+    if phoenix_settings.prefixes.kind_of(value) is not None:
+        # Never echo it back: the terminal's scrollback is one more place to leak it.
+        raise CommandError(
+            f"That is a plaintext key, not an id. Never pass a key as an argument; "
+            f"{plaintext_advice}"
+        )
+    found = find_key_by_id(value)
+    if found is None:
+        raise CommandError(f"No API key with id {value!r}; see list_api_keys.")
+    return found
 
 
 class CreateKeyCommand(BaseCommand):

@@ -12,13 +12,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from phoenix_apikeys.cache import CacheUnreachable
-from phoenix_apikeys.conf import phoenix_settings
 from phoenix_apikeys.keys import MalformedKey
-from phoenix_apikeys.management.base import describe_key
+from phoenix_apikeys.management.base import describe_key, key_by_id
 from phoenix_apikeys.models import (
     AbstractAPIKey,
     MissingSecretError,
-    find_key_by_id,
     find_key_by_plaintext,
 )
 
@@ -49,16 +47,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Revoked {description}.")
 
     def by_id(self, value: str) -> AbstractAPIKey:
-        if phoenix_settings.prefixes.kind_of(value) is not None:
-            # Never echo it back: the terminal's scrollback is one more place to leak it.
-            raise CommandError(
-                "That is a plaintext key, not an id. Never pass a key as an argument; "
-                "pipe it in: revoke_api_key --stdin"
-            )
-        found = find_key_by_id(value)
-        if found is None:
-            raise CommandError(f"No API key with id {value!r}; see list_api_keys.")
-        return found
+        return key_by_id(value, "pipe it in: revoke_api_key --stdin")
 
     def by_plaintext(self) -> AbstractAPIKey:
         text = sys.stdin.read(MAX_STDIN + 1).strip()

@@ -1,0 +1,86 @@
+"""`manage.py rotate_api_key ID [--grace-period 1h]`: prints the replacing key alone on stdout.
+
+The new key copies the old one's name, description, scopes and owner; the old key keeps working
+for the grace period (0: revoked at once). Details, and when the old key stops, go to stderr.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from phoenix_apikeys.cache import CacheUnreachable
+from phoenix_apikeys.management.base import (
+    describe,
+    describe_key,
+    expiry,
+    key_by_id,
+    parse_duration,
+)
+from phoenix_apikeys.models import MissingSecretError
+
+# The model's error fields a rotation adds, under what the operator typed.
+ROTATION_OPTIONS = {
+    "grace_period": "--grace-period",
+    "id": "ID",
+    "scopes": "the old key's scopes",
+    "user": "the owner",
+}
+
+
+def parse_grace_period(text: str) -> timedelta:
+    """``0``, or a duration as --expires-in takes it: ``1h``, ``30m``, ``7d``."""
+    return timedelta(0) if text.strip() == "0" else parse_duration(text, "--grace-period")
+
+
+class Command(BaseCommand):
+    help = (
+        "Replace an API key with a new one (same name, description, scopes and owner) and print "
+        "the new key alone on stdout; the old key keeps working for the grace period."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("id", help="the key's id, as list_api_keys shows it")
+        parser.add_argument(
+            "--grace-period",
+            help="how long the old key keeps working: 0 (revoke it now), or a number and s, m, "
+            "h or d; default ROTATION_GRACE_PERIOD",
+        )
+        when = parser.add_mutually_exclusive_group()
+        when.add_argument(
+            "--expires-in", help="the new key's lifetime, e.g. 90d; default: the old key's"
+        )
+        when.add_argument("--expires-at", help="ISO 8601 expiry; without an offset it is UTC")
+
+    def handle(self, *args: Any, id: str, **options: Any) -> None:
+        old = key_by_id(id, "find its id with list_api_keys.")
+        rotation: dict[str, Any] = {}
+        if options["grace_period"] is not None:
+            rotation["grace_period"] = parse_grace_period(options["grace_period"])
+        if options["expires_in"] is not None or options["expires_at"] is not None:
+            rotation["expires_at"] = expiry(options)
+        description = describe_key(old)
+        try:
+            new, plaintext = type(old)._default_manager.rotate(old, **rotation)
+        except ValidationError as error:
+            renamed = {
+                ROTATION_OPTIONS.get(field, field): messages
+                for field, messages in error.message_dict.items()
+            }
+            raise CommandError(describe(ValidationError(renamed), options)) from None
+        except (MissingSecretError, CacheUnreachable) as error:
+            raise CommandError(str(error)) from None
+        except type(old).DoesNotExist:
+            raise CommandError(f"{description} was revoked meanwhile.") from None
+        expires = new.expires_at.isoformat() if new.expires_at else "never"
+        self.stderr.write(f"Created {describe_key(new)}, expires {expires}.")
+        if old.pk is None:
+            self.stderr.write(f"Revoked {description}.")
+        else:
+            ends = old.expires_at.isoformat() if old.expires_at else "never"
+            self.stderr.write(f"{description} keeps working until {ends}.")
+        self.stderr.write("The new key is shown once, on stdout; store it now.")
+        self.stdout.write(plaintext)
