@@ -1,6 +1,6 @@
 "use strict";
 // Copy button of the one-time key page: the clipboard API, else select-and-copy.
-document.addEventListener("DOMContentLoaded", function () {
+function phoenixCopyButton() {
   var button = document.getElementById("phoenix-copy-key");
   if (!button) return;
   var status = document.getElementById("phoenix-copy-status");
@@ -31,4 +31,11 @@ document.addEventListener("DOMContentLoaded", function () {
       fallback();
     }
   });
-});
+}
+
+// Ready as soon as the page is, even if this script ran after DOMContentLoaded.
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", phoenixCopyButton);
+} else {
+  phoenixCopyButton();
+}
