@@ -6,27 +6,42 @@ naming the field, set here so the host's exception handler stays untouched.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError
+from django.core.mail import send_mail
+from django.db import DatabaseError, transaction
+from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import audit, throttle
 from .authentication import APIKeyAuthentication
 from .cache import CacheUnreachable
+from .conf import phoenix_settings
+from .http import acting_for, lazy_address
 from .ids import key_id
-from .keys import KeyKind
-from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey
+from .keys import KeyKind, MalformedKey, digests, parse_key
+from .models import (
+    KEY_MODELS,
+    AbstractAPIKey,
+    KeyEvent,
+    MissingSecretError,
+    SystemKey,
+    UserKey,
+)
 from .permissions import (
     VIEW_ALL_USER_KEYS,
     CanCreateSystemKeys,
@@ -47,9 +62,13 @@ from .serializers import (
     KeyCreateRequestSerializer,
     KeyListEnvelopeSerializer,
     KeyRotateRequestSerializer,
+    LeakReceiptEnvelopeSerializer,
+    LeakReportRequestSerializer,
     RotatedKeyEnvelopeSerializer,
 )
 from .verification import RETRY_AFTER_UNAVAILABLE, AdminSecret, database_failed
+
+logger = logging.getLogger("phoenix_apikeys")
 
 ViewMethod = Callable[..., Any]
 Decorator = Callable[[ViewMethod], ViewMethod]
@@ -198,7 +217,8 @@ def create(request: Request, model: type[AbstractAPIKey], **owner: Any) -> Respo
     body = KeyCreateRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     try:
-        key, plaintext = model.objects.create_key(**owner, **body.validated_data["data"])  # type: ignore[attr-defined]
+        with acting_for(request):  # the audit trail records who made it, and from where
+            key, plaintext = model.objects.create_key(**owner, **body.validated_data["data"])  # type: ignore[attr-defined]
     except DjangoValidationError as error:
         raise ValidationError({"data": error.message_dict}) from None
     except MissingSecretError:
@@ -217,9 +237,10 @@ def rotate(request: Request, old: AbstractAPIKey, **creator: Any) -> Response:
     body.is_valid(raise_exception=True)
     replaces = old.key_id  # before a rotation with no grace deletes it
     try:
-        key, plaintext = type(old)._default_manager.rotate(
-            old, **body.validated_data.get("data", {}), **creator
-        )
+        with acting_for(request):
+            key, plaintext = type(old)._default_manager.rotate(
+                old, **body.validated_data.get("data", {}), **creator
+            )
     except DjangoValidationError as error:
         errors = error.message_dict
         expired = {"id": errors.pop("id")} if "id" in errors else {}
@@ -245,9 +266,10 @@ def find_key(model: type[KeyT], value: str) -> KeyT:
     return key
 
 
-def revoke(key: AbstractAPIKey) -> Response:
+def revoke(request: Request, key: AbstractAPIKey) -> Response:
     """204 for the one request that deleted the row; a concurrent delete that lost is 404."""
-    deleted, _ = key.delete()
+    with acting_for(request):
+        deleted, _ = key.delete()
     if not deleted:
         raise NotFound("No such API key.")
     return Response(status=status.HTTP_204_NO_CONTENT)
@@ -309,7 +331,7 @@ class UserKeyView(KeyAPIView):
         key = find_key(UserKey, id)
         if key.user_id != request.user.pk and not has_admin_permission(request, VIEW_ALL_USER_KEYS):
             raise NotFound("No such API key.")
-        return revoke(key)
+        return revoke(request, key)
 
 
 class UserKeyRotationView(KeyAPIView):
@@ -391,7 +413,7 @@ class SystemKeyView(KeyAPIView):
         **DELETION,
     )
     def delete(self, request: Request, id: str) -> Response:
-        return revoke(find_key(SystemKey, id))
+        return revoke(request, find_key(SystemKey, id))
 
 
 class SystemKeyRotationView(KeyAPIView):
@@ -408,3 +430,169 @@ class SystemKeyRotationView(KeyAPIView):
     def post(self, request: Request, id: str) -> Response:
         # The caller is recorded as the new key's creator, as on creation.
         return rotate(request, find_key(SystemKey, id), created_by=request.user)
+
+
+# Leak reports: the largest body read (Content-Length), below Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
+MAX_LEAK_REPORT_BYTES = 64 * 1024
+# Control characters of a key's name never reach an email (headers and terminals).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class LeakRevocationView(KeyAPIView):
+    """Revoke keys reported as leaked (as GitHub's credential revocation API). Knowing a key
+    proves it leaked, so no credential is asked for: an Authorization header is ignored, here
+    and by APIKeyMiddleware (``takes_no_credential``).
+
+    Every report gets the same 202 whatever it named (no oracle): each item is parsed and
+    digested, each well-formed one looked up by one indexed query, and nothing returns early.
+    """
+
+    takes_no_credential = True
+    authentication_classes: list[type[BaseAuthentication]] = []
+    permission_classes = [AllowAny]
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        return []
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [AllowAny()]
+
+    @document(
+        "revokeLeakedApiKeys",
+        "Report leaked keys, revoking them",
+        description="No credential: anyone holding a key may report it (an Authorization "
+        "header is ignored). Every live key of this deployment listed is revoked at once and "
+        "its owner (user keys) or ADMINS (system keys) emailed; anything else listed is ignored "
+        "without a word. The answer is the same 202 whatever was found. At most 100 keys of at "
+        "most 255 characters, in a JSON body of at most 64 KB; LEAK_REVOCATION_LIMIT reports "
+        "per client address per FAILED_AUTH_WINDOW (429 past it).",
+        auth=[{}],  # OpenAPI's "no credential"
+        request=LeakReportRequestSerializer,
+        responses={
+            202: LeakReceiptEnvelopeSerializer,
+            413: ErrorSerializer,
+            415: ErrorSerializer,
+            422: ErrorSerializer,
+        },
+    )
+    @method_decorator(sensitive_variables())
+    def post(self, request: Request) -> Response:
+        source = lazy_address(request.META)
+        try:
+            throttle.refuse_if_blocked(source)  # an address guessing keys is refused here too
+            throttle.count_leak_report(source)  # every report counts, whatever it names
+        except throttle.TooManyFailures as error:
+            return Response(
+                {"detail": f"{error} Retry in {error.retry_after} seconds."},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(error.retry_after)},
+            )
+        if declared_length(request) > MAX_LEAK_REPORT_BYTES:
+            return Response(
+                {"detail": f"body: A leak report is at most {MAX_LEAK_REPORT_BYTES} bytes."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        # The transaction first: with the database unreachable every report is 503 alike.
+        with transaction.atomic():
+            body = LeakReportRequestSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            texts: list[str] = body.validated_data["data"]["keys"]
+            secrets = phoenix_settings.verification_secrets
+            if not secrets:
+                raise SecretUnavailable
+            found: dict[tuple[str, Any], AbstractAPIKey] = {}
+            for text in texts:
+                key = find_leaked(text, secrets)
+                if key is not None:
+                    found[(key.kind.value, key.pk)] = key
+            # One order for every report, so two reports of the same keys never deadlock.
+            for _, key in sorted(found.items(), key=lambda item: item[0]):
+                revoke_leaked(key, source())
+        return Response(
+            LeakReceiptEnvelopeSerializer({"data": {"received": len(texts)}}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+def declared_length(request: Request) -> int:
+    """The body's Content-Length: all Django reads of a body (none, when it is not a number)."""
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0
+
+
+@sensitive_variables()
+def find_leaked(text: str, secrets: Sequence[str]) -> AbstractAPIKey | None:
+    """The stored key ``text`` is, or None. Text that is no key of ours is digested all the
+    same (and the result thrown away), so every item costs a parse and a digest."""
+    try:
+        parsed = parse_key(text, phoenix_settings.prefixes)
+    except MalformedKey:
+        digests(text, secrets)
+        return None
+    manager = KEY_MODELS[parsed.kind]._default_manager
+    key: AbstractAPIKey | None = manager.find_by_digests(digests(parsed.plaintext, secrets))
+    return key
+
+
+def revoke_leaked(key: AbstractAPIKey, source: str | None) -> None:
+    """Delete ``key`` in a transaction of its own (a savepoint), then email its owner once the
+    report commits. A key the cache cannot be told of stays, for the reporter's retry."""
+    notice = LeakNotice.of(key)
+    try:
+        with transaction.atomic():
+            # One event, leak_revoked, written by the revocation receiver in this transaction.
+            with audit.acting(source=source, revocation=KeyEvent.Action.LEAK_REVOKED):
+                deleted, _ = key.delete()
+    except CacheUnreachable:
+        logger.warning(
+            "A key reported as leaked (%s) was not revoked: the key cache cannot be reached.",
+            notice.key_id,
+        )
+        return
+    if deleted:  # not when a concurrent revocation got there first
+        logger.warning("Revoked %s: reported as leaked (from %s).", notice.key_id, source)
+        transaction.on_commit(notice.send)
+
+
+class LeakNotice:
+    """The email telling a key's owner (user keys) or ADMINS (system keys) it was revoked:
+    its name, id and hint, never the key."""
+
+    def __init__(self, key_id: str, name: str, hint: str, recipients: list[str]) -> None:
+        self.key_id, self.name, self.hint, self.recipients = key_id, name, hint, recipients
+
+    @classmethod
+    def of(cls, key: AbstractAPIKey) -> LeakNotice:
+        if isinstance(key, UserKey):
+            user = key.user
+            address = str(getattr(user, user.get_email_field_name(), "") or "").strip()
+            recipients = [address] if address else admin_addresses()
+        else:
+            recipients = admin_addresses()
+        return cls(key.key_id, CONTROL.sub("?", key.name), key.prefixed_hint, recipients)
+
+    def send(self) -> None:
+        if not self.recipients:
+            logger.warning("Nobody to tell that leaked key %s was revoked.", self.key_id)
+            return
+        try:
+            send_mail(
+                "An API key was revoked: it was reported as leaked",
+                f'The API key "{self.name}" ({self.hint}, id {self.key_id}) was revoked '
+                "because it was reported as leaked: someone found it where it should not be, "
+                "such as a public repository.\n\nIt no longer works. Make a new key where it "
+                "was used, and remove the old one from wherever it was published.\n",
+                None,
+                self.recipients,
+            )
+        except Exception:  # a mail server's failure never undoes or fails the revocation
+            logger.exception("Could not email about revoked leaked key %s.", self.key_id)
+
+
+def admin_addresses() -> list[str]:
+    """settings.ADMINS as addresses: (name, address) pairs, or addresses (Django 6.0+)."""
+    entries = getattr(settings, "ADMINS", None) or ()
+    addresses = (entry if isinstance(entry, str) else entry[1] for entry in entries)
+    return [address for address in addresses if address]

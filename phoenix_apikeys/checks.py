@@ -136,6 +136,7 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     "THROTTLE_CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
     "FAILED_AUTH_LIMIT": (_optional(_count(1)), "None, or a whole number, 1 or more"),
     "FAILED_AUTH_WINDOW": (_count(1), "a whole number of seconds, 1 or more"),
+    "LEAK_REVOCATION_LIMIT": (_optional(_count(1)), "None, or a whole number, 1 or more"),
     "CLIENT_ADDRESS_HEADER": (_optional(_text), "None or a request.META key"),
     "TRUSTED_PROXY_COUNT": (_count(1), "a whole number, 1 or more"),
     "ROTATION_GRACE_PERIOD": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
@@ -144,6 +145,7 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
         _each(_between(0, CENTURY)),
         "a list of timedeltas or seconds, each 0 or more (empty: no notices)",
     ),
+    "EVENT_RETENTION": (_between(1, CENTURY), "a timedelta or seconds, 1 second or more"),
 }
 
 

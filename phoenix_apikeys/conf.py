@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_CACHE_ALIAS": "default",
     "FAILED_AUTH_LIMIT": 30,
     "FAILED_AUTH_WINDOW": 60,
+    # Leak reports (POST v1/api_keys/revoke, no credential) accepted per client address per
+    # FAILED_AUTH_WINDOW, counted in THROTTLE_CACHE_ALIAS; past it 429. None: no limit.
+    "LEAK_REVOCATION_LIMIT": 10,
     # Behind a proxy: the META key of the header carrying client addresses (for example
     # "HTTP_X_FORWARDED_FOR") and how many proxies you run that append to it. None: REMOTE_ADDR.
     "CLIENT_ADDRESS_HEADER": None,
@@ -63,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     # `manage.py notify_expiring_keys` emails about a key once per threshold it crosses: how
     # long before its expiry (timedeltas or seconds; 0: "has expired"; empty: no notices).
     "EXPIRY_NOTICE_THRESHOLDS": (timedelta(days=7), timedelta(days=1), timedelta(0)),
+    # `manage.py prune_key_events` deletes audit events older than this.
+    "EVENT_RETENTION": timedelta(days=365),
 }
 # Settings that take a timedelta or a number of seconds.
 DURATIONS = frozenset(
@@ -72,6 +77,7 @@ DURATIONS = frozenset(
         "DEFAULT_KEY_LIFETIME",
         "ROTATION_GRACE_PERIOD",
         "MAX_ROTATION_GRACE_PERIOD",
+        "EVENT_RETENTION",
     }
 )
 

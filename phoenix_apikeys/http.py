@@ -3,20 +3,21 @@ Authorization header's grammar, the client's address, and throttling of failed a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 
-from . import scopes, throttle
+from . import audit, scopes, throttle
 from .conf import phoenix_settings
-from .keys import Secret
+from .keys import Credential, Secret
 from .verification import CredentialRejected, Principal, reject, verify_credential
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -161,3 +162,18 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     if refusal is not None:
         raise scopes.OutOfScope(refusal)
     return principal
+
+
+@contextlib.contextmanager
+def acting_for(request: HttpRequest | Request) -> Iterator[audit.Acting]:
+    """``audit.acting`` for an authenticated request: its user (named "admin secret" when the
+    admin secret authenticated it) and its client's address, for the key events it causes."""
+    by_admin_secret = getattr(getattr(request, "auth", None), "credential", None) == (
+        Credential.ADMIN_SECRET
+    )
+    with audit.acting(
+        actor=getattr(request, "user", None),
+        label=audit.ADMIN_SECRET if by_admin_secret else None,
+        source=client_address(request.META),
+    ) as acting:
+        yield acting

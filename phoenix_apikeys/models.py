@@ -4,7 +4,8 @@ The managers are the one home of the lifecycle: ``create_key`` (every rule a new
 raised as one ValidationError), ``get_by_key_id`` (opaque id), ``find_by_digests`` (the lookup
 verification uses, with re-keying from fallback secrets), ``find_by_plaintext`` and
 ``with_status`` (the status of every key as a queryset annotation). API, admin and commands
-only translate what these raise into their own words.
+only translate what these raise into their own words. Each change is recorded as a KeyEvent
+(the audit trail, append-only) in the change's own transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
-from . import lookup, scopes
+from . import audit, lookup, scopes
 from .conf import phoenix_settings
 from .ids import key_id, parse_key_id
 from .keys import Credential, KeyKind, digest, digests, display_hint, generate_key, parse_key
@@ -103,8 +104,11 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         """Give the unsaved ``key`` a new secret, validate and save it; return its plaintext.
 
         ``create_key`` for an instance built elsewhere (the admin's form): the same rules,
-        errors, log line and signal.
+        errors, log line and signal. The key and its ``created`` KeyEvent are saved in one
+        transaction.
         """
+        from django.db import transaction
+
         from .signals import key_created
 
         secret = phoenix_settings.secrets.secret
@@ -121,7 +125,9 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         plaintext = generate_key(phoenix_settings.prefixes.of(key.kind))
         key.digest, key.hint = digest(plaintext, secret), display_hint(plaintext)
         key.full_clean(exclude=["user", "created_by"])
-        key.save(force_insert=True, using=self.db)
+        with transaction.atomic(using=self.db, savepoint=False):  # the key and its event
+            key.save(force_insert=True, using=self.db)
+            KeyEvent.objects.using(self.db).record(KeyEvent.Action.CREATED, key)
         logger.info("Created %s key %s.", key.kind.value, key.key_id)
         key_created.send(sender=type(key), key=key)
         return plaintext
@@ -234,6 +240,7 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
                 current.expires_at = old.expires_at = ends
                 current.save(update_fields=["expires_at"], using=using)
                 fate = f"expires {ends.isoformat()}"
+            KeyEvent.objects.using(using).record(KeyEvent.Action.ROTATED, current)
         logger.info(
             "Rotated %s key %s to %s; the old key %s.",
             new.kind.value,
@@ -599,3 +606,103 @@ class ExpiryNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{key_id(KeyKind(self.kind), self.key_pk)} at {self.threshold} s"
+
+
+class KeyEventQuerySet(models.QuerySet["KeyEvent"]):
+    def record(
+        self,
+        action: str,
+        key: AbstractAPIKey | None = None,
+        *,
+        actor: Any = None,
+        label: str | None = None,
+        source: str | None = None,
+    ) -> KeyEvent:
+        """Write one event now, in the caller's transaction; ``key`` None: the admin secret.
+
+        Who and where come from ``actor``/``label``/``source`` when given, else from
+        ``audit.acting``. The key's id and name are copied (never its digest or plaintext), so
+        the event reads the same after the key is gone. ``key_event_recorded`` is sent once the
+        transaction commits.
+        """
+        from django.db import transaction
+
+        from .signals import key_event_recorded
+
+        context = audit.current()
+        if actor is not None or label is not None:
+            context = audit.Acting(actor=actor, label=label or "")
+        event = self.model(
+            action=action,
+            kind=key.kind.value if key is not None else Credential.ADMIN_SECRET.value,
+            key_id=key.key_id if key is not None else "",
+            key_name=key.name if key is not None else "",
+            actor=context.actor_user,
+            actor_label=context.actor_label[:150],
+            source=(source if source is not None else audit.current().source or "")[:64],
+        )
+        using = getattr(self, "_db", None) or router.db_for_write(self.model)
+        event.save(force_insert=True, using=using)
+        transaction.on_commit(
+            lambda: key_event_recorded.send(sender=self.model, event=event), using=using
+        )
+        return event
+
+
+class KeyEvent(models.Model):
+    """One change of a key's life, or a use of the admin secret: append-only.
+
+    A row is never changed (``save`` of an existing row raises) nor deleted one by one
+    (``delete`` raises); only ``prune_key_events`` removes rows older than EVENT_RETENTION, with
+    a queryset delete. It names the key by its opaque id and name and never holds a secret.
+    """
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        ROTATED = "rotated"
+        REVOKED = "revoked"
+        EXPIRED_PRUNED = "expired_pruned"
+        LEAK_REVOKED = "leak_revoked"
+        ADMIN_SECRET_USED = "admin_secret_used"
+
+    class Kind(models.TextChoices):
+        SYSTEM = KeyKind.SYSTEM.value
+        USER = KeyKind.USER.value
+        ADMIN_SECRET = Credential.ADMIN_SECRET.value
+
+    action = models.CharField(max_length=32, choices=Action.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    key_id = models.CharField(max_length=64, blank=True, help_text="Blank for the admin secret.")
+    key_name = models.CharField(max_length=255, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_label = models.CharField(
+        max_length=150, help_text='The username, or "command", "admin secret", "anonymous".'
+    )
+    source = models.CharField(max_length=64, blank=True, help_text="The client's address.")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = KeyEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "key event"
+        ordering = ("-at", "-id")
+
+    def __str__(self) -> str:
+        what = self.key_id or "admin secret"
+        return f"{self.action} {what} by {self.actor_label}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+            raise TypeError("Key events are append-only: an event is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "Key events are append-only: prune_key_events removes those older than EVENT_RETENTION."
+        )

@@ -5,7 +5,8 @@ does) retires the cache's entries as a revocation does.
 
 A revocation retires the cache's entries before it writes (so a revocation the cache cannot
 hear of is refused, raising cache.CacheUnreachable, rather than reported done) and once more
-after its transaction commits.
+after its transaction commits. Each revocation is recorded (models.KeyEvent) in the delete's
+transaction, as the action ``audit.acting`` names (``revoked`` unless told otherwise).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.db import models
 from django.db.models import F
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from . import cache
-from .models import AbstractAPIKey, SystemKey, UserKey, is_system_user
+from . import audit, cache
+from .models import AbstractAPIKey, KeyEvent, SystemKey, UserKey, is_system_user
 from .signals import key_revoked
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -51,7 +53,32 @@ def revoke(
     if not getattr(instance, CLAIMED, True):
         return  # another delete got there first and announced it
     logger.info("Revoked %s key %s.", instance.kind.value, instance.key_id)
+    # In the delete's transaction: a revocation rolled back leaves no event.
+    acting = audit.current()
+    if _deleted_with(kwargs.get("origin"), acting.actor_user):
+        # Someone deleting their own account: the event keeps their name, not a link to a row
+        # gone by the commit.
+        KeyEvent.objects.using(using).record(
+            acting.revocation, instance, actor=None, label=acting.actor_label
+        )
+    else:
+        KeyEvent.objects.using(using).record(acting.revocation, instance)
     key_revoked.send(sender=sender, key=instance)
+
+
+def _deleted_with(origin: Any, actor: Any) -> bool:
+    """Whether the deletion that started with ``origin`` (an instance or a queryset) removes the
+    user ``actor`` too."""
+    if actor is None or origin is None or isinstance(origin, AbstractAPIKey):
+        return False
+    model = getattr(origin, "model", type(origin))
+    if getattr(model, "_meta", None) is None:
+        return False
+    if model._meta.concrete_model is not actor._meta.concrete_model:
+        return False
+    if isinstance(origin, models.Model):
+        return bool(origin.pk == actor.pk)
+    return bool(origin.filter(pk=actor.pk).exists())
 
 
 @receiver(pre_save, sender=SystemKey)

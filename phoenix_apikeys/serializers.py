@@ -158,6 +158,35 @@ class KeyRotateRequestSerializer(serializers.Serializer[Any]):
     data = KeyRotateSerializer(required=False)  # type: ignore[assignment]
 
 
+# A leak report: at most this many keys, each at most this long (a key is 43 characters with
+# the default prefixes; longer text is no key of ours, but the limit leaves room for prefixes).
+MAX_LEAKED_KEYS = 100
+MAX_LEAKED_KEY_LENGTH = 255
+
+
+class LeakedKeysSerializer(serializers.Serializer[Any]):
+    keys = serializers.ListField(
+        child=TextField(max_length=MAX_LEAKED_KEY_LENGTH, allow_blank=True, trim_whitespace=False),
+        max_length=MAX_LEAKED_KEYS,
+        help_text="Plaintext keys found where they should not be, at most 100. Text that is no "
+        "live key of this deployment is ignored without a word.",
+    )
+
+
+class LeakReportRequestSerializer(serializers.Serializer[Any]):
+    data = LeakedKeysSerializer()  # type: ignore[assignment]
+
+
+class LeakReceiptSerializer(serializers.Serializer[Any]):
+    received = serializers.IntegerField(
+        help_text="How many keys the request listed: the same whatever was found."
+    )
+
+
+class LeakReceiptEnvelopeSerializer(serializers.Serializer[Any]):
+    data = LeakReceiptSerializer()  # type: ignore[assignment]
+
+
 class InventoryQuerySerializer(serializers.Serializer[Any]):
     limit = serializers.IntegerField(
         min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, help_text="Page size, 1 to 1000."

@@ -15,3 +15,5 @@ authentication_failed = Signal()
 # sender: the key model; kwargs: old (the key replaced: its expires_at now the end of its grace
 # period, or already deleted when there was none), new (the key made to replace it)
 key_replaced = Signal()
+# sender: KeyEvent; kwargs: event (a models.KeyEvent, once the transaction writing it commits)
+key_event_recorded = Signal()

@@ -5,6 +5,9 @@ cache still throttles, each process on its own). Past FAILED_AUTH_LIMIT failures
 FAILED_AUTH_WINDOW seconds an address is refused before any database query. It fails open: with
 the cache unreachable nothing is counted or refused, while authentication itself still fails
 closed.
+
+Leak reports (the revocation route that needs no credential) are counted the same way, in their
+own namespace, against LEAK_REVOCATION_LIMIT per FAILED_AUTH_WINDOW: every report counts.
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from . import cache
 from .conf import phoenix_settings
 
 _NAMESPACE = "phoenix_apikeys:failures:"
+_LEAK_NAMESPACE = "phoenix_apikeys:leak-reports:"
 
 
 class TooManyFailures(Exception):
     """The address failed too often; ``retry_after`` is in seconds."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("Too many failed authentications from your address.")
+    def __init__(
+        self,
+        retry_after: int,
+        message: str = "Too many failed authentications from your address.",
+    ) -> None:
+        super().__init__(message)
         self.retry_after = retry_after
 
 
@@ -64,8 +72,24 @@ def count_failure(source: Source) -> None:
         raise TooManyFailures(window)
 
 
-def _increment(backend: BaseCache, source: str, window: int) -> Any:
-    name = _NAMESPACE + source
+def count_leak_report(source: Source) -> None:
+    """Count one leak report; raise TooManyFailures once the address is past
+    LEAK_REVOCATION_LIMIT within FAILED_AUTH_WINDOW. Fails open, as failures do."""
+    alias = phoenix_settings.THROTTLE_CACHE_ALIAS
+    limit = phoenix_settings.LEAK_REVOCATION_LIMIT
+    address = address_of(source) if alias is not None and limit else None
+    if address is None or alias is None:
+        return
+    window = int(phoenix_settings.FAILED_AUTH_WINDOW)
+    count = cache.guarded(
+        alias, lambda backend: _increment(backend, address, window, _LEAK_NAMESPACE), None
+    )
+    if count is not None and count > int(limit):
+        raise TooManyFailures(window, "Too many leak reports from your address.")
+
+
+def _increment(backend: BaseCache, source: str, window: int, namespace: str = _NAMESPACE) -> Any:
+    name = namespace + source
     backend.add(name, 0, window)  # the window starts at the first failure
     try:
         return backend.incr(name)

@@ -22,6 +22,7 @@ register_converter(OpaqueIdConverter, "phoenix_apikeys_id")
 app_name = "phoenix_apikeys"
 urlpatterns: list[URLPattern] = [
     path("user", api.CurrentUserView.as_view(), name="current-user"),
+    path("api_keys/revoke", api.LeakRevocationView.as_view(), name="leak-revocation"),
     path("user/api_keys", api.UserKeysView.as_view(), name="user-api-keys"),
     # Before the routes they extend: an id may contain "/", so those would take these paths.
     path(

@@ -7,17 +7,19 @@ header -> credential -> format and checksum (no query) -> one indexed query or a
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import datetime
 from typing import Any, NoReturn
 
-from django.db import DatabaseError
+from django.db import DatabaseError, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import cache, scopes, throttle
+from . import audit, cache, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, MalformedKey, ParsedKey, digests, parse_key, secret_matches
-from .models import KEY_MODELS, AbstractAPIKey, system_user
+from .models import KEY_MODELS, AbstractAPIKey, KeyEvent, system_user
 from .rules import MAX_CREDENTIAL_LENGTH
 from .scopes import ScopedUser
 from .signals import authentication_failed
@@ -178,7 +180,36 @@ def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
         )
     if cached.value is None:
         cache.store(cache.SYSTEM_USER, user, cached)  # only an active one
+    _record_admin_secret_use(source)
     return user, ADMIN_SECRET
+
+
+# When this process last recorded a use of the admin secret (time.monotonic()); None: never.
+_admin_secret_recorded: float | None = None
+_admin_secret_lock = threading.Lock()
+
+
+def _record_admin_secret_use(source: throttle.Source) -> None:
+    """An ``admin_secret_used`` event at most once per LAST_USED_INTERVAL per process, so the
+    warm path stays at zero queries. A database that cannot take it costs the caller nothing."""
+    global _admin_secret_recorded
+    now = time.monotonic()
+    interval = phoenix_settings.LAST_USED_INTERVAL.total_seconds()
+    if _admin_secret_recorded is not None and now - _admin_secret_recorded < interval:
+        return
+    with _admin_secret_lock:  # of concurrent threads, one records
+        last = _admin_secret_recorded
+        if last is not None and now - last < interval:
+            return
+        _admin_secret_recorded = now
+    address = source() if callable(source) else source
+    try:
+        with transaction.atomic(using=router.db_for_write(KeyEvent)):
+            KeyEvent.objects.record(
+                KeyEvent.Action.ADMIN_SECRET_USED, label=audit.ADMIN_SECRET, source=address
+            )
+    except DatabaseError as error:
+        database_failed(error)
 
 
 def reject(

@@ -27,6 +27,14 @@ def _fresh_settings_and_caches() -> Iterator[None]:
     phoenix_settings.reload()
 
 
+@pytest.fixture(autouse=True)
+def _admin_secret_use_not_yet_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a fresh process would: its first admin secret use is recorded."""
+    from phoenix_apikeys import verification
+
+    monkeypatch.setattr(verification, "_admin_secret_recorded", None)
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

@@ -566,6 +566,9 @@ def test_the_key_middleware_after_authentication_middleware_or_alone_passes(
         ("FAILED_AUTH_LIMIT", 0),
         ("FAILED_AUTH_WINDOW", 1.5),
         ("SYSTEM_USERNAME", ""),
+        ("EVENT_RETENTION", 0),
+        ("EVENT_RETENTION", "365d"),
+        ("EVENT_RETENTION", None),
     ],
 )
 def test_a_setting_of_the_wrong_type_or_range_is_an_error(
@@ -586,6 +589,7 @@ def test_a_setting_of_the_wrong_type_or_range_is_an_error(
         ("FAILED_AUTH_LIMIT", None),
         ("AUTH_HEADER_KEYWORD", "Token"),
         ("CLIENT_ADDRESS_HEADER", "HTTP_X_FORWARDED_FOR"),
+        ("EVENT_RETENTION", 86400),
     ],
 )
 def test_good_setting_values_pass(settings: Any, secrets: Any, name: str, value: Any) -> None:

@@ -1,8 +1,8 @@
 """The layers of the package, checked from its source: each module imports only modules of
 lower layers, and the entry points never import one another.
 
-    core         keys, ids, rules, scopes, signals, lookup -> conf -> cache -> throttle, models
-                 -> receivers, verification
+    core         keys, ids, rules, scopes, signals, lookup -> conf, audit -> cache -> throttle,
+                 models -> receivers, verification
     adapters     http (Django requests), permissions and authentication (DRF)
     entry points middleware | REST API (api, serializers, urls, openapi) | admin | checks
                  | management commands
@@ -26,6 +26,7 @@ RANKS = {
     "rules": 1,
     "scopes": 1,
     "conf": 2,
+    "audit": 2,  # who acts, from where: models record it with each change
     "cache": 3,
     "models": 3,
     "throttle": 4,

@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 import yaml
 from django.core.management import call_command
+from django.test import override_settings
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -46,6 +47,7 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path: Path) -> 
         "/v1/system/api_keys",
         "/v1/system/api_keys/{id}",
         "/v1/system/api_keys/{id}/rotate",
+        "/v1/api_keys/revoke",
     }
 
 
@@ -59,7 +61,11 @@ def test_every_operation_accepts_the_bearer_scheme() -> None:
     operations = [
         operation for path in generated_schema()["paths"].values() for operation in path.values()
     ]
-    assert all({"PhoenixAPIKey": []} in operation["security"] for operation in operations)
+    for operation in operations:
+        if operation["operationId"] == "revokeLeakedApiKeys":  # takes no credential at all
+            assert operation["security"] == [{}]
+        else:
+            assert {"PhoenixAPIKey": []} in operation["security"], operation["operationId"]
 
 
 def test_another_keyword_is_described_as_a_header_scheme(settings: Any) -> None:
@@ -89,6 +95,7 @@ OPERATIONS = [
     ("POST", "/v1/system/api_keys"),
     ("DELETE", "/v1/system/api_keys/{id}"),
     ("POST", "/v1/system/api_keys/{id}/rotate"),
+    ("POST", "/v1/api_keys/revoke"),
 ]
 CHECKS = [
     not_a_server_error,
@@ -125,7 +132,9 @@ def test_the_live_api_honours_its_schema(
     def honours_the_schema(case: Any) -> None:
         case.call_and_validate(headers={"Authorization": f"Bearer {admin_secret}"}, checks=CHECKS)
 
-    honours_the_schema()
+    # Leak reports from one address are limited (429, on every route): not what is fuzzed here.
+    with override_settings(PHOENIX_APIKEYS={"LEAK_REVOCATION_LIMIT": None}):
+        honours_the_schema()
 
 
 def test_the_example_project_serves_a_valid_schema(tmp_path: Path) -> None:
@@ -168,4 +177,4 @@ def test_the_api_needs_no_drf_spectacular() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["8", "False"]
+    assert result.stdout.split() == ["9", "False"]

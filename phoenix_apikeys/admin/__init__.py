@@ -2,14 +2,16 @@
 
 Django's admin autodiscover imports this package: importing it registers the key admins on the
 default site. ``keys`` holds the key admins, ``forms`` their add form, ``columns`` the list
-columns and status filter, ``access`` who may do what, ``users`` the host's user admin.
+columns and status filter, ``access`` who may do what, ``users`` the host's user admin,
+``events`` the audit trail.
 """
 
 from django.contrib import admin
 
-from ..models import ExpiryNotice, SystemKey, UserKey
+from ..models import ExpiryNotice, KeyEvent, SystemKey, UserKey
 from .access import made_with_api_key, may_manage_keys_of, sees_all_user_keys
 from .columns import KeyColumns, StatusFilter
+from .events import KeyEventAdmin
 from .forms import KeyAddForm
 from .keys import APIKeyAdmin, SystemKeyAdmin, UserKeyAdmin
 from .notices import ExpiryNoticeAdmin
@@ -26,6 +28,7 @@ __all__ = [
     "ExpiryNoticeAdmin",
     "KeyAddForm",
     "KeyColumns",
+    "KeyEventAdmin",
     "ReservedSystemUsername",
     "StatusFilter",
     "SystemKeyAdmin",
@@ -42,3 +45,4 @@ __all__ = [
 admin.site.register(SystemKey, SystemKeyAdmin)
 admin.site.register(UserKey, UserKeyAdmin)
 admin.site.register(ExpiryNotice, ExpiryNoticeAdmin)
+admin.site.register(KeyEvent, KeyEventAdmin)

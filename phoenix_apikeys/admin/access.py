@@ -8,8 +8,9 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from .. import audit
 from ..cache import CacheUnreachable
-from ..http import PRINCIPAL_ATTRIBUTE
+from ..http import PRINCIPAL_ATTRIBUTE, client_address
 from ..permissions import VIEW_ALL_USER_KEYS
 
 
@@ -27,13 +28,27 @@ def refused_when_cache_unreachable(view: Any) -> Any:
     return guarded_view
 
 
-class RefusesUnheardRevocations:
-    """Mixin for an admin whose delete and changelist (bulk delete) views revoke keys."""
+def audited(view: Any) -> Any:
+    """The key events the view records name the request's user and address (audit.acting)."""
 
+    @functools.wraps(view)
+    def audited_view(self: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        with audit.acting(actor=request.user, source=client_address(request.META)):
+            return view(self, request, *args, **kwargs)
+
+    return audited_view
+
+
+class RefusesUnheardRevocations:
+    """Mixin for an admin whose delete and changelist (bulk delete, actions) views revoke or
+    rotate keys: refused when the cache cannot hear of it, recorded as the request's user's."""
+
+    @audited
     @refused_when_cache_unreachable
     def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().delete_view(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
+    @audited
     @refused_when_cache_unreachable
     def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changelist_view(request, *args, **kwargs)  # type: ignore[misc,no-any-return]

@@ -27,6 +27,7 @@ from ..conf import phoenix_settings
 from ..models import AbstractAPIKey, MissingSecretError, UserKey, describe, system_user
 from .access import (
     RefusesUnheardRevocations,
+    audited,
     made_with_api_key,
     may_manage_keys_of,
     sees_all_user_keys,
@@ -140,6 +141,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     def acts_as(self, request: HttpRequest) -> str:
         raise NotImplementedError
 
+    @audited
     @method_decorator(sensitive_variables())
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None

@@ -21,6 +21,7 @@ from ..models import UserKey
 from ..models import is_system_user as _is_system_user
 from .access import (
     RefusesUnheardRevocations,
+    audited,
     may_manage_keys_of,
     refused_when_cache_unreachable,
 )
@@ -140,6 +141,7 @@ class SystemUserProtection(RefusesUnheardRevocations):
             return HttpResponseRedirect(reverse(change, args=[user.pk]))
         return super().user_change_password(request, id, form_url)  # type: ignore[misc]
 
+    @audited  # an inline's delete revokes a key
     @refused_when_cache_unreachable
     def change_view(
         self,

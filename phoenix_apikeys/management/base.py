@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .. import audit
 from ..conf import phoenix_settings
 from ..keys import KeyKind
 from ..models import AbstractAPIKey, MissingSecretError, find_key_by_id
@@ -102,7 +103,15 @@ def key_by_id(value: str, plaintext_advice: str) -> AbstractAPIKey:
     return found
 
 
-class CreateKeyCommand(BaseCommand):
+class KeyCommand(BaseCommand):
+    """A command that changes keys: the audit trail records its changes as by "command"."""
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        with audit.acting(label=audit.COMMAND):
+            return super().execute(*args, **options)
+
+
+class CreateKeyCommand(KeyCommand):
     """Creates one key of ``model`` and prints its plaintext alone on stdout."""
 
     model: type[AbstractAPIKey]

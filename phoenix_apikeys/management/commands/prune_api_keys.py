@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from phoenix_apikeys import audit
 from phoenix_apikeys.cache import CacheUnreachable
-from phoenix_apikeys.management.base import describe_key
-from phoenix_apikeys.models import KEY_MODELS
+from phoenix_apikeys.management.base import KeyCommand, describe_key
+from phoenix_apikeys.models import KEY_MODELS, KeyEvent
 
 
-class Command(BaseCommand):
+class Command(KeyCommand):
     help = "Delete every expired API key (system and user); --dry-run only lists them."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,7 +28,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{'Would prune' if dry_run else 'Pruned'} {describe_key(key)}.")
                 if not dry_run:
                     try:
-                        key.delete()
+                        with audit.acting(revocation=KeyEvent.Action.EXPIRED_PRUNED):
+                            key.delete()  # recorded as expired_pruned, not revoked
                     except CacheUnreachable as error:
                         raise CommandError(str(error)) from None
                 count += 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.keys import MalformedKey
-from phoenix_apikeys.management.base import describe_key, key_by_id
+from phoenix_apikeys.management.base import KeyCommand, describe_key, key_by_id
 from phoenix_apikeys.models import (
     AbstractAPIKey,
     MissingSecretError,
@@ -24,7 +24,7 @@ from phoenix_apikeys.models import (
 MAX_STDIN = 4096
 
 
-class Command(BaseCommand):
+class Command(KeyCommand):
     help = "Revoke (delete) an API key by its id, or by its plaintext read from stdin (--stdin)."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -10,10 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import (
+    KeyCommand,
     describe,
     describe_key,
     expiry,
@@ -36,7 +37,7 @@ def parse_grace_period(text: str) -> timedelta:
     return timedelta(0) if text.strip() == "0" else parse_duration(text, "--grace-period")
 
 
-class Command(BaseCommand):
+class Command(KeyCommand):
     help = (
         "Replace an API key with a new one (same name, description, scopes and owner) and print "
         "the new key alone on stdout; the old key keeps working for the grace period."
