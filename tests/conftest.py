@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core.cache import caches
 from rest_framework.test import APIClient
 
+from phoenix_apikeys import cache as key_cache_module
 from phoenix_apikeys.conf import DEFAULTS, phoenix_settings
+
+from .testapp.caches import FlakyCache
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +63,14 @@ def admin_secret(settings: object) -> str:
 def key_cache(settings: object) -> str:
     settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "apikeys"}  # type: ignore[attr-defined]
     return "apikeys"
+
+
+@pytest.fixture
+def flaky(settings: Any) -> Iterator[type[FlakyCache]]:
+    """The key cache is a cache whose calls fail while ``FlakyCache.broken`` is set."""
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "flaky", "CACHE_RETRY_INTERVAL": 0}
+    key_cache_module._breakers.clear()
+    FlakyCache.broken, FlakyCache.calls = False, 0
+    yield FlakyCache
+    FlakyCache.broken = False
+    key_cache_module._breakers.clear()

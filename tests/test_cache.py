@@ -513,16 +513,6 @@ def test_concurrent_deletes_of_one_key_give_one_204_and_one_signal(admin_secret:
 # The cache failing: an accelerator, never a dependency ----------------------------------------
 
 
-@pytest.fixture
-def flaky(settings: Any) -> Iterator[type[FlakyCache]]:
-    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "flaky", "CACHE_RETRY_INTERVAL": 0}
-    key_cache_module._breakers.clear()
-    FlakyCache.broken, FlakyCache.calls = False, 0
-    yield FlakyCache
-    FlakyCache.broken = False
-    key_cache_module._breakers.clear()
-
-
 def test_keys_and_the_admin_secret_verify_while_the_cache_refuses(
     api_client: APIClient, settings: Any, admin_secret: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,7 +4,6 @@ the change's own transaction, never a secret; append-only; pruned by EVENT_RETEN
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -53,16 +52,6 @@ def run(*args: Any) -> str:
     out = io.StringIO()
     call_command(*args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
-
-
-@pytest.fixture
-def flaky(settings: Any) -> Iterator[type[FlakyCache]]:
-    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "flaky", "CACHE_RETRY_INTERVAL": 0}
-    key_cache_module._breakers.clear()
-    FlakyCache.broken, FlakyCache.calls = False, 0
-    yield FlakyCache
-    FlakyCache.broken = False
-    key_cache_module._breakers.clear()
 
 
 # Each action, once, by whom ------------------------------------------------------------------

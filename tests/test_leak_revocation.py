@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ import requests
 from django.core import mail
 
 from phoenix_apikeys import api
-from phoenix_apikeys import cache as key_cache_module
 from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import AbstractAPIKey, SystemKey, UserKey
 
@@ -324,16 +322,6 @@ def test_no_plaintext_reaches_the_logs(
 
 
 # The key cache unreachable -------------------------------------------------------------------
-
-
-@pytest.fixture
-def flaky(settings: Any) -> Iterator[type[FlakyCache]]:
-    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "flaky", "CACHE_RETRY_INTERVAL": 0}
-    key_cache_module._breakers.clear()
-    FlakyCache.broken, FlakyCache.calls = False, 0
-    yield FlakyCache
-    FlakyCache.broken = False
-    key_cache_module._breakers.clear()
 
 
 def test_an_unreachable_key_cache_leaves_the_key_working_and_still_answers_202(
