@@ -210,7 +210,9 @@ def check_keys_within_lifetime(**kwargs: Any) -> list[CheckMessage]:
     for kind, model in KEY_MODELS.items():
         maximum = phoenix_settings.lifetime_policy(kind).maximum
         using = router.db_for_read(model)
-        if maximum is None or using not in (kwargs.get("databases") or ()):
+        if not isinstance(maximum, timedelta) or using not in (kwargs.get("databases") or ()):
+            continue  # no maximum, or not a duration (E026 says so)
+        if maximum <= timedelta(0):
             continue
         beyond = Q(expires_at__isnull=True) | Q(expires_at__gt=now + maximum)
         try:

@@ -42,7 +42,7 @@ LAST_EXPIRY_YEAR = 9998
 MAX_DESCRIPTION_LENGTH = 4096
 # Control characters in a name or description would reach terminals and logs (tab and newline
 # are fine in a description).
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # bidi too
 # A key this close to its expiry is shown as expiring, so its owner rotates it in time.
 EXPIRING_WITHIN = timedelta(days=7)
 
@@ -116,7 +116,7 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
             raise MissingSecretError
         default = phoenix_settings.lifetime_policy(key.kind).default
         if key.expires_at is None and default is not None:  # DEFAULT_KEY_LIFETIME
-            key.expires_at = timezone.now() + default
+            key.expires_at = (key.created_at or timezone.now()) + default
         if not isinstance(key.scopes, str):  # a list from the API, the admin or a command
             wrong = scopes.problems(key.scopes)
             if wrong:
@@ -209,12 +209,23 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
             now = timezone.now()
             if current.is_expired(now):
                 raise ValidationError({"id": "The key has expired; create a new one."})
+            replaced = KeyEvent.objects.using(using).filter(
+                action=KeyEvent.Action.ROTATED, key_id=current.key_id
+            )
+            if replaced.exists():  # a retry would make a key that dies with the grace period
+                raise ValidationError(
+                    {"id": "The key was already replaced by a rotation; rotate its replacement."}
+                )
             new_expiry = expires_at
             if expires_at is ... and current.expires_at is None:
                 new_expiry = None
             elif expires_at is ... and current.expires_at is not None:
+                lifetime = current.expires_at - current.created_at
+                maximum = phoenix_settings.lifetime_policy(self.model.kind).maximum
+                if maximum is not None:  # a key made at the maximum may be a few µs over it
+                    lifetime = min(lifetime, maximum)
                 try:
-                    new_expiry = now + (current.expires_at - current.created_at)
+                    new_expiry = now + lifetime
                 except OverflowError:  # past any representable time: the model's own error
                     new_expiry = datetime.max.replace(tzinfo=dt_timezone.utc)
             extra = {} if created_by is None else {"created_by": created_by}
@@ -609,6 +620,17 @@ class ExpiryNotice(models.Model):
 
 
 class KeyEventQuerySet(models.QuerySet["KeyEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError("Key events are append-only: an event is never changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("Key events are append-only: use prune_older_than (prune_key_events).")
+
+    def prune_older_than(self, moment: datetime) -> int:
+        """The one way events go: every event before ``moment``; the number deleted."""
+        deleted, _ = models.QuerySet.delete(self.filter(at__lt=moment))
+        return deleted
+
     def record(
         self,
         action: str,
@@ -700,6 +722,8 @@ class KeyEvent(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
             raise TypeError("Key events are append-only: an event is never changed.")
+        # Always an INSERT: a new instance given an existing pk must not overwrite that row.
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:

@@ -278,17 +278,24 @@ def test_an_event_is_never_changed_nor_deleted_one_by_one() -> None:
     assert KeyEvent.objects.get().actor_label == "anonymous"
 
 
+def backdate(events: Any, when: Any) -> None:
+    """As time would: the base QuerySet.update, which KeyEvent's own queryset refuses."""
+    from django.db.models import QuerySet
+
+    QuerySet.update(events, at=when)
+
+
 def test_prune_key_events_deletes_only_what_retention_lets_go(settings: Any) -> None:
     settings.PHOENIX_APIKEYS = {"EVENT_RETENTION": timedelta(days=30)}
     keys = [SystemKeyFactory() for _ in range(3)]
     old = KeyEvent.objects.filter(key_id__in=[keys[0].key_id, keys[1].key_id])
-    old.update(at=timezone.now() - timedelta(days=31))
+    backdate(old, timezone.now() - timedelta(days=31))
     assert "Would prune 2 key events" in run("prune_key_events", "--dry-run")
     assert KeyEvent.objects.count() == 3
     assert "Pruned 2 key events" in run("prune_key_events")
     assert [e.key_id for e in events()] == [keys[2].key_id]
     settings.PHOENIX_APIKEYS = {"EVENT_RETENTION": 60}  # seconds
-    KeyEvent.objects.update(at=timezone.now() - timedelta(seconds=61))
+    backdate(KeyEvent.objects.all(), timezone.now() - timedelta(seconds=61))
     assert "Pruned 1 key event " in run("prune_key_events")
     assert not KeyEvent.objects.exists()
 
@@ -460,3 +467,18 @@ def test_a_leak_report_over_rest_is_recorded_as_leak_revoked() -> None:
     assert event.key_id == key.key_id and event.source == "127.0.0.1"
     assert events(action="revoked") == []
     assert_holds_no_secret(event, key.plaintext, key.digest)
+
+
+def test_the_orm_cannot_rewrite_or_delete_events_by_ordinary_means() -> None:
+    from django.db import IntegrityError
+
+    UserKeyFactory()
+    [event] = events(action="created")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        KeyEvent(pk=event.pk, action="created", kind="user", actor_label="forged").save()
+    with pytest.raises(TypeError):
+        KeyEvent.objects.filter(pk=event.pk).update(actor_label="forged")
+    with pytest.raises(TypeError):
+        KeyEvent.objects.filter(pk=event.pk).delete()
+    assert KeyEvent.objects.get(pk=event.pk).actor_label == event.actor_label
+    assert KeyEvent.objects.prune_older_than(timezone.now() + timedelta(seconds=1)) == 1

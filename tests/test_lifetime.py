@@ -144,3 +144,10 @@ def test_keys_beyond_a_tightened_policy_are_w006(settings: Any) -> None:
     assert [m.msg for m in listed if m.id == "phoenix_apikeys.W006"] == [
         "1 user key outlives MAX_KEY_LIFETIME (never expiring, or expiring later than it allows)."
     ]
+
+
+def test_w006_leaves_an_invalid_value_to_e026(settings: Any) -> None:
+    UserKeyFactory()
+    settings.PHOENIX_APIKEYS = {"MAX_KEY_LIFETIME": {"user": -5, "system": "2d"}}
+    found = {m.id for m in run_checks(include_deployment_checks=True, databases=["default"])}
+    assert "phoenix_apikeys.E026" in found and "phoenix_apikeys.W006" not in found

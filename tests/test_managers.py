@@ -311,3 +311,9 @@ def test_names_and_descriptions_hold_no_control_characters(
 def test_a_description_may_hold_lines_and_tabs() -> None:
     key, _ = UserKey.objects.create_key(user=UserFactory(), name="x", description="a\n\tb")
     assert key.description == "a\n\tb"
+
+
+@pytest.mark.parametrize("mark", ["\u202e", "\u2066", "\u200f"])
+def test_names_hold_no_text_direction_controls(mark: str) -> None:
+    with pytest.raises(ValidationError):
+        UserKey.objects.create_key(user=UserFactory(), name=f"invoice{mark}txt.exe")

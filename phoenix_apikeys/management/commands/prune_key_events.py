@@ -22,12 +22,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
         cutoff = timezone.now() - phoenix_settings.EVENT_RETENTION
-        old = KeyEvent.objects.filter(at__lt=cutoff)
         if dry_run:
-            count = old.count()
-        else:
-            # A queryset delete: the one way events go (KeyEvent.delete refuses a single row).
-            count, _ = old.delete()
+            count = KeyEvent.objects.filter(at__lt=cutoff).count()
+        else:  # the one way events go: KeyEvent and its queryset refuse every other delete
+            count = KeyEvent.objects.prune_older_than(cutoff)
         verb = "Would prune" if dry_run else "Pruned"
         self.stdout.write(
             f"{verb} {count} key event{'' if count == 1 else 's'} from before {cutoff.isoformat()}."
