@@ -110,6 +110,25 @@ def test_bad_input_fails_with_a_message_and_an_empty_stdout(project_env: dict[st
     assert "--expires-in" in result.stderr
 
 
+def test_the_lifecycle_commands_in_real_processes(project_env: dict[str, str]) -> None:
+    """rotate_api_key prints the new key alone; notices, the event prune and key listing run."""
+    made = manage(project_env, "create_system_key", "--name", "rotating", "--expires-in", "3d")
+    listed = json.loads(manage(project_env, "list_api_keys", "--json").stdout)
+    [old_id] = [row["id"] for row in listed if row["name"] == "rotating"]
+    rotated = manage(project_env, "rotate_api_key", old_id, "--grace-period", "0")
+    assert rotated.returncode == 0, rotated.stderr
+    assert SYSTEM_KEY.fullmatch(rotated.stdout.removesuffix("\n"))
+    assert rotated.stdout.strip() != made.stdout.strip()
+    assert made.stdout.strip() not in rotated.stderr + rotated.stdout
+    again = manage(project_env, "rotate_api_key", old_id)  # revoked by the rotation
+    assert again.returncode != 0 and again.stdout == ""
+    notices = manage(project_env, "notify_expiring_keys", "--dry-run")
+    assert notices.returncode == 0, notices.stderr
+    assert "rotating" in notices.stdout  # expires within 7 days: would be noticed
+    pruned = manage(project_env, "prune_key_events", "--dry-run")
+    assert pruned.returncode == 0 and "Would prune 0 key events" in pruned.stdout
+
+
 def test_a_created_key_is_revoked_through_stdin(project_env: dict[str, str]) -> None:
     key = manage(project_env, "create_system_key", "--name", "leaked").stdout.strip()
     result = manage(project_env, "revoke_api_key", "--stdin", stdin=key + "\n")
