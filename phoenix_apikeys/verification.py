@@ -202,7 +202,7 @@ def _record_admin_secret_use(source: throttle.Source) -> None:
         if last is not None and now - last < interval:
             return
         _admin_secret_recorded = now
-    address = source() if callable(source) else source
+    address = throttle.address_of(source)
     try:
         with transaction.atomic(using=router.db_for_write(KeyEvent)):
             KeyEvent.objects.record(
