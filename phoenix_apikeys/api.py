@@ -7,15 +7,13 @@ naming the field, set here so the host's exception handler stays untouched.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import send_mail
 from django.db import DatabaseError, transaction
+from django.db.models import QuerySet
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import status
@@ -27,21 +25,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import audit, throttle
+from . import throttle
 from .authentication import APIKeyAuthentication
 from .cache import CacheUnreachable
-from .conf import phoenix_settings
 from .http import acting_for, lazy_address
-from .ids import key_id
-from .keys import KeyKind, MalformedKey, digests, parse_key
-from .models import (
-    KEY_MODELS,
-    AbstractAPIKey,
-    KeyEvent,
-    MissingSecretError,
-    SystemKey,
-    UserKey,
-)
+from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey, revoke_leaked
 from .permissions import (
     VIEW_ALL_USER_KEYS,
     CanCreateSystemKeys,
@@ -58,12 +46,12 @@ from .serializers import (
     CurrentUserEnvelopeSerializer,
     ErrorSerializer,
     InventoryEnvelopeSerializer,
-    InventoryQuerySerializer,
     KeyCreateRequestSerializer,
     KeyListEnvelopeSerializer,
     KeyRotateRequestSerializer,
     LeakReceiptEnvelopeSerializer,
     LeakReportRequestSerializer,
+    PageQuerySerializer,
     RotatedKeyEnvelopeSerializer,
 )
 from .verification import RETRY_AFTER_UNAVAILABLE, AdminSecret, database_failed
@@ -220,7 +208,7 @@ def create(request: Request, model: type[AbstractAPIKey], **owner: Any) -> Respo
         with acting_for(request):  # the audit trail records who made it, and from where
             key, plaintext = model.objects.create_key(**owner, **body.validated_data["data"])  # type: ignore[attr-defined]
     except DjangoValidationError as error:
-        raise ValidationError({"data": error.message_dict}) from None
+        raise ValidationError({"data": by_field(error)}) from None
     except MissingSecretError:
         raise SecretUnavailable from None
     created = CreatedKeyEnvelopeSerializer({"data": key}, context={"plaintext": plaintext})
@@ -257,6 +245,29 @@ def rotate(request: Request, old: AbstractAPIKey, **creator: Any) -> Response:
     )
 
 
+def by_field(error: DjangoValidationError) -> dict[str, Any]:
+    """A model's errors by field; one about the request as a whole (the inventory limit) is
+    said of ``data`` itself."""
+    errors = dict(error.message_dict)
+    if NON_FIELD_ERRORS in errors:
+        errors["non_field_errors"] = errors.pop(NON_FIELD_ERRORS)
+    return errors
+
+
+def page(request: Request, keys: QuerySet[Any], kind: Any, serializer: Any) -> Response:
+    """One page of ``keys``, newest first: ``limit`` (1 to 1000) and ``cursor`` (the
+    ``next_cursor`` of the page before), so no response grows with the inventory."""
+    query = PageQuerySerializer(data=request.query_params, context={"kind": kind})
+    query.is_valid(raise_exception=True)
+    limit: int = query.validated_data["limit"]
+    keys = keys.order_by("-pk")
+    if "cursor" in query.validated_data:
+        keys = keys.filter(pk__lte=query.validated_data["cursor"])
+    found = list(keys[: limit + 1])
+    next_cursor = found[limit].key_id if len(found) > limit else None
+    return Response(serializer({"data": found[:limit], "next_cursor": next_cursor}).data)
+
+
 def find_key(model: type[KeyT], value: str) -> KeyT:
     """The key an opaque id names, or 404: garbage and ids of the other kind are not found."""
     try:
@@ -267,10 +278,10 @@ def find_key(model: type[KeyT], value: str) -> KeyT:
 
 
 def revoke(request: Request, key: AbstractAPIKey) -> Response:
-    """204 for the one request that deleted the row; a concurrent delete that lost is 404."""
+    """204 for the one request that revoked the key; a concurrent revocation that lost is 404."""
     with acting_for(request):
-        deleted, _ = key.delete()
-    if not deleted:
+        revoked = type(key)._default_manager.revoke(key)
+    if not revoked:
         raise NotFound("No such API key.")
     return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -296,14 +307,16 @@ class UserKeysView(KeyAPIView):
     @document(
         "listUserApiKeys",
         "List your own user keys",
-        description="A system key or the admin secret owns no user keys: the list is empty.",
-        responses={200: KeyListEnvelopeSerializer, **UNAUTHENTICATED},
+        description="Newest first, with cursor pagination: pass next_cursor back as cursor. "
+        "A system key or the admin secret owns no user keys: the list is empty.",
+        parameters=[PageQuerySerializer],
+        responses={200: KeyListEnvelopeSerializer, 422: ErrorSerializer, **UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
-        keys: Any = []
-        if not isinstance(request.auth, (SystemKey, AdminSecret)):
-            keys = UserKey.objects.filter(user=request.user)
-        return Response(KeyListEnvelopeSerializer({"data": keys}).data)
+        keys = UserKey.objects.filter(user=request.user.pk)
+        if isinstance(request.auth, (SystemKey, AdminSecret)):
+            keys = keys.none()
+        return page(request, keys, UserKey.kind, KeyListEnvelopeSerializer)
 
     @document(
         "createUserApiKey",
@@ -361,20 +374,12 @@ class UserKeyInventoryView(KeyAPIView):
         "listAllUserApiKeys",
         "List every user's keys",
         description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
-        parameters=[InventoryQuerySerializer],
+        parameters=[PageQuerySerializer],
         responses={200: InventoryEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
-        query = InventoryQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        limit: int = query.validated_data["limit"]
-        keys = UserKey.objects.select_related("user").order_by("-pk")
-        if "cursor" in query.validated_data:
-            keys = keys.filter(pk__lte=query.validated_data["cursor"])
-        page = list(keys[: limit + 1])
-        next_cursor = key_id(KeyKind.USER, page[limit].pk) if len(page) > limit else None
-        body = InventoryEnvelopeSerializer({"data": page[:limit], "next_cursor": next_cursor})
-        return Response(body.data)
+        keys = UserKey.objects.select_related("user")
+        return page(request, keys, UserKey.kind, InventoryEnvelopeSerializer)
 
 
 class SystemKeysView(KeyAPIView):
@@ -385,10 +390,12 @@ class SystemKeysView(KeyAPIView):
     @document(
         "listSystemApiKeys",
         "List system keys",
-        responses={200: KeyListEnvelopeSerializer, **FORBIDDEN},
+        description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
+        parameters=[PageQuerySerializer],
+        responses={200: KeyListEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
-        return Response(KeyListEnvelopeSerializer({"data": SystemKey.objects.all()}).data)
+        return page(request, SystemKey.objects.all(), SystemKey.kind, KeyListEnvelopeSerializer)
 
     @document(
         "createSystemApiKey",
@@ -434,8 +441,6 @@ class SystemKeyRotationView(KeyAPIView):
 
 # Leak reports: the largest body read (Content-Length), below Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
 MAX_LEAK_REPORT_BYTES = 64 * 1024
-# Control characters of a key's name never reach an email (headers and terminals).
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class LeakRevocationView(KeyAPIView):
@@ -497,17 +502,10 @@ class LeakRevocationView(KeyAPIView):
             body = LeakReportRequestSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             texts: list[str] = body.validated_data["data"]["keys"]
-            secrets = phoenix_settings.verification_secrets
-            if not secrets:
-                raise SecretUnavailable
-            found: dict[tuple[str, Any], AbstractAPIKey] = {}
-            for text in texts:
-                key = find_leaked(text, secrets)
-                if key is not None:
-                    found[(key.kind.value, key.pk)] = key
-            # One order for every report, so two reports of the same keys never deadlock.
-            for _, key in sorted(found.items(), key=lambda item: item[0]):
-                revoke_leaked(key, source())
+            try:
+                revoke_leaked(texts, source())
+            except MissingSecretError:
+                raise SecretUnavailable from None
         return Response(
             LeakReceiptEnvelopeSerializer({"data": {"received": len(texts)}}).data,
             status=status.HTTP_202_ACCEPTED,
@@ -520,79 +518,3 @@ def declared_length(request: Request) -> int:
         return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
     except ValueError:
         return 0
-
-
-@sensitive_variables()
-def find_leaked(text: str, secrets: Sequence[str]) -> AbstractAPIKey | None:
-    """The stored key ``text`` is, or None. Text that is no key of ours is digested all the
-    same (and the result thrown away), so every item costs a parse and a digest."""
-    try:
-        parsed = parse_key(text, phoenix_settings.prefixes)
-    except MalformedKey:
-        digests(text, secrets)
-        return None
-    manager = KEY_MODELS[parsed.kind]._default_manager
-    key: AbstractAPIKey | None = manager.find_by_digests(digests(parsed.plaintext, secrets))
-    return key
-
-
-def revoke_leaked(key: AbstractAPIKey, source: str | None) -> None:
-    """Delete ``key`` in a transaction of its own (a savepoint), then email its owner once the
-    report commits. A key the cache cannot be told of stays, for the reporter's retry."""
-    notice = LeakNotice.of(key)
-    try:
-        with transaction.atomic():
-            # One event, leak_revoked, written by the revocation receiver in this transaction.
-            with audit.acting(source=source, revocation=KeyEvent.Action.LEAK_REVOKED):
-                deleted, _ = key.delete()
-    except CacheUnreachable:
-        logger.warning(
-            "A key reported as leaked (%s) was not revoked: the key cache cannot be reached.",
-            notice.key_id,
-        )
-        return
-    if deleted:  # not when a concurrent revocation got there first
-        logger.warning("Revoked %s: reported as leaked (from %s).", notice.key_id, source)
-        transaction.on_commit(notice.send)
-
-
-class LeakNotice:
-    """The email telling a key's owner (user keys) or ADMINS (system keys) it was revoked:
-    its name, id and hint, never the key."""
-
-    def __init__(self, key_id: str, name: str, hint: str, recipients: list[str]) -> None:
-        self.key_id, self.name, self.hint, self.recipients = key_id, name, hint, recipients
-
-    @classmethod
-    def of(cls, key: AbstractAPIKey) -> LeakNotice:
-        if isinstance(key, UserKey):
-            user = key.user
-            address = str(getattr(user, user.get_email_field_name(), "") or "").strip()
-            recipients = [address] if address else admin_addresses()
-        else:
-            recipients = admin_addresses()
-        return cls(key.key_id, CONTROL.sub("?", key.name), key.prefixed_hint, recipients)
-
-    def send(self) -> None:
-        if not self.recipients:
-            logger.warning("Nobody to tell that leaked key %s was revoked.", self.key_id)
-            return
-        try:
-            send_mail(
-                "An API key was revoked: it was reported as leaked",
-                f'The API key "{self.name}" ({self.hint}, id {self.key_id}) was revoked '
-                "because it was reported as leaked: someone found it where it should not be, "
-                "such as a public repository.\n\nIt no longer works. Make a new key where it "
-                "was used, and remove the old one from wherever it was published.\n",
-                None,
-                self.recipients,
-            )
-        except Exception:  # a mail server's failure never undoes or fails the revocation
-            logger.exception("Could not email about revoked leaked key %s.", self.key_id)
-
-
-def admin_addresses() -> list[str]:
-    """settings.ADMINS as addresses: (name, address) pairs, or addresses (Django 6.0+)."""
-    entries = getattr(settings, "ADMINS", None) or ()
-    addresses = (entry if isinstance(entry, str) else entry[1] for entry in entries)
-    return [address for address in addresses if address]

@@ -1,15 +1,14 @@
 """Who is acting, and from where: the context the audit trail (models.KeyEvent) records.
 
-Entry points wrap their work in ``acting``; the lifecycle (``issue``, ``rotate``, the revocation
-receiver) records each change with ``KeyEvent.objects.record``, inside the change's own
-transaction, taking the actor and source from here unless given explicitly::
+Entry points wrap their work in ``acting``; the key manager records each change with
+``KeyEvent.objects.record``, inside the change's own transaction, taking the actor and source
+from here unless given explicitly::
 
     with audit.acting(actor=request.user, source=address):
-        key.delete()  # a "revoked" event, by that user, from that address
+        UserKey.objects.revoke(key)  # a "revoked" event, by that user, from that address
 
-``revocation`` names what a deletion is recorded as (``expired_pruned`` for prune_api_keys,
-``leak_revoked`` for a revocation by a leaked plaintext); nested ``acting`` blocks inherit what
-they do not set. This module knows nothing of models, so models can read it.
+Nested ``acting`` blocks inherit what they do not set. This module knows nothing of models, so
+models can read it.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ class Acting:
     actor: Any = None  # a user, or None
     label: str | None = None  # what to call the actor when there is no user
     source: str | None = None  # the client's address
-    revocation: str = "revoked"  # the action a deletion is recorded as
 
     @property
     def actor_label(self) -> str:
@@ -67,18 +65,11 @@ def acting(
     actor: Any = None,
     label: str | None = None,
     source: str | None = None,
-    *,
-    revocation: str | None = None,
 ) -> Iterator[Acting]:
-    """Set who acts (a user; or ``label``: "command", "admin secret"), from where (``source``,
-    a client address) and what a deletion counts as, for the block; unset values are inherited."""
+    """Set who acts (a user; or ``label``: "command", "admin secret") and from where
+    (``source``, a client address) for the block; unset values are inherited."""
     outer = current()
-    given: dict[str, Any] = {
-        "actor": actor,
-        "label": label,
-        "source": source,
-        "revocation": revocation,
-    }
+    given: dict[str, Any] = {"actor": actor, "label": label, "source": source}
     if actor is not None and label is None:
         given["label"] = ""  # a user named here wins over an outer label
     inner = dataclasses.replace(outer, **{k: v for k, v in given.items() if v is not None})

@@ -1,12 +1,14 @@
 """The optional cache of verified keys: an accelerator shared by every serving process, never a
 dependency.
 
-Every entry is stamped with the cache's generation, a random token that each revocation replaces
-(at once, and again after its transaction commits). A hit counts only while its stamp is the
-current generation, so a key that a concurrent request read from the database before a
-revocation committed, and stored after it, is never served. Only found keys are cached, never a
-miss, so an attacker cannot fill the cache. A per-process cache (local memory) cannot see a
-revocation made by another process, so it is never used: the database path serves instead.
+Each entry is stamped with its key's version, a random token that each change of that key (a
+revocation, a rotation, a change of its owner) replaces, at once and again after the change
+commits; and with the cache's generation, replaced only when the cache comes back from an
+outage. A hit counts only while its stamp is current, so a key that a concurrent request read
+from the database before a revocation committed, and stored after it, is never served, and a
+revocation retires that key's entries alone. Only found keys are cached (and given a version),
+never a miss, so an attacker cannot fill the cache. A per-process cache (local memory) cannot
+see a revocation made by another process, so it is never used: the database path serves instead.
 
 A cache that fails (down, refusing, timing out) is skipped by this process for
 CACHE_RETRY_INTERVAL seconds, so an outage costs one failed call per interval. When it answers
@@ -105,11 +107,13 @@ def guarded(
 
 @dataclass(frozen=True)
 class Entry:
-    """What a request found: the cached value (or None), the generation to stamp a store with,
-    and when the value was last read from the database (kept when it is stored again)."""
+    """What a request found: the cached value (or None), the stamp to store with (the
+    generation and the key's version as read before the database was; the version None when
+    the key has none yet), and when the value was last read from the database (kept when it is
+    stored again)."""
 
     value: Any = None
-    generation: str | None = None
+    stamp: tuple[str, str | None] | None = None
     verified_at: float | None = None
 
 
@@ -149,28 +153,35 @@ def key_name(digest: str) -> str:
     return _NAMESPACE + digest
 
 
+def _version_name(name: str) -> str:
+    return name + ":version"
+
+
 def read(name: str) -> Entry:
-    """One round trip: the entry and the current generation together."""
+    """One round trip: the entry, its key's version and the generation together."""
     return guarded(_key_cache_alias(), lambda cache: _read(cache, name), Entry())
 
 
 def _read(cache: BaseCache, name: str) -> Entry:
-    found = cache.get_many([name, GENERATION])
+    found = cache.get_many([name, _version_name(name), GENERATION])
     generation = found.get(GENERATION)
     if generation is None:  # first use, or evicted: start one; whoever adds first wins
-        cache.add(GENERATION, _new_generation(), None)
-        return Entry(generation=cache.get(GENERATION))
-    if _rolled_back(generation):
+        cache.add(GENERATION, _new_token(), None)
+        generation = cache.get(GENERATION)
+    elif _rolled_back(generation):
         # A restored snapshot or a lagging replica brought back a retired generation, and with
         # it entries that revocations had retired: retire them again.
-        return Entry(generation=_set_generation(cache))
+        generation = _set_generation(cache)
+    if generation is None:
+        return Entry()
+    stamp = (generation, found.get(_version_name(name)))
     stamped = found.get(name)
-    if stamped is None or stamped[0] != generation:
-        return Entry(generation=generation)
+    if stamp[1] is None or stamped is None or stamped[0] != stamp:
+        return Entry(stamp=stamp)
     _stamp, verified_at, value = stamped
     if time.time() - verified_at > phoenix_settings.CACHE_TIMEOUT:
-        return Entry(generation=generation)  # re-stores never stretch an entry's life
-    return Entry(value, generation, verified_at)
+        return Entry(stamp=stamp)  # re-stores never stretch an entry's life
+    return Entry(value, stamp, verified_at)
 
 
 # The generations this process has seen, oldest first: a generation is never set again once
@@ -191,12 +202,22 @@ def _rolled_back(generation: str) -> bool:
 
 
 def store(name: str, value: Any, entry: Entry) -> None:
-    """Keep ``value`` under the generation read *before* the database was: never a newer one."""
-    if entry.generation is None:
+    """Keep ``value`` under the stamp read *before* the database was: never a newer one. A key
+    without a version gets one here, unless a change gave it one meanwhile (then no store)."""
+    if entry.stamp is None:
         return
-    stamped = (entry.generation, entry.verified_at or time.time(), value)
     timeout = phoenix_settings.CACHE_TIMEOUT
-    guarded(_key_cache_alias(), lambda cache: cache.set(name, stamped, timeout), None)
+
+    def _store(cache: BaseCache) -> None:
+        generation, version = entry.stamp  # type: ignore[misc]
+        if version is None:
+            version = _new_token()
+            if not cache.add(_version_name(name), version, timeout):
+                return
+        stamped = ((generation, version), entry.verified_at or time.time(), value)
+        cache.set(name, stamped, timeout)
+
+    guarded(_key_cache_alias(), _store, None)
 
 
 class CacheUnreachable(Exception):
@@ -213,44 +234,50 @@ class CacheUnreachable(Exception):
         )
 
 
-def invalidate(using: str, *, required: bool = True) -> None:
-    """Retire every entry now and again once the change commits (call it inside the change's
-    transaction, before its write): readers that saw the old rows before the commit can only
-    have stamped them with a generation that is gone.
+def retire(names: list[str], using: str, *, required: bool = True) -> None:
+    """Retire the entries ``names`` now and again once the change commits (call it inside the
+    change's transaction, before its write): readers that saw the old rows before the commit
+    can only have stamped them with a version that is gone.
 
     Raises CacheUnreachable when ``required`` and the cache cannot be told now.
     """
-    retire_now(required=required)
-    retire_after_commit(using)
+    retire_now(names, required=required)
+    retire_after_commit(names, using)
 
 
-def retire_now(*, required: bool = True) -> None:
-    """Before a revocation writes: raises CacheUnreachable when ``required`` and the cache
-    cannot be told."""
+def retire_now(names: list[str], *, required: bool = True) -> None:
+    """Before a change writes: raises CacheUnreachable when ``required`` and the cache cannot
+    be told."""
     alias = _key_cache_alias()
-    if alias is None:
+    if alias is None or not names:
         return
-    told = guarded(alias, lambda cache: bool(_set_generation(cache)), False, force=required)
+    told = guarded(alias, lambda cache: _new_versions(cache, names), False, force=required)
     if required and not told:
         raise CacheUnreachable
 
 
-def retire_after_commit(using: str) -> None:
-    """After a revocation wrote: once its transaction commits (at once in autocommit)."""
-    if _key_cache_alias() is not None:
-        transaction.on_commit(_renew, using=using)
+def retire_after_commit(names: list[str], using: str) -> None:
+    """After a change wrote: once its transaction commits (at once in autocommit)."""
+    alias = _key_cache_alias()
+    if alias is not None and names:
+        renew = lambda: guarded(alias, lambda cache: _new_versions(cache, names), False)  # noqa: E731
+        transaction.on_commit(renew, using=using)
 
 
-def _renew() -> None:
-    guarded(_key_cache_alias(), _set_generation, None)
+def _new_versions(cache: BaseCache, names: list[str]) -> bool:
+    # A version outlives no entry it could match: entries live CACHE_TIMEOUT at most, and a
+    # missing version matches no entry.
+    timeout = phoenix_settings.CACHE_TIMEOUT
+    cache.set_many({_version_name(name): _new_token() for name in names}, timeout)
+    return True
 
 
 def _set_generation(cache: BaseCache) -> str:
-    generation = _new_generation()
+    generation = _new_token()
     cache.set(GENERATION, generation, None)
     _seen.append(generation)
     return generation
 
 
-def _new_generation() -> str:
+def _new_token() -> str:
     return get_random_string(22)

@@ -146,6 +146,8 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
         "a list of timedeltas or seconds, each 0 or more (empty: no notices)",
     ),
     "EVENT_RETENTION": (_between(1, CENTURY), "a timedelta or seconds, 1 second or more"),
+    "MAX_KEYS_PER_USER": (_optional(_count(1)), "None, or a whole number, 1 or more"),
+    "MAX_SYSTEM_KEYS": (_optional(_count(1)), "None, or a whole number, 1 or more"),
 }
 
 
@@ -528,7 +530,8 @@ def check_system_user(**kwargs: Any) -> list[CheckMessage]:
 @register(Tags.security)
 def check_rotation_grace(**kwargs: Any) -> list[CheckMessage]:
     """E029: a default grace period longer than the longest allowed would refuse every rotation
-    that names none (the admin action's among them)."""
+    that names none (the admin action's among them). E030: audit events kept for less than the
+    longest grace period."""
     user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
     values = [
         user_settings.get(name, DEFAULTS[name])
@@ -537,13 +540,24 @@ def check_rotation_grace(**kwargs: Any) -> list[CheckMessage]:
     if not all(VALUE_RULES["ROTATION_GRACE_PERIOD"][0](value) for value in values):
         return []  # a wrong type or range is E026's
     default, longest = (_seconds(value) or 0.0 for value in values)
-    if default <= longest:
-        return []
-    return [
-        Error(
-            "ROTATION_GRACE_PERIOD is longer than MAX_ROTATION_GRACE_PERIOD: every rotation "
-            "without a grace period of its own would be refused.",
-            hint="Make the default grace period no longer than the maximum.",
-            id="phoenix_apikeys.E029",
+    errors: list[CheckMessage] = []
+    if default > longest:
+        errors.append(
+            Error(
+                "ROTATION_GRACE_PERIOD is longer than MAX_ROTATION_GRACE_PERIOD: every rotation "
+                "without a grace period of its own would be refused.",
+                hint="Make the default grace period no longer than the maximum.",
+                id="phoenix_apikeys.E029",
+            )
         )
-    ]
+    retention = user_settings.get("EVENT_RETENTION", DEFAULTS["EVENT_RETENTION"])
+    if VALUE_RULES["EVENT_RETENTION"][0](retention) and (_seconds(retention) or 0.0) < longest:
+        errors.append(
+            Error(
+                "EVENT_RETENTION is shorter than MAX_ROTATION_GRACE_PERIOD: prune_key_events "
+                "would erase the record of rotations whose old key still works.",
+                hint="Keep events at least as long as the longest grace period.",
+                id="phoenix_apikeys.E030",
+            )
+        )
+    return errors

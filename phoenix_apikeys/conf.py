@@ -66,7 +66,11 @@ DEFAULTS: dict[str, Any] = {
     # `manage.py notify_expiring_keys` emails about a key once per threshold it crosses: how
     # long before its expiry (timedeltas or seconds; 0: "has expired"; empty: no notices).
     "EXPIRY_NOTICE_THRESHOLDS": (timedelta(days=7), timedelta(days=1), timedelta(0)),
-    # `manage.py prune_key_events` deletes audit events older than this.
+    # Live (unexpired) keys allowed per user, and system keys in all; None: no limit.
+    "MAX_KEYS_PER_USER": 100,
+    "MAX_SYSTEM_KEYS": 100,
+    # `manage.py prune_key_events` deletes audit events older than this (at least as long as
+    # MAX_ROTATION_GRACE_PERIOD: check E030).
     "EVENT_RETENTION": timedelta(days=365),
 }
 # Settings that take a timedelta or a number of seconds.

@@ -11,7 +11,7 @@ from typing import Any
 from rest_framework import serializers
 
 from .ids import USER_TYPE, global_id, parse_key_id
-from .keys import Credential, KeyKind
+from .keys import Credential
 from .models import MAX_DESCRIPTION_LENGTH, AbstractAPIKey
 from .scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 
@@ -187,7 +187,10 @@ class LeakReceiptEnvelopeSerializer(serializers.Serializer[Any]):
     data = LeakReceiptSerializer()  # type: ignore[assignment]
 
 
-class InventoryQuerySerializer(serializers.Serializer[Any]):
+class PageQuerySerializer(serializers.Serializer[Any]):
+    """``limit`` and ``cursor`` of a list route; the cursor is an id of the kind listed
+    (``context["kind"]``)."""
+
     limit = serializers.IntegerField(
         min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, help_text="Page size, 1 to 1000."
     )
@@ -196,7 +199,7 @@ class InventoryQuerySerializer(serializers.Serializer[Any]):
     )
 
     def validate_cursor(self, value: str) -> int:
-        parsed = parse_key_id(value, KeyKind.USER)
+        parsed = parse_key_id(value, self.context["kind"])
         if parsed is None:
             raise serializers.ValidationError("Not a cursor from this API.")
         return parsed[1]
@@ -208,6 +211,7 @@ class CurrentUserEnvelopeSerializer(serializers.Serializer[Any]):
 
 class KeyListEnvelopeSerializer(serializers.Serializer[Any]):
     data = KeySerializer(many=True)  # type: ignore[assignment]
+    next_cursor = serializers.CharField(allow_null=True, help_text="null on the last page.")
 
 
 class CreatedKeyEnvelopeSerializer(serializers.Serializer[Any]):

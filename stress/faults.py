@@ -1074,6 +1074,8 @@ def throttle_problems(result: dict[str, object]) -> list[str]:
         "warm key, throttled address",
         "admin secret, throttled address",
         "cold key, other address",
+        # A revocation retires that key's cache entries alone: a warm key stays warm.
+        "warm key, throttled address, after an unrelated revoke",
         "warm key, other address, after an unrelated revoke",
     ):
         seen = result.get(name)

@@ -381,7 +381,9 @@ def test_deleting_in_the_admin_revokes_the_key(key_cache: str) -> None:
     assert whoami(key.plaintext) == 401
 
 
-def test_bulk_delete_revokes_every_selected_key(key_cache: str) -> None:
+def test_bulk_delete_revokes_every_selected_key(
+    key_cache: str, django_capture_on_commit_callbacks: Any
+) -> None:
     keys = [SystemKeyFactory(), SystemKeyFactory()]
     kept = SystemKeyFactory()
     for key in (*keys, kept):
@@ -394,7 +396,8 @@ def test_bulk_delete_revokes_every_selected_key(key_cache: str) -> None:
         selected = {"action": "delete_selected", "_selected_action": [key.pk for key in keys]}
         confirmation = client.post(SYSTEM_LIST, selected).content.decode()
         assert "revokes it" in confirmation
-        client.post(SYSTEM_LIST, {**selected, "post": "yes"})
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(SYSTEM_LIST, {**selected, "post": "yes"})
     finally:
         key_revoked.disconnect(receiver)
     assert sorted(revoked) == sorted(key.pk for key in keys)
@@ -669,12 +672,12 @@ def test_a_refusal_at_issue_time_lands_on_the_field_it_concerns(
 ) -> None:
     from django.core.exceptions import ValidationError
 
-    from phoenix_apikeys.models import APIKeyQuerySet
+    from phoenix_apikeys.models import KeyManager
 
-    def refuse(queryset: Any, key: Any) -> str:
+    def refuse(manager: Any, key: Any) -> str:
         raise ValidationError({"expires_at": "Expiry moved.", "user": "Owner left."})
 
-    monkeypatch.setattr(APIKeyQuerySet, "issue", refuse)
+    monkeypatch.setattr(KeyManager, "issue", refuse)
     day = date.today() + timedelta(days=10)
     response = add_key(logged_in(SuperuserFactory()), SYSTEM_ADD, expires_in="date", expires_on=day)
     form = response.context["adminform"].form

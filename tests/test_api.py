@@ -322,10 +322,10 @@ def test_machine_credentials_own_no_user_keys(
 ) -> None:
     # Even a user key wrongly owned by the system user (create_key refuses to make one; a raw
     # save does not) is not listed.
-    UserKey(user=system_user(), name="stray", digest="0" * 64, hint="0000").save()
+    UserKey(user=system_user(), name="stray", digest="0" * 64, hint="0000").save(force_insert=True)
     plaintext = SystemKeyFactory().plaintext if credential == "system key" else admin_secret
     response = api_client.get("/v1/user/api_keys", **bearer(plaintext))
-    assert response.json() == {"data": []}
+    assert response.json() == {"data": [], "next_cursor": None}
 
 
 def test_system_keys_are_listed_without_plaintext(admin_client: APIClient) -> None:

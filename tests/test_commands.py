@@ -431,7 +431,7 @@ def test_prune_dry_run_deletes_nothing() -> None:
 
 
 @pytest.mark.django_db
-def test_pruning_revokes_through_the_signal() -> None:
+def test_pruning_announces_each_revocation(django_capture_on_commit_callbacks: Any) -> None:
     from phoenix_apikeys.signals import key_revoked
 
     revoked: list[Any] = []
@@ -442,7 +442,8 @@ def test_pruning_revokes_through_the_signal() -> None:
     key = expire(UserKeyFactory())
     key_revoked.connect(receiver)
     try:
-        run("prune_api_keys")
+        with django_capture_on_commit_callbacks(execute=True):
+            run("prune_api_keys")
     finally:
         key_revoked.disconnect(receiver)
     assert revoked == [key.pk]

@@ -11,9 +11,9 @@ import pytest
 import requests
 from django.core import mail
 
-from phoenix_apikeys import api
+from phoenix_apikeys import notifications
 from phoenix_apikeys.keys import generate_key
-from phoenix_apikeys.models import AbstractAPIKey, SystemKey, UserKey
+from phoenix_apikeys.models import AbstractAPIKey, SystemKey, UserKey, state
 
 from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
 from .testapp.caches import FlakyCache
@@ -136,7 +136,7 @@ def test_every_item_is_digested_and_every_well_formed_one_looked_up(
 ) -> None:
     digested: list[str] = []
     looked_up: list[list[str]] = []
-    real_digests = api.digests
+    real_digests = state.digests
     real_find = UserKey.objects.find_by_digests.__func__  # type: ignore[attr-defined]
 
     def counting_digests(text: str, secrets: Any) -> list[str]:
@@ -147,7 +147,7 @@ def test_every_item_is_digested_and_every_well_formed_one_looked_up(
         looked_up.append(candidates)
         return real_find(self, candidates)
 
-    monkeypatch.setattr(api, "digests", counting_digests)
+    monkeypatch.setattr(state, "digests", counting_digests)
     monkeypatch.setattr(type(UserKey.objects), "find_by_digests", counting_find)
     monkeypatch.setattr(type(SystemKey.objects), "find_by_digests", counting_find)
     items = ["garbage", generate_key("phxu_"), "", UserKeyFactory().plaintext, "phxs_x"]
@@ -294,7 +294,7 @@ def test_a_mail_failure_is_logged_never_a_500(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ConnectionRefusedError("no mail server")
 
-    monkeypatch.setattr(api, "send_mail", broken)
+    monkeypatch.setattr(notifications, "send_mail", broken)
     caplog.set_level(logging.DEBUG, logger="phoenix_apikeys")
     key = UserKeyFactory(user=UserFactory(email="owner@example.com"))
     assert answer(report(live_server, [key.plaintext])) == received(1)

@@ -617,13 +617,20 @@ def check_ids(settings: Any, **values: Any) -> set[str]:
         ({"MAX_ROTATION_GRACE_PERIOD": 3600}, {"phoenix_apikeys.E029"}),
         ({"ROTATION_GRACE_PERIOD": "1h"}, {"phoenix_apikeys.E026"}),
         ({"MAX_ROTATION_GRACE_PERIOD": -1}, {"phoenix_apikeys.E026"}),
+        ({"EVENT_RETENTION": timedelta(days=29)}, {"phoenix_apikeys.E030"}),
+        (
+            {"EVENT_RETENTION": 60, "MAX_ROTATION_GRACE_PERIOD": 60, "ROTATION_GRACE_PERIOD": 0},
+            set(),
+        ),
     ],
 )
 def test_the_grace_period_settings_are_checked(
     settings: Any, values: dict[str, Any], expected: set[str]
 ) -> None:
     found = check_ids(settings, **values)
-    assert found & {"phoenix_apikeys.E026", "phoenix_apikeys.E029"} == expected
+    assert (
+        found & {"phoenix_apikeys.E026", "phoenix_apikeys.E029", "phoenix_apikeys.E030"} == expected
+    )
 
 
 # Concurrency -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
@@ -127,7 +128,16 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     def change_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if "_saveasnew" in request.POST:  # keys are born only through add_view
             raise PermissionDenied
-        return super().change_view(request, *args, **kwargs)
+        try:
+            return super().change_view(request, *args, **kwargs)
+        except self.model.DoesNotExist:  # revoked between the form's load and its save
+            self.message_user(
+                request,
+                "That key was revoked meanwhile; nothing was saved. A revoked key cannot be "
+                "edited or brought back.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse(self.url_name("changelist")))
 
     # The add flow ---------------------------------------------------------------------------
 
@@ -240,7 +250,8 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         except type(old).DoesNotExist:
             self.message_user(request, "That key was revoked meanwhile.", messages.ERROR)
             return None
-        replaced["replaced_until"] = old.expires_at if old.pk is not None else None
+        ends = old.expires_at
+        replaced["replaced_until"] = ends if ends and ends > timezone.now() else None
         return self.render_created(request, key, plaintext, replaced)
 
     def render_created(

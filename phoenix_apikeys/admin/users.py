@@ -45,11 +45,32 @@ class UserKeyInline(KeyColumns, TabularInline):
     class Media:
         css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
 
+    # The page stays small however many keys a user has: the newest, and a link to them all.
+    shown = 20
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def newest_of(self, request: HttpRequest, owner: Any) -> Any:
+        """The owner's ``shown`` newest keys; past that, the heading links to the full list."""
+        keys = self.get_queryset(request).filter(user=owner.pk)
+        newest = list(
+            keys.order_by("-created_at", "-pk").values_list("pk", flat=True)[: self.shown]
+        )
+        if len(newest) == self.shown and (total := keys.count()) > self.shown:
+            url = reverse(f"{self.admin_site.name}:phoenix_apikeys_userkey_changelist")
+            self.verbose_name_plural = format_html(
+                'API keys: the newest {} of {} (<a href="{}?user__id__exact={}">see all</a>; '
+                "tick “Delete?” and save to revoke)",
+                self.shown,
+                total,
+                url,
+                owner.pk,
+            )
+        return keys.filter(pk__in=newest)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return may_manage_keys_of(request, obj)
@@ -131,6 +152,12 @@ class SystemUserProtection(RefusesUnheardRevocations):
             return inlines
         # The system user owns no user keys (the model refuses them): no empty key list.
         return [inline for inline in inlines if not issubclass(inline, UserKeyInline)]
+
+    def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> Any:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)  # type: ignore[misc]
+        if isinstance(inline, UserKeyInline) and obj is not None and obj.pk is not None:
+            kwargs["queryset"] = inline.newest_of(request, obj)
+        return kwargs
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         user = self.get_object(request, unquote(id))  # type: ignore[attr-defined]

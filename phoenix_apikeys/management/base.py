@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -77,7 +77,9 @@ def describe(error: ValidationError, options: dict[str, Any]) -> str:
     expiry_option = "--expires-at" if options.get("expires_at") is not None else "--expires-in"
     names = {**OPTIONS, "expires_at": expiry_option}
     return "; ".join(
-        f"{names.get(field, field)}: {' '.join(messages)}"
+        " ".join(messages)
+        if field == NON_FIELD_ERRORS
+        else f"{names.get(field, field)}: {' '.join(messages)}"
         for field, messages in error.message_dict.items()
     )
 

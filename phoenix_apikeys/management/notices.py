@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -23,6 +22,7 @@ from django.db import IntegrityError, router, transaction
 from ..conf import phoenix_settings
 from ..keys import KeyKind
 from ..models import CONTROL, KEY_MODELS, AbstractAPIKey, ExpiryNotice, describe
+from ..notifications import admin_addresses, owner_address
 
 SUBJECT_PREFIX = "[phoenix_apikeys]"
 
@@ -75,8 +75,11 @@ def due_notices(now: datetime) -> Iterator[Due]:
         return
     admins = admin_addresses()
     for kind, model in KEY_MODELS.items():
+        # A key already replaced by a rotation dies with its grace period: nothing to do.
         candidates = model._default_manager.filter(
-            expires_at__isnull=False, expires_at__lte=now + timedelta(seconds=among[-1])
+            expires_at__isnull=False,
+            expires_at__lte=now + timedelta(seconds=among[-1]),
+            replaced_by="",
         )
         sent = set(
             ExpiryNotice.objects.filter(
@@ -95,18 +98,6 @@ def due_notices(now: datetime) -> Iterator[Due]:
                 address = owner_address(key.user)
                 problem = None if address else "its owner has no email address"
                 yield Due(key, threshold, (address,) if address else (), problem)
-
-
-def admin_addresses() -> tuple[str, ...]:
-    """settings.ADMINS as addresses: (name, address) pairs, or addresses (Django 6.0+)."""
-    entries = getattr(settings, "ADMINS", None) or ()
-    addresses = (entry if isinstance(entry, str) else entry[1] for entry in entries)
-    return tuple(address for address in addresses if address)
-
-
-def owner_address(user: Any) -> str:
-    value = getattr(user, user.get_email_field_name(), "") or ""
-    return str(value).strip()
 
 
 def message(due: Due) -> EmailMessage:

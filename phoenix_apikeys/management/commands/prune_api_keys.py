@@ -7,10 +7,9 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from phoenix_apikeys import audit
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import KeyCommand, describe_key
-from phoenix_apikeys.models import KEY_MODELS, KeyEvent
+from phoenix_apikeys.models import KEY_MODELS
 
 
 class Command(KeyCommand):
@@ -23,15 +22,17 @@ class Command(KeyCommand):
         now = timezone.now()
         count = 0
         for model in KEY_MODELS.values():
-            expired = model.objects.expired(now).select_related("user")  # type: ignore[attr-defined]
-            for key in expired:
-                self.stdout.write(f"{'Would prune' if dry_run else 'Pruned'} {describe_key(key)}.")
-                if not dry_run:
-                    try:
-                        with audit.acting(revocation=KeyEvent.Action.EXPIRED_PRUNED):
-                            key.delete()  # recorded as expired_pruned, not revoked
-                    except CacheUnreachable as error:
-                        raise CommandError(str(error)) from None
-                count += 1
+            manager: Any = model._default_manager
+            if dry_run:
+                pruned = manager.expired(now).select_related("user").order_by("pk")
+            else:
+                pruned = manager.prune_expired(now)  # each recorded as expired_pruned
+            try:
+                for key in pruned:
+                    verb = "Would prune" if dry_run else "Pruned"
+                    self.stdout.write(f"{verb} {describe_key(key)}.")
+                    count += 1
+            except CacheUnreachable as error:
+                raise CommandError(str(error)) from None
         verb = "Would prune" if dry_run else "Pruned"
         self.stdout.write(f"{verb} {count} expired key{'' if count == 1 else 's'}.")

@@ -39,10 +39,10 @@ class Command(KeyCommand):
         key = self.by_plaintext() if stdin else self.by_id(str(id))
         description = describe_key(key)
         try:
-            deleted, _ = key.delete()
+            revoked = type(key)._default_manager.revoke(key)
         except CacheUnreachable as error:
             raise CommandError(str(error)) from None
-        if not deleted:  # revoked by someone else between our lookup and our delete
+        if not revoked:  # revoked by someone else between our lookup and our delete
             raise CommandError(f"{description} was already revoked.")
         self.stdout.write(f"Revoked {description}.")
 

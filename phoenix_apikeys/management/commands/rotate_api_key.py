@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
+from django.utils import timezone
 
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import (
@@ -78,7 +79,7 @@ class Command(KeyCommand):
             raise CommandError(f"{description} was revoked meanwhile.") from None
         expires = new.expires_at.isoformat() if new.expires_at else "never"
         self.stderr.write(f"Created {describe_key(new)}, expires {expires}.")
-        if old.pk is None:
+        if old.expires_at is not None and old.expires_at <= timezone.now():  # no grace
             self.stderr.write(f"Revoked {description}.")
         else:
             ends = old.expires_at.isoformat() if old.expires_at else "never"

@@ -1,0 +1,405 @@
+"""SystemKey and UserKey: digests and metadata only, never a plaintext key.
+
+``APIKeyQuerySet`` answers questions about keys (status, lookups by id and digest); every change
+of a key's state belongs to the manager (``state.KeyManager``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any, ClassVar, TypeVar
+
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
+from django.db import models, router
+from django.db.models import Case, Q, Value, When
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
+
+from .. import lookup, scopes
+from ..conf import phoenix_settings
+from ..ids import key_id, parse_key_id
+from ..keys import Credential, KeyKind, digests, parse_key
+from .state import KeyManager, MissingSecretError
+from .system_user import is_system_user, system_user
+
+logger = logging.getLogger("phoenix_apikeys")
+KeyT = TypeVar("KeyT", bound="AbstractAPIKey")
+
+# Every database stores this year in UTC, whatever offset the expiry was given with.
+LAST_EXPIRY_YEAR = 9998
+MAX_DESCRIPTION_LENGTH = 4096
+# Control characters in a name or description would reach terminals and logs (tab and newline
+# are fine in a description).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # bidi too
+# A key this close to its expiry is shown as expiring, so its owner rotates it in time.
+EXPIRING_WITHIN = timedelta(days=7)
+# What saving a loaded key may write: everything else is the manager's (state.py).
+EDITABLE_FIELDS = frozenset({"name", "description"})
+
+
+class KeyStatus(str, enum.Enum):
+    """Where a key stands; ``APIKeyQuerySet.with_status`` computes it in the database."""
+
+    ACTIVE = "active"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    OWNER_INACTIVE = "owner_inactive"
+
+    @property
+    def label(self) -> str:
+        return "expires soon" if self is KeyStatus.EXPIRING else self.value.replace("_", " ")
+
+
+class APIKeyQuerySet(models.QuerySet[KeyT]):
+    def usable(self, now: datetime | None = None) -> APIKeyQuerySet[KeyT]:
+        """Keys that would authenticate now: the queryset twin of ``is_usable``."""
+        now = now or timezone.now()
+        not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        usable: APIKeyQuerySet[KeyT] = self.filter(not_expired, user__is_active=True)
+        return usable
+
+    def expired(self, now: datetime | None = None) -> APIKeyQuerySet[KeyT]:
+        expired: APIKeyQuerySet[KeyT] = self.filter(expires_at__lte=now or timezone.now())
+        return expired
+
+    def with_status(self, now: datetime | None = None) -> APIKeyQuerySet[KeyT]:
+        """Each key annotated with ``status``, a KeyStatus value; filter on it like a field.
+
+        Expired wins over an inactive owner, which wins over expiring: the first reason a key
+        does not (or soon will not) work.
+        """
+        now = now or timezone.now()
+        status = Case(
+            When(expires_at__lte=now, then=Value(KeyStatus.EXPIRED.value)),
+            When(user__is_active=False, then=Value(KeyStatus.OWNER_INACTIVE.value)),
+            When(expires_at__lte=now + EXPIRING_WITHIN, then=Value(KeyStatus.EXPIRING.value)),
+            default=Value(KeyStatus.ACTIVE.value),
+            output_field=models.CharField(),
+        )
+        annotated: APIKeyQuerySet[KeyT] = self.annotate(status=status)
+        return annotated
+
+    def get_by_key_id(self, value: str) -> KeyT:
+        """The key an opaque id names; DoesNotExist for garbage and for ids of the other kind."""
+        parsed = parse_key_id(value, self.model.kind)
+        if parsed is None:
+            raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {value!r}.")
+        key: KeyT = self.using(router.db_for_write(self.model)).get(pk=parsed[1])
+        return key
+
+    def find_by_digests(self, candidates: list[str]) -> KeyT | None:
+        """The key whose digest is one of ``candidates`` (current secret first), owner loaded.
+
+        One indexed query, whatever the number of fallback secrets; a key found by a fallback's
+        digest is moved onto the current secret. Asked of the primary database (the router's
+        write database): a replica may still hold a revoked key or lack a new one.
+        """
+        using = router.db_for_write(self.model)
+        key: KeyT | None = lookup.find_by_digests(self.model, candidates, using)
+        if key is not None and key.digest != candidates[0] and not key.rekey(candidates[0]):
+            return None  # revoked since it was read
+        return key
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """A revocation of each key, through the manager: no key row goes without its event."""
+        manager: Any = self.model._default_manager
+        count = sum(manager.revoke(key) for key in self.order_by("pk"))
+        return count, {self.model._meta.label: count}
+
+    @method_decorator(sensitive_variables())
+    def find_by_plaintext(self, plaintext: str) -> KeyT | None:
+        """The stored key a plaintext key matches, under the current or a fallback secret."""
+        secrets = phoenix_settings.verification_secrets
+        if not secrets:
+            raise MissingSecretError
+        return self.find_by_digests(digests(plaintext, secrets))
+
+
+class AbstractAPIKey(models.Model):
+    kind: ClassVar[KeyKind]
+
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    # HMAC-SHA256 of the plaintext keyed by PHOENIX_SECRET; unique, so indexed.
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=8, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Space-separated (scopes.py); empty: the owner's whole authority. Fixed at creation.
+    scopes = models.TextField(blank=True, default="", editable=False)
+    # The opaque id of the key a rotation replaced this one with; set once, by the manager.
+    replaced_by = models.CharField(max_length=64, blank=True, default="", editable=False)
+
+    user: models.ForeignKey[Any, Any]
+    user_id: Any
+
+    class Meta:
+        abstract = True
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefixed_hint})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A new key is saved by the manager's ``issue``; a loaded one only for an edit of its
+        name and description: an UPDATE of those fields alone, never an INSERT, so a key revoked
+        meanwhile stays revoked (DoesNotExist) and a rotation's expiry is never written back."""
+        if self._state.adding:
+            if not kwargs.get("force_insert"):
+                raise TypeError("Keys are made by their manager: create_key() or issue().")
+            return super().save(*args, **kwargs)
+        fields = frozenset(kwargs.get("update_fields") or EDITABLE_FIELDS)
+        if not fields <= EDITABLE_FIELDS or args or kwargs.get("force_insert"):
+            raise TypeError(
+                "Only a key's name and description are saved; its state changes through its "
+                "manager (rotate, revoke)."
+            )
+        keys = type(self)._default_manager.db_manager(router.db_for_write(type(self)))
+        if not keys.filter(pk=self.pk).update(**{name: getattr(self, name) for name in fields}):
+            raise self.DoesNotExist("The key was revoked meanwhile; nothing was saved.")
+
+    def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        """Revoke the key through its manager (``revoke``), recorded as revoked."""
+        revoked = int(type(self)._default_manager.revoke(self))
+        return revoked, {self._meta.label: revoked}
+
+    @property
+    def prefixed_hint(self) -> str:
+        return f"{phoenix_settings.prefixes.of(self.kind)}…{self.hint}"
+
+    @property
+    def key_id(self) -> str:
+        """The opaque id the API, the admin and the commands show; never the primary key."""
+        return key_id(self.kind, self.pk)
+
+    @property
+    def credential(self) -> Credential:
+        return self.kind.credential
+
+    def clean(self) -> None:
+        self.name = (self.name or "").strip()
+        if not any(char.isprintable() and not char.isspace() for char in self.name):
+            # Blank, or only invisible characters (zero-width spaces, byte-order marks).
+            raise ValidationError({"name": "Name must not be blank."})
+        if CONTROL.search(self.name):
+            raise ValidationError({"name": "Name must not contain control characters."})
+        if len(self.description) > MAX_DESCRIPTION_LENGTH:
+            raise ValidationError(
+                {"description": f"Description must be at most {MAX_DESCRIPTION_LENGTH} characters."}
+            )
+        if CONTROL.search(self.description.replace("\n", "").replace("\t", "")):
+            raise ValidationError(
+                {"description": "Description must not contain control characters."}
+            )
+        if self._state.adding:
+            validate_expiry(self.expires_at, kind=self.kind)
+            self.owner_checks()
+            self.check_scopes()
+
+    def owner_checks(self) -> None:
+        """What the owner must be for a new key; each kind says."""
+
+    def check_scopes(self) -> None:
+        """Well formed, existing permissions the owner has: a key never carries more than it."""
+        given = scopes.parse(self.scopes)
+        wrong = scopes.problems(given)
+        if wrong:
+            raise ValidationError({"scopes": wrong})
+        wanted = scopes.permissions(given)
+        if not wanted:
+            return
+        codenames = {scope.partition(".")[2] for scope in wanted}
+        existing = Permission.objects.filter(codename__in=codenames).values_list(
+            "content_type__app_label", "codename"
+        )
+        known = {f"{app_label}.{codename}" for app_label, codename in existing}
+        errors = [f'No permission "{scope}" exists.' for scope in sorted(wanted - known)]
+        if self.user_id is not None:  # else judged once the owner is set (the admin's form)
+            errors += [
+                f'The owner does not have "{scope}"; a key cannot carry more than its owner.'
+                for scope in sorted(wanted & known)
+                if not self.user.has_perm(scope)
+            ]
+        if errors:
+            raise ValidationError({"scopes": errors})
+
+    @property
+    def scope_list(self) -> tuple[str, ...]:
+        return scopes.parse(self.scopes)
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    def is_usable(self, now: datetime | None = None) -> bool:
+        """The one rule every path applies: not expired, and its user still active."""
+        return not self.is_expired(now) and bool(self.user.is_active)
+
+    def last_used_is_due(self, now: datetime) -> bool:
+        interval = phoenix_settings.LAST_USED_INTERVAL
+        return self.last_used_at is None or now - self.last_used_at >= interval
+
+    def record_use(self, now: datetime) -> bool:
+        """Write last_used_at at most once per interval; True when a write happened."""
+        if not self.last_used_is_due(now):
+            return False
+        stale = Q(last_used_at__isnull=True) | Q(
+            last_used_at__lte=now - phoenix_settings.LAST_USED_INTERVAL
+        )
+        # The condition makes concurrent processes write once between them, not once each.
+        written = type(self)._default_manager.filter(stale, pk=self.pk).update(last_used_at=now)
+        self.last_used_at = now
+        return bool(written)
+
+    def rekey(self, current: str) -> bool:
+        """Move a digest made with a fallback secret onto the current secret; False when the
+        key was revoked meanwhile (its cached entries are named by the current digest, so a
+        revocation must find that digest on the row)."""
+        from ..signals import key_rotated
+
+        keys = type(self)._default_manager.db_manager(router.db_for_write(type(self)))
+        moved = keys.filter(pk=self.pk, digest=self.digest).update(digest=current)
+        self.digest = current
+        if not moved:  # a concurrent request moved it first, or the key is gone
+            return bool(keys.filter(pk=self.pk, digest=current).exists())
+        logger.info(
+            "Re-keyed %s key %s to the current PHOENIX_SECRET.", self.kind.value, self.key_id
+        )
+        key_rotated.send(sender=type(self), key=self)
+        return True
+
+
+class SystemKey(AbstractAPIKey):
+    """A credential of the whole system: acts as the system user, outlives its creator."""
+
+    kind = KeyKind.SYSTEM
+
+    # Always the system user; a FK so that verification is one join and the user is protected.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="created_system_keys",
+        editable=False,
+        help_text="Audit only: the key keeps working when this user is deleted.",
+    )
+
+    objects = KeyManager.from_queryset(APIKeyQuerySet)()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "system API key"
+        verbose_name_plural = "system API keys"
+
+    def owner_checks(self) -> None:
+        if self.user_id is None:  # scopes are checked against the system user's permissions
+            self.user = system_user()
+
+
+class UserKey(AbstractAPIKey):
+    """A personal credential: acts as its owner and is deleted with them."""
+
+    kind = KeyKind.USER
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="phoenix_api_keys",
+        editable=False,
+    )
+
+    objects = KeyManager.from_queryset(APIKeyQuerySet)()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "user API key"
+        verbose_name_plural = "user API keys"
+        permissions = (("view_all_userkeys", "Can view and revoke every user's API keys"),)
+
+    def owner_checks(self) -> None:
+        if self.user_id is None:
+            return
+        if is_system_user(self.user):
+            raise ValidationError(
+                {"user": "The system user owns no user keys; create a system key instead."}
+            )
+        if not self.user.is_active:
+            raise ValidationError({"user": "The user is inactive; the key would not work."})
+
+
+KEY_MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}
+
+
+def find_key_by_id(value: str) -> AbstractAPIKey | None:
+    """The key of either kind an opaque id names, its owner loaded; None when there is none."""
+    parsed = parse_key_id(value)
+    if parsed is None:
+        return None
+    model = KEY_MODELS[parsed[0]]
+    keys = model._default_manager.db_manager(router.db_for_write(model))
+    key: AbstractAPIKey | None = keys.select_related("user").filter(pk=parsed[1]).first()
+    return key
+
+
+@sensitive_variables()
+def find_key_by_plaintext(text: str) -> AbstractAPIKey | None:
+    """The stored key a leaked plaintext names; MalformedKey when it is not one of ours."""
+    parsed = parse_key(text, phoenix_settings.prefixes)
+    found: AbstractAPIKey | None = KEY_MODELS[parsed.kind]._default_manager.find_by_plaintext(
+        parsed.plaintext
+    )
+    return found
+
+
+def validate_expiry(
+    expires_at: datetime | None, now: datetime | None = None, *, kind: KeyKind = KeyKind.USER
+) -> None:
+    """A new key's expiry: in the future, and within the kind's MAX_KEY_LIFETIME when one is
+    set (then a key that never expires is refused too)."""
+    lifetime = phoenix_settings.lifetime_policy(kind).maximum
+    if expires_at is None:
+        if lifetime is not None:
+            raise ValidationError(
+                {
+                    "expires_at": f"Keys must expire here, within {describe(lifetime)} "
+                    "(MAX_KEY_LIFETIME)."
+                }
+            )
+        return
+    now = now or timezone.now()
+    if timezone.is_naive(expires_at):
+        raise ValidationError({"expires_at": "Expiry must include a time zone."})
+    try:
+        in_utc = expires_at.astimezone(dt_timezone.utc)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or in_utc.year > LAST_EXPIRY_YEAR:
+        raise ValidationError({"expires_at": f"Expiry must be before {LAST_EXPIRY_YEAR + 1}."})
+    if expires_at <= now:
+        raise ValidationError({"expires_at": "Expiry must be in the future."})
+    if lifetime is not None and expires_at > now + lifetime:
+        raise ValidationError(
+            {"expires_at": f"Expiry must be within {describe(lifetime)} (MAX_KEY_LIFETIME)."}
+        )
+
+
+def describe(lifetime: timedelta) -> str:
+    """``90 days``, ``12 hours``, ``30 minutes`` or ``45 seconds``: the largest whole unit."""
+    seconds = int(lifetime.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"

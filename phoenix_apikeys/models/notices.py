@@ -1,0 +1,34 @@
+"""Expiry notices already sent: at most one per key per threshold."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from ..ids import key_id
+from ..keys import KeyKind
+
+
+class ExpiryNotice(models.Model):
+    """One expiry notice sent: at most one per key per threshold, ever (management/notices.py).
+
+    The key is named by kind and primary key, not by a foreign key, so the record outlives the
+    key (revoked, pruned) and its notices are never sent again.
+    """
+
+    kind = models.CharField(max_length=6, choices=[(kind.value, kind.value) for kind in KeyKind])
+    key_pk = models.BigIntegerField()
+    threshold = models.BigIntegerField(help_text="Seconds before the expiry; 0: expired.")
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "expiry notice"
+        ordering = ("-sent_at", "-id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("kind", "key_pk", "threshold"), name="phoenix_apikeys_one_expiry_notice"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{key_id(KeyKind(self.kind), self.key_pk)} at {self.threshold} s"
