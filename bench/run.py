@@ -56,6 +56,16 @@ TARGETS = {"off": 0.7, "redis": 0.4, "malformed": 0.2, "growth": 1.1, "rps": 0.8
 DATABASE_PATH = frozenset({"off", "locmem"})
 
 
+def kept_section(page: Path, name: str) -> str:
+    """The part of ``page`` another script writes between its markers (bench/inventory.py)."""
+    found = re.search(
+        rf"<!-- {name}: begin.*?<!-- {name}: end -->\n?",
+        page.read_text() if page.exists() else "",
+        re.S,
+    )
+    return "\n" + found.group(0) if found else ""
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -624,7 +634,7 @@ def main() -> int:
     text = report(saved, args)
     target = Path(args.output) if not args.quick else RESULTS / "performance-quick.md"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    target.write_text(text + kept_section(target, "inventory-size"))
     log(f"wrote {target}")
     if args.check:
         failures = gate(results)

@@ -256,12 +256,19 @@ def retire_now(names: list[str], *, required: bool = True) -> None:
         raise CacheUnreachable
 
 
-def retire_after_commit(names: list[str], using: str) -> None:
-    """After a change wrote: once its transaction commits (at once in autocommit)."""
+def retire_after_commit(names: list[str] | Callable[[], list[str]], using: str) -> None:
+    """After a change wrote: once its transaction commits (at once in autocommit). ``names``
+    may be a function, then asked at the commit: entries of rows committed meanwhile count."""
     alias = _key_cache_alias()
-    if alias is not None and names:
-        renew = lambda: guarded(alias, lambda cache: _new_versions(cache, names), False)  # noqa: E731
-        transaction.on_commit(renew, using=using)
+    if alias is None or not names:
+        return
+
+    def renew() -> None:
+        listed = names() if callable(names) else names
+        if listed:
+            guarded(alias, lambda cache: _new_versions(cache, listed), False)
+
+    transaction.on_commit(renew, using=using)
 
 
 def _new_versions(cache: BaseCache, names: list[str]) -> bool:

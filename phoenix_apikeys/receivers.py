@@ -44,9 +44,10 @@ def user_changing(
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)
 def user_changed(sender: Any, instance: Any, using: str, update_fields: Any, **kwargs: Any) -> None:
-    # After the write, not before: outside a transaction on_commit runs at once.
+    # Listed at the commit, not now: a key committed meanwhile by another transaction (a
+    # rotation) may have been cached with this user still active.
     if not kwargs.get("created") and not _harmless(instance, update_fields):
-        cache.retire_after_commit(entries_acting_as(instance, using), using)
+        cache.retire_after_commit(lambda: entries_acting_as(instance, using), using)
 
 
 def _harmless(instance: Any, update_fields: Any) -> bool:
@@ -57,8 +58,10 @@ def _harmless(instance: Any, update_fields: Any) -> bool:
 
 @receiver(pre_delete, sender=settings.AUTH_USER_MODEL)
 def user_deleting(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
-    """Inside the deletion's transaction: each of their keys revoked and recorded. Someone
+    """Inside the deletion's transaction: each of their keys revoked and recorded. Their row is
+    locked first, so no key is made for them meanwhile (``issue`` locks it too). Someone
     deleting their own account is named in the events, not linked to a row gone by the commit."""
+    list(sender._default_manager.using(using).select_for_update().filter(pk=instance.pk))
     acting = audit.current()
     own_account = acting.actor_user is not None and acting.actor_user.pk == instance.pk
     actor = {"actor": None, "label": acting.actor_label} if own_account else {}

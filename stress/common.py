@@ -1,8 +1,9 @@
 """What the stress scripts share about docs/reliability.md: each script owns one part of the page.
 
 stress/revocation.py writes the page itself (title, revocation figures) and keeps the other
-parts; stress/faults.py replaces only its own part, between markers. So either can be re-run
-alone, and `python stress/reliability.py` regenerates the whole page.
+parts; stress/faults.py, stress/resurrection.py and stress/replica.py replace only their own
+part, between markers. So each can be re-run alone, and `python stress/reliability.py`
+regenerates the whole page.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SECTIONS = ("faults",)  # parts written by scripts other than revocation.py, in page order
+# Parts written by scripts other than revocation.py, in page order.
+SECTIONS = ("faults", "resurrection", "replica")
 
 
 def markers(name: str) -> tuple[str, str]:

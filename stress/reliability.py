@@ -1,10 +1,10 @@
-"""Regenerate the whole of docs/reliability.md: the revocation part, then the faults part.
+"""Regenerate docs/reliability.md: its revocation, faults, resurrection and replica parts.
 
     python stress/reliability.py [--quick] [PATH]
 
-stress/revocation.py writes the page and keeps the faults part; stress/faults.py then replaces
-its part. Both run in full unless --quick (about 6 and 7 minutes here). Exit status: the first
-non-zero one of the two, else 0.
+stress/revocation.py writes the page and keeps the other parts; stress/faults.py,
+stress/resurrection.py and stress/replica.py then replace theirs. All run in full unless --quick
+(about 6, 7, 5 and 2 minutes here). Exit status: the first non-zero one, else 0.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     paths = [arg for arg in argv if arg != "--quick"]
     page = paths[0] if paths else str(STRESS.parent / "docs" / "reliability.md")
     status = 0
-    for script in ("revocation.py", "faults.py"):
+    for script in ("revocation.py", "faults.py", "resurrection.py", "replica.py"):
         command = [sys.executable, str(STRESS / script), *quick, "--write", page]
         done = subprocess.run(command, check=False)  # noqa: S603 - our interpreter and scripts
         status = status or done.returncode

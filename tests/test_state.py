@@ -188,6 +188,51 @@ def test_an_owner_change_retires_that_owners_keys_alone(
         verify_credential(theirs.plaintext)
 
 
+def test_a_chain_of_rotations_with_grace_never_passes_the_limit(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"MAX_KEYS_PER_USER": 3}
+    key = UserKeyFactory()
+    with pytest.raises(ValidationError, match="MAX_KEYS_PER_USER"):
+        for _ in range(5):
+            key, _plaintext = UserKey.objects.rotate(key, grace_period=HOUR)
+    assert UserKey.objects.usable().filter(user=key.user).count() == 3
+
+
+def test_no_key_is_made_for_an_owner_deactivated_meanwhile() -> None:
+    key = UserKeyFactory()
+    type(key.user)._default_manager.filter(pk=key.user_id).update(is_active=False)
+    with pytest.raises(ValidationError, match="inactive"):
+        UserKey.objects.rotate(key)  # the owner as loaded with the key was still active
+    assert UserKey.objects.count() == 1
+
+
+def test_an_owner_change_retires_the_keys_committed_before_it_commits(
+    key_cache: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    from phoenix_apikeys import cache
+    from phoenix_apikeys.conf import phoenix_settings
+    from phoenix_apikeys.keys import digest, display_hint, generate_key
+
+    owner = UserFactory()
+    plaintext = generate_key("phxu_")
+    secret = phoenix_settings.secrets.secret
+    assert secret is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        owner.is_active = False
+        owner.save()
+        # Meanwhile another transaction commits a key for them (a rotation), and a request that
+        # still sees them active caches it.
+        late = UserKey(user=owner, name="late", digest=digest(plaintext, secret))
+        late.hint = display_hint(plaintext)
+        late.save(force_insert=True)
+        seen = UserKey.objects.select_related("user").get(pk=late.pk)
+        seen.user.is_active = True
+        name = cache.key_name(late.digest)
+        cache.store(name, seen, cache.read(name))
+        assert verify_credential(plaintext)[1].pk == late.pk  # served from the cache
+    with pytest.raises(CredentialRejected, match="owner inactive"):
+        verify_credential(plaintext)
+
+
 def test_deleting_a_user_revokes_each_of_their_keys_through_the_manager(key_cache: str) -> None:
     owner = UserFactory()
     keys = UserKeyFactory.create_batch(2, user=owner)
@@ -217,7 +262,9 @@ def test_a_user_at_the_limit_makes_no_more_keys_on_any_surface(settings: Any) ->
     with pytest.raises(CommandError, match="MAX_KEYS_PER_USER"):
         call_command("create_user_key", user=owner.username, name="third")
     assert UserKey.objects.filter(user=owner).count() == 2
-    UserKey.objects.rotate(first, grace_period=HOUR)  # a rotation replaces: it is not refused
+    with pytest.raises(ValidationError, match="MAX_KEYS_PER_USER"):  # the old one lives on
+        UserKey.objects.rotate(first, grace_period=HOUR)
+    first, _plaintext = UserKey.objects.rotate(first, grace_period=timedelta(0))  # in its place
     expired = UserKey.objects.filter(pk__in=[first.pk, second.pk])
     expired.update(expires_at=timezone.now())  # expired keys do not count
     response = api.post("/v1/user/api_keys", {"data": {"name": "4th"}}, format="json")

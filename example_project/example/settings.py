@@ -94,6 +94,23 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         }
     )
 
+# A read replica, when REPLICA_DATABASE_URL names one (as DATABASE_URL does the primary): the
+# router sends reads there and writes and migrations to "default". phoenix_apikeys verifies
+# keys and changes them on router.db_for_write, so however far the replica lags, a revoked key
+# is refused and a new key works at once (stress/replica.py checks it against a real one).
+if env.str("REPLICA_DATABASE_URL", default=""):
+    DATABASES["replica"] = env.db("REPLICA_DATABASE_URL")
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests: the primary's connection
+    if DATABASES["replica"]["ENGINE"] == DATABASES["default"]["ENGINE"]:
+        # The same timeouts as the primary; options in REPLICA_DATABASE_URL win.
+        DATABASES["replica"]["OPTIONS"] = {
+            **DATABASES["default"].get("OPTIONS", {}),
+            **DATABASES["replica"].get("OPTIONS", {}),
+        }
+    DATABASE_ROUTERS = ["example.routers.PrimaryReplicaRouter"]
+
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 if "redis" in CACHES["default"]["BACKEND"].lower():
     # A stopped or frozen Redis must cost tens of milliseconds, not seconds: phoenix_apikeys

@@ -327,6 +327,8 @@ class UserKey(AbstractAPIKey):
         verbose_name = "user API key"
         verbose_name_plural = "user API keys"
         permissions = (("view_all_userkeys", "Can view and revoke every user's API keys"),)
+        # A user's keys newest first (their list, their admin page) without reading others'.
+        indexes = (models.Index(fields=("user", "id"), name="phoenix_apikeys_userkey_owner"),)
 
     def owner_checks(self) -> None:
         if self.user_id is None:

@@ -64,12 +64,14 @@ class KeyManager(models.Manager[KeyT]):
         return key, self.issue(key)
 
     @method_decorator(sensitive_variables())
-    def issue(self, key: KeyT, *, replacing: bool = False) -> str:
+    def issue(self, key: KeyT, *, counted: bool = True) -> str:
         """Give the unsaved ``key`` a new secret, validate and save it; return its plaintext.
 
         ``create_key`` for an instance built elsewhere (the admin's form). The owner's row is
-        locked while the live keys are counted, so concurrent creations never pass
-        MAX_KEYS_PER_USER / MAX_SYSTEM_KEYS; a ``replacing`` key (a rotation) is not counted.
+        locked while the owner is checked and the live keys counted, so concurrent creations
+        never pass MAX_KEYS_PER_USER / MAX_SYSTEM_KEYS and no key is made for an owner being
+        deactivated; a key that takes an old one's place at once (``counted`` False) is not
+        counted.
         """
         secret = phoenix_settings.secrets.secret
         if secret is None:
@@ -88,22 +90,25 @@ class KeyManager(models.Manager[KeyT]):
         key.full_clean(exclude=["user", "created_by"], validate_unique=False)
         using = self.primary()
         with transaction.atomic(using=using):
-            if not replacing:
-                self.check_room(key, using)
+            self.check_owner(key, using, counted=counted)
             key.save(force_insert=True, using=using)
             KeyEvent.objects.record(Action.CREATED, key)
             transaction.on_commit(lambda: key_created.send(sender=self.model, key=key), using)
         logger.info("Created %s key %s.", key.kind.value, key.key_id)
         return plaintext
 
-    def check_room(self, key: KeyT, using: str) -> None:
-        """Refuse a key past the owner's limit of live keys, the owner's row locked meanwhile."""
+    def check_owner(self, key: KeyT, using: str, *, counted: bool) -> None:
+        """Lock the owner's row until the key commits: an owner deactivated meanwhile gets no
+        key (their keys' cache entries are listed when that change commits), and concurrent
+        creations are counted one after another against the owner's limit of live keys."""
+        owners = get_user_model()._default_manager.db_manager(using)
+        owner = owners.select_for_update().filter(pk=key.user_id).first()
+        if key.kind is KeyKind.USER and not getattr(owner, "is_active", False):
+            raise ValidationError({"user": "The user is inactive; the key would not work."})
         setting = "MAX_KEYS_PER_USER" if key.kind is KeyKind.USER else "MAX_SYSTEM_KEYS"
         limit: int | None = getattr(phoenix_settings, setting)
-        if limit is None:
+        if limit is None or not counted:
             return
-        owners = get_user_model()._default_manager.db_manager(using)
-        list(owners.select_for_update().filter(pk=key.user_id).values_list("pk", flat=True))
         live = (
             self.db_manager(using)
             .filter(user_id=key.user_id)
@@ -165,7 +170,8 @@ class KeyManager(models.Manager[KeyT]):
                 expires_at=inherited_expiry(current, expires_at, now),
                 **extra,
             )
-            plaintext = self.issue(new, replacing=True)
+            # With a grace period the old key lives on beside the new one: counted as a creation.
+            plaintext = self.issue(new, counted=bool(grace))
             ends = now + grace
             if current.expires_at is not None:
                 ends = min(ends, current.expires_at)
