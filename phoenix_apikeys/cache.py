@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -31,6 +31,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import transaction
 from django.utils.crypto import get_random_string
 
+from . import coherence
 from .conf import phoenix_settings
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -115,6 +116,7 @@ class Entry:
     value: Any = None
     stamp: tuple[str, str | None] | None = None
     verified_at: float | None = None
+    mark: int = 0  # this process's drop count when the read began (coherence.Memory)
 
 
 def is_per_process(cache: BaseCache) -> bool:
@@ -158,8 +160,26 @@ def _version_name(name: str) -> str:
 
 
 def read(name: str) -> Entry:
-    """One round trip: the entry, its key's version and the generation together."""
-    return guarded(_key_cache_alias(), lambda cache: _read(cache, name), Entry())
+    """From this process's memory when it is coherent and holds the entry (no round trip);
+    else one round trip: the entry, its key's version and the generation together."""
+    alias = _key_cache_alias()
+    memory = coherence.memory(_memory_url(alias))
+    if memory is None:
+        return guarded(alias, lambda cache: _read(cache, name), Entry())
+    kept: Entry | None = memory.recall(name)
+    if kept is not None and time.time() - (kept.verified_at or 0) <= phoenix_settings.CACHE_TIMEOUT:
+        return kept
+    mark = memory.drops
+    entry = replace(guarded(alias, lambda cache: _read(cache, name), Entry()), mark=mark)
+    if entry.value is not None:
+        memory.keep(name, entry, mark)
+    return entry
+
+
+def _memory_url(alias: str | None) -> str | None:
+    """The Redis that keeps processes' memories coherent; None: no memory (LOCAL_CACHE off, or
+    a key cache that is not Redis)."""
+    return coherence.redis_url(alias) if phoenix_settings.LOCAL_CACHE else None
 
 
 def _read(cache: BaseCache, name: str) -> Entry:
@@ -217,7 +237,11 @@ def store(name: str, value: Any, entry: Entry) -> None:
         stamped = ((generation, version), entry.verified_at or time.time(), value)
         cache.set(name, stamped, timeout)
 
-    guarded(_key_cache_alias(), _store, None)
+    alias = _key_cache_alias()
+    guarded(alias, _store, None)
+    memory = coherence.memory(_memory_url(alias))
+    if memory is not None:
+        memory.keep(name, replace(entry, value=value), entry.mark)
 
 
 class CacheUnreachable(Exception):
@@ -252,6 +276,9 @@ def retire_now(names: list[str], *, required: bool = True) -> None:
     if alias is None or not names:
         return
     told = guarded(alias, lambda cache: _new_versions(cache, names), False, force=required)
+    url = _memory_url(alias)
+    if url is not None and told:  # every process's memory too, each one confirmed
+        told = coherence.drop_everywhere(url, names)
     if required and not told:
         raise CacheUnreachable
 
@@ -267,6 +294,9 @@ def retire_after_commit(names: list[str] | Callable[[], list[str]], using: str) 
         listed = names() if callable(names) else names
         if listed:
             guarded(alias, lambda cache: _new_versions(cache, listed), False)
+            url = _memory_url(alias)
+            if url is not None:
+                coherence.release(url, listed)
 
     transaction.on_commit(renew, using=using)
 

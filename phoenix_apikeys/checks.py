@@ -132,6 +132,7 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     "DEFAULT_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
     "CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
     "CACHE_TIMEOUT": (_count(1), "a whole number of seconds, 1 or more"),
+    "LOCAL_CACHE": (lambda value: isinstance(value, bool), "True or False"),
     "CACHE_RETRY_INTERVAL": (_between(0, 86400), "seconds, from 0 to 86400"),
     "THROTTLE_CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
     "FAILED_AUTH_LIMIT": (_optional(_count(1)), "None, or a whole number, 1 or more"),

@@ -9,6 +9,7 @@ from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from phoenix_apikeys import cache as key_cache_module
+from phoenix_apikeys import coherence
 from phoenix_apikeys.conf import DEFAULTS, phoenix_settings
 
 from .testapp.caches import FlakyCache
@@ -27,6 +28,8 @@ def _fresh_settings_and_caches() -> Iterator[None]:
     for alias in settings.CACHES:
         if alias != "down":  # down by design
             caches[alias].clear()
+    if coherence._memory is not None:  # a test's keys and users are rolled back after it
+        coherence._memory.clear()
     yield
     phoenix_settings.reload()
 

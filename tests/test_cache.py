@@ -567,7 +567,12 @@ def test_a_frozen_cache_costs_one_timeout_per_interval(
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.05, "SOCKET_TIMEOUT": 0.05},
         },
     }
-    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "frozen", "CACHE_RETRY_INTERVAL": 60}
+    # The shared path's breaker; each process's memory has its own thread (test_coherence).
+    settings.PHOENIX_APIKEYS = {
+        "CACHE_ALIAS": "frozen",
+        "CACHE_RETRY_INTERVAL": 60,
+        "LOCAL_CACHE": False,
+    }
     key_cache_module._breakers.clear()
     try:
         key = UserKeyFactory()

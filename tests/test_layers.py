@@ -1,8 +1,8 @@
 """The layers of the package, checked from its source: each module imports only modules of
 lower layers, and the entry points never import one another.
 
-    core         keys, ids, rules, scopes, signals, lookup -> conf, audit -> cache,
-                 notifications -> models, throttle -> receivers, verification
+    core         keys, ids, rules, scopes, signals, lookup -> conf, audit -> coherence,
+                 notifications -> cache -> models, throttle -> receivers, verification
     adapters     http (Django requests), permissions and authentication (DRF)
     entry points middleware | REST API (api, serializers, urls, openapi) | admin | checks
                  | management commands
@@ -27,17 +27,18 @@ RANKS = {
     "scopes": 1,
     "conf": 2,
     "audit": 2,  # who acts, from where: models record it with each change
-    "cache": 3,
+    "coherence": 3,  # each process's memory of keys, kept coherent through Redis
     "notifications": 3,  # who is told about a key, and the leak email
-    "models": 4,
-    "throttle": 4,
-    "receivers": 5,
-    "verification": 5,
-    "http": 6,
-    "permissions": 6,
-    "authentication": 7,
+    "cache": 4,
+    "models": 5,
+    "throttle": 5,
+    "receivers": 6,
+    "verification": 6,
+    "http": 7,
+    "permissions": 7,
+    "authentication": 8,
 }
-ENTRY_POINT_RANK = 8
+ENTRY_POINT_RANK = 9
 # Modules of one entry point may import each other; different entry points may not.
 ENTRY_POINTS = {
     "middleware": "middleware",
@@ -128,9 +129,9 @@ def test_imports_go_down_the_layers(path: Path) -> None:
 
 
 def test_the_checker_reports_what_goes_up_or_across() -> None:
-    assert violations("keys", {"models"}) == ["keys (layer 0) imports models (layer 4)"]
+    assert violations("keys", {"models"}) == ["keys (layer 0) imports models (layer 5)"]
     assert violations("api", {"middleware", "serializers", "authentication"}) == [
         "entry point api imports entry point middleware"
     ]
-    assert violations("cache", {"throttle"}) == ["cache (layer 3) imports throttle (layer 4)"]
+    assert violations("cache", {"throttle"}) == ["cache (layer 4) imports throttle (layer 5)"]
     assert imported_modules(PACKAGE / "verification.py") >= {"models", "keys", "cache"}

@@ -1,0 +1,243 @@
+"""Each process's own memory of verified keys, kept coherent through Redis pub/sub.
+
+A process serves from memory only while its channel is healthy: it is subscribed, and its own
+heartbeat came back through Redis within ``LEASE * 3/4`` seconds. Each heartbeat renews the
+process's lease, a member of a Redis sorted set expiring ``LEASE`` seconds later by Redis's
+clock, so a process that can no longer hear stops serving from memory before its lease lapses.
+
+A change of a key, before it writes, publishes the names of its cache entries and waits until
+every process whose lease was current has acknowledged: dropped those entries and refused to
+keep them again until the change is released (after its commit) or ``TOMBSTONE`` seconds pass.
+Processes whose leases lapse meanwhile are not waited for. When that cannot be confirmed within
+``LEASE + 1`` seconds, ``drop_everywhere`` returns False and the change is refused. Each drop is
+also listed in Redis for ``TOMBSTONE`` seconds: a process that (re)subscribes forgets everything
+and refuses the names of the drops listed, so a change it never heard of cannot leave it holding
+a row read before that change committed. A value is kept only if no drop reached this process
+since the read that found it began (``mark``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.utils.crypto import get_random_string
+
+from .conf import phoenix_settings
+
+logger = logging.getLogger("phoenix_apikeys")
+
+LEASE = 2.0
+TOMBSTONE = 60.0
+MAX_ENTRIES = 10_000
+CHANNEL = "phoenix_apikeys:drop"
+PROCESSES = "phoenix_apikeys:processes"
+OPEN = "phoenix_apikeys:open-drops"
+# Redis's clock for both sides of a lease: ``now`` in seconds.
+_NOW = "local t = redis.call('TIME') local now = t[1] + t[2] / 1000000 "
+RENEW = _NOW + (
+    "redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600) return 1"
+)
+# Publish a drop, list it for late subscribers, and remember whose leases were current then:
+# those must acknowledge it.
+PUBLISH = _NOW + (
+    "local live = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf') "
+    "for _, member in ipairs(live) do redis.call('SADD', KEYS[2], member) end "
+    "redis.call('EXPIRE', KEYS[2], 60) "
+    "redis.call('ZADD', KEYS[3], now + ARGV[3], ARGV[2]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) "
+    "redis.call('PUBLISH', ARGV[1], ARGV[2]) return #live"
+)
+# Of those, who still holds a current lease and has not acknowledged.
+PENDING = _NOW + (
+    "local out = {} for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
+    "local expiry = redis.call('ZSCORE', KEYS[1], member) "
+    "if expiry and tonumber(expiry) > now and redis.call('SISMEMBER', KEYS[3], member) == 0 "
+    "then table.insert(out, member) end end return out"
+)
+OPEN_DROPS = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')"
+
+
+def redis_url(alias: str | None) -> str | None:
+    """The Redis behind the cache ``alias``, or None when it is no Redis cache."""
+    if not alias or alias not in settings.CACHES:
+        return None
+    config = settings.CACHES[alias]
+    if "redis" not in str(config.get("BACKEND", "")).lower():
+        return None
+    location = config.get("LOCATION")
+    location = location[0] if isinstance(location, (list, tuple)) else location
+    return str(location) if location else None
+
+
+def _client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+class Memory:
+    """One process's verified keys, and the thread that keeps them coherent."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.pid = url, os.getpid()
+        self.id = f"{self.pid}-{get_random_string(12)}"
+        self.lock = threading.Lock()
+        self.entries: dict[str, Any] = {}
+        self.tombstones: dict[str, float] = {}
+        self.drops = 0
+        self.healthy_until = 0.0
+        self.thread = threading.Thread(target=self.listen, name="phoenix_apikeys", daemon=True)
+        self.thread.start()
+
+    def serving(self) -> bool:
+        return time.monotonic() < self.healthy_until
+
+    def recall(self, name: str) -> Any:
+        if not self.serving():
+            return None
+        with self.lock:
+            if name in self.tombstones and self.tombstones[name] > time.monotonic():
+                return None
+            return self.entries.get(name)
+
+    def keep(self, name: str, value: Any, mark: int) -> None:
+        now = time.monotonic()
+        with self.lock:
+            stale = self.drops != mark or not self.serving()
+            if stale or self.tombstones.get(name, 0.0) > now:
+                return
+            if len(self.entries) >= MAX_ENTRIES:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[name] = value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.drops += 1
+            self.entries.clear()
+
+    def forget(self, names: Iterable[str], *, until: float | None) -> None:
+        with self.lock:
+            self.drops += 1
+            for name in names:
+                self.entries.pop(name, None)
+                if until is None:
+                    self.tombstones.pop(name, None)
+                else:
+                    self.tombstones[name] = until
+            now = time.monotonic()
+            for name in [name for name, end in self.tombstones.items() if end <= now]:
+                del self.tombstones[name]
+
+    def listen(self) -> None:
+        """Subscribe, heartbeat, drop what changes; on any failure forget all and start over."""
+        failed = False
+        while True:
+            try:
+                self.subscribed(_client(self.url))
+            except Exception as error:  # any Redis failure: stop serving from memory
+                self.healthy_until = 0.0
+                if not failed:
+                    logger.warning(
+                        "Key memory channel lost (%s); serving from the shared cache.",
+                        type(error).__name__,
+                    )
+                failed = True
+                time.sleep(max(LEASE / 4, phoenix_settings.CACHE_RETRY_INTERVAL))
+
+    def subscribed(self, client: Any) -> None:
+        own = f"{CHANNEL}:{self.id}"
+        pubsub = client.pubsub()
+        pubsub.subscribe(CHANNEL, own)
+        confirmed = 0
+        while confirmed < 2:  # subscribed on the server before the open drops are read
+            message = pubsub.get_message(timeout=LEASE)
+            if message is None:
+                raise TimeoutError("no subscription confirmed")
+            confirmed += message.get("type") == "subscribe"
+        self.clear()
+        for opened in client.eval(OPEN_DROPS, 1, OPEN):
+            self.apply(opened.decode(), client)
+        beat = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= beat:
+                client.publish(own, repr(now))
+                beat = now + LEASE / 4
+            message = pubsub.get_message(timeout=LEASE / 8)
+            if message is None or message.get("type") != "message":
+                continue
+            if message["channel"].decode() == own:  # our heartbeat came back: renew the lease
+                sent = float(message["data"])
+                client.eval(RENEW, 1, PROCESSES, self.id, LEASE)
+                self.healthy_until = max(self.healthy_until, sent + LEASE * 0.75)
+                continue
+            self.apply(message["data"].decode(), client)
+
+    def apply(self, message: str, client: Any) -> None:
+        action, change, names = json.loads(message)
+        if action == "drop":
+            self.forget(names, until=time.monotonic() + TOMBSTONE)
+            client.sadd(f"{CHANNEL}:acks:{change}", self.id)
+            client.expire(f"{CHANNEL}:acks:{change}", 60)
+        else:
+            self.forget(names, until=None)
+
+
+_memory: Memory | None = None
+_memory_lock = threading.Lock()
+
+
+def memory(url: str | None) -> Memory | None:
+    """This process's memory (started on first use, and again in a forked child)."""
+    global _memory
+    if url is None:
+        return None
+    found = _memory
+    if found is not None and found.pid == os.getpid() and found.url == url:
+        return found
+    with _memory_lock:
+        if _memory is None or _memory.pid != os.getpid() or _memory.url != url:
+            _memory = Memory(url)
+        return _memory
+
+
+def drop_everywhere(url: str, names: list[str]) -> bool:
+    """Tell every process to drop ``names`` and wait for each one whose lease is current;
+    False when that is not confirmed within LEASE + 1 seconds (or Redis cannot be asked)."""
+    client = _client(url)
+    change = get_random_string(16)
+    pending, acks = f"{CHANNEL}:pending:{change}", f"{CHANNEL}:acks:{change}"
+    message = json.dumps(["drop", change, names])
+    try:
+        client.eval(PUBLISH, 3, PROCESSES, pending, OPEN, CHANNEL, message, TOMBSTONE)
+        deadline, pause = time.monotonic() + LEASE + 1, 0.001
+        while client.eval(PENDING, 3, PROCESSES, pending, acks):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return True
+    except Exception as error:  # Redis unreachable: the change cannot be confirmed
+        logger.warning("Could not drop keys from every process's memory (%s).", error)
+        return False
+    finally:
+        client.close()
+
+
+def release(url: str, names: list[str]) -> None:
+    """After the change committed: drop again and lift the refusal to keep them."""
+    client = _client(url)
+    try:
+        client.publish(CHANNEL, json.dumps(["release", "", names]))
+    except Exception as error:  # the refusal lapses after TOMBSTONE seconds anyway
+        logger.warning("Could not release dropped keys (%s).", error)
+    finally:
+        client.close()

@@ -1,0 +1,153 @@
+"""Each process's memory of verified keys (LOCAL_CACHE): a warm key costs no round trip, and a
+change returns only once every process with a current lease has dropped it, or is refused."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from phoenix_apikeys import cache, coherence
+from phoenix_apikeys.cache import CacheUnreachable
+from phoenix_apikeys.models import UserKey
+from phoenix_apikeys.verification import CredentialRejected, verify_credential
+
+from .factories import UserKeyFactory
+from .test_cache import SHARED, OtherProcess
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("CACHE_URL", "").startswith("redis"), reason="needs CACHE_URL=redis…"
+)
+
+
+def until(condition: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def memory(key_cache: str) -> coherence.Memory:
+    found = coherence.memory(cache._memory_url(key_cache))
+    assert found is not None
+    until(found.serving)
+    return found
+
+
+@pytest.fixture
+def redis_client(key_cache: str) -> Iterator[Any]:
+    client = coherence._client(str(cache._memory_url(key_cache)))
+    yield client
+    client.zrem(coherence.PROCESSES, "ghost")
+    client.close()
+
+
+def warm(key: Any) -> None:
+    verify_credential(key.plaintext)  # from the database; kept in memory
+    until(lambda: cache.read(cache.key_name(key.digest)).value is not None)
+
+
+@pytest.mark.django_db
+def test_a_warm_key_costs_no_round_trip(
+    memory: coherence.Memory, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    key = UserKeyFactory()
+    warm(key)
+
+    def no_round_trip(*args: Any) -> None:
+        raise AssertionError("the shared cache was asked")
+
+    monkeypatch.setattr(cache, "_read", no_round_trip)
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert verify_credential(key.plaintext)[1].pk == key.pk
+
+
+@pytest.mark.django_db
+def test_a_revocation_drops_the_key_from_memory_before_it_returns(memory: Any) -> None:
+    key, other = UserKeyFactory(), UserKeyFactory()
+    warm(key)
+    warm(other)
+    assert UserKey.objects.revoke(key)
+    with pytest.raises(CredentialRejected):
+        verify_credential(key.plaintext)
+    assert memory.recall(cache.key_name(other.digest)) is not None  # that key alone
+
+
+@pytest.mark.django_db
+def test_a_process_that_does_not_acknowledge_makes_the_change_wait_then_refused(
+    memory: Any, redis_client: Any
+) -> None:
+    key = UserKeyFactory()
+    redis_client.eval(coherence.RENEW, 1, coherence.PROCESSES, "ghost", 30)  # alive, deaf
+    started = time.monotonic()
+    with pytest.raises(CacheUnreachable):
+        UserKey.objects.revoke(key)
+    assert time.monotonic() - started <= coherence.LEASE + 1.5
+    assert UserKey.objects.filter(pk=key.pk).exists()  # nothing changed
+
+
+@pytest.mark.django_db
+def test_a_process_whose_lease_lapses_is_not_waited_for_past_it(
+    memory: Any, redis_client: Any
+) -> None:
+    key = UserKeyFactory()
+    redis_client.eval(coherence.RENEW, 1, coherence.PROCESSES, "ghost", 0.5)  # then frozen
+    started = time.monotonic()
+    assert UserKey.objects.revoke(key)
+    assert time.monotonic() - started < coherence.LEASE
+
+
+@pytest.mark.django_db
+def test_a_value_read_before_a_drop_is_never_kept(memory: Any) -> None:
+    name = cache.key_name("0" * 64)
+    mark = memory.drops
+    memory.forget([name], until=None)  # a drop arrives while the read is under way
+    memory.keep(name, cache.Entry(value="stale", verified_at=time.time()), mark)
+    assert memory.recall(name) is None
+    memory.keep(name, cache.Entry(value="fresh", verified_at=time.time()), memory.drops)
+    assert memory.recall(name).value == "fresh"
+
+
+@pytest.mark.django_db
+def test_a_process_that_cannot_hear_stops_serving_from_memory(memory: Any) -> None:
+    key = UserKeyFactory()
+    warm(key)
+    memory.healthy_until = 0.0  # as when its heartbeat stops coming back
+    assert memory.recall(cache.key_name(key.digest)) is None
+
+
+WARM_UNTIL_IN_MEMORY = """
+import time
+from django.test import Client
+from phoenix_apikeys import cache, coherence
+from phoenix_apikeys.conf import DEFAULTS, phoenix_settings
+DEFAULTS["FAILED_AUTH_LIMIT"] = None  # the suite's own failures share this address
+phoenix_settings.reload()
+deadline = time.monotonic() + 5
+status = None
+while not (coherence._memory and coherence._memory.recall(cache.key_name({digest!r}))):
+    assert time.monotonic() < deadline, ("never served from memory", status)
+    status = Client().get("/whoami/", HTTP_AUTHORIZATION="Bearer {plaintext}").status_code
+    time.sleep(0.02)
+"""
+
+
+@pytest.mark.skipif(not SHARED, reason="needs DATABASE_URL=postgres… and CACHE_URL=redis…")
+@pytest.mark.django_db(transaction=True)
+def test_a_revocation_here_is_refused_by_the_other_process_from_its_next_request(
+    key_cache: str, memory: Any
+) -> None:
+    key = UserKeyFactory()
+    other = OtherProcess()
+    try:
+        other.run(WARM_UNTIL_IN_MEMORY.format(digest=key.digest, plaintext=key.plaintext))
+        assert other.call(key.plaintext) == 200  # from its memory
+        assert UserKey.objects.revoke(key)
+        assert other.call(key.plaintext) == 401
+    finally:
+        other.close()
