@@ -41,9 +41,12 @@ PROCESSES = "phoenix_apikeys:processes"
 OPEN = "phoenix_apikeys:open-drops"
 # Redis's clock for both sides of a lease: ``now`` in seconds.
 _NOW = "local t = redis.call('TIME') local now = t[1] + t[2] / 1000000 "
+# Renew a lease; 0 when it had lapsed or was lost (a flush): drops may have gone unwaited-for.
 RENEW = _NOW + (
+    "local held = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
     "redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1]) "
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600) return 1"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600) "
+    "if held and tonumber(held) > now then return 1 end return 0"
 )
 # Publish a drop, list it for late subscribers, and remember whose leases were current then:
 # those must acknowledge it.
@@ -176,7 +179,8 @@ class Memory:
                 continue
             if message["channel"].decode() == own:  # our heartbeat came back: renew the lease
                 sent = float(message["data"])
-                client.eval(RENEW, 1, PROCESSES, self.id, LEASE)
+                if not client.eval(RENEW, 1, PROCESSES, self.id, LEASE):
+                    self.clear()  # not waited for while the lease was missing
                 self.healthy_until = max(self.healthy_until, sent + LEASE * 0.75)
                 continue
             self.apply(message["data"].decode(), client)
@@ -209,10 +213,25 @@ def memory(url: str | None) -> Memory | None:
         return _memory
 
 
+_publishers: dict[tuple[int, str], Any] = {}
+
+
+def _publisher(url: str) -> Any:
+    """A client for changes, one per process and Redis (its pool is thread-safe)."""
+    found = _publishers.get((os.getpid(), url))
+    if found is None:
+        found = _publishers[(os.getpid(), url)] = _client(url)
+    return found
+
+
 def drop_everywhere(url: str, names: list[str]) -> bool:
-    """Tell every process to drop ``names`` and wait for each one whose lease is current;
-    False when that is not confirmed within LEASE + 1 seconds (or Redis cannot be asked)."""
-    client = _client(url)
+    """Tell every process to drop ``names`` (this one at once) and wait for each one whose
+    lease is current; False when that is not confirmed within LEASE + 1 seconds (or Redis
+    cannot be asked)."""
+    here = _memory
+    if here is not None and here.pid == os.getpid():
+        here.forget(names, until=time.monotonic() + TOMBSTONE)
+    client = _publisher(url)
     change = get_random_string(16)
     pending, acks = f"{CHANNEL}:pending:{change}", f"{CHANNEL}:acks:{change}"
     message = json.dumps(["drop", change, names])
@@ -228,16 +247,14 @@ def drop_everywhere(url: str, names: list[str]) -> bool:
     except Exception as error:  # Redis unreachable: the change cannot be confirmed
         logger.warning("Could not drop keys from every process's memory (%s).", error)
         return False
-    finally:
-        client.close()
 
 
 def release(url: str, names: list[str]) -> None:
     """After the change committed: drop again and lift the refusal to keep them."""
-    client = _client(url)
+    here = _memory
+    if here is not None and here.pid == os.getpid():
+        here.forget(names, until=None)
     try:
-        client.publish(CHANNEL, json.dumps(["release", "", names]))
+        _publisher(url).publish(CHANNEL, json.dumps(["release", "", names]))
     except Exception as error:  # the refusal lapses after TOMBSTONE seconds anyway
         logger.warning("Could not release dropped keys (%s).", error)
-    finally:
-        client.close()
