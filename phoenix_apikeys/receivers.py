@@ -17,6 +17,7 @@ from django.dispatch import receiver
 
 from . import audit, cache
 from .models import SystemKey, UserKey, is_system_user
+from .models.state import lock_owner
 
 # Saves that touch only these fields change nothing a key's authentication depends on.
 HARMLESS_USER_UPDATES = frozenset({"last_login"})
@@ -61,7 +62,7 @@ def user_deleting(sender: Any, instance: Any, using: str, **kwargs: Any) -> None
     """Inside the deletion's transaction: each of their keys revoked and recorded. Their row is
     locked first, so no key is made for them meanwhile (``issue`` locks it too). Someone
     deleting their own account is named in the events, not linked to a row gone by the commit."""
-    list(sender._default_manager.using(using).select_for_update().filter(pk=instance.pk))
+    lock_owner(instance.pk, using)
     acting = audit.current()
     own_account = acting.actor_user is not None and acting.actor_user.pk == instance.pk
     actor = {"actor": None, "label": acting.actor_label} if own_account else {}

@@ -311,6 +311,47 @@ def test_concurrent_creations_never_pass_the_limit(settings: Any) -> None:
     assert UserKey.objects.filter(user=owner).count() == 3
 
 
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs DATABASE_URL=postgres… (concurrent connections)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_user_while_they_rotate_never_deadlocks() -> None:
+    """Both take the owner's row before any key's row."""
+    for _ in range(5):
+        owner = UserFactory()
+        key = UserKeyFactory(user=owner)
+        start = threading.Barrier(2)
+
+        def rotate_in_a_loop(key: Any = key, start: Any = start) -> list[str]:
+            start.wait()
+            outcomes = []
+            try:
+                for _ in range(20):
+                    try:
+                        key, _plaintext = UserKey.objects.rotate(key, grace_period=HOUR)
+                        outcomes.append("rotated")
+                    except (ValidationError, UserKey.DoesNotExist):
+                        outcomes.append("refused")
+                return outcomes
+            finally:
+                connections.close_all()
+
+        def delete(owner: Any = owner, start: Any = start) -> list[str]:
+            start.wait()
+            try:
+                owner.delete()
+                return ["deleted"]
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(2) as pool:
+            rotating, deleting = pool.submit(rotate_in_a_loop), pool.submit(delete)
+            assert deleting.result() == ["deleted"]  # no deadlock: it would raise here
+            rotating.result()
+        assert not UserKey.objects.filter(user=owner.pk).exists()
+
+
 @pytest.mark.parametrize(
     ("path", "make"),
     [

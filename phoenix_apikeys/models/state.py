@@ -101,8 +101,7 @@ class KeyManager(models.Manager[KeyT]):
         """Lock the owner's row until the key commits: an owner deactivated meanwhile gets no
         key (their keys' cache entries are listed when that change commits), and concurrent
         creations are counted one after another against the owner's limit of live keys."""
-        owners = get_user_model()._default_manager.db_manager(using)
-        owner = owners.select_for_update().filter(pk=key.user_id).first()
+        owner = lock_owner(key.user_id, using)
         if key.kind is KeyKind.USER and not getattr(owner, "is_active", False):
             raise ValidationError({"user": "The user is inactive; the key would not work."})
         setting = "MAX_KEYS_PER_USER" if key.kind is KeyKind.USER else "MAX_SYSTEM_KEYS"
@@ -151,6 +150,8 @@ class KeyManager(models.Manager[KeyT]):
             raise TypeError("expires_at must be a datetime, None, or left out.")
         using = self.primary()
         with transaction.atomic(using=using):
+            # The owner's row before the key's: the order a user's deletion takes them in.
+            lock_owner(old.user_id, using)
             current = self.db_manager(using).select_for_update().filter(pk=old.pk).first()
             if current is None:
                 raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {old.pk}.")
@@ -240,6 +241,12 @@ class KeyManager(models.Manager[KeyT]):
         for key in expired:
             if self.revoke(key, reason=Action.EXPIRED_PRUNED):
                 yield key
+
+
+def lock_owner(pk: Any, using: str) -> Any:
+    """Lock a key owner's row for the transaction (always before any of their keys' rows)."""
+    owners = get_user_model()._default_manager.db_manager(using)
+    return owners.select_for_update().filter(pk=pk).first()
 
 
 def rotation_grace(grace_period: timedelta | None) -> timedelta:
