@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
@@ -244,9 +244,14 @@ class KeyManager(models.Manager[KeyT]):
 
 
 def lock_owner(pk: Any, using: str) -> Any:
-    """Lock a key owner's row for the transaction (always before any of their keys' rows)."""
+    """Lock a key owner's row for the transaction (always before any of their keys' rows).
+
+    FOR NO KEY UPDATE where the database has it: it serialises key changes with each other and
+    with the owner's own updates and deletion, but not with rows that merely point at the owner
+    (an admin LogEntry, a KeyEvent) written while holding a key's row."""
     owners = get_user_model()._default_manager.db_manager(using)
-    return owners.select_for_update().filter(pk=pk).first()
+    no_key = connections[using].features.has_select_for_no_key_update
+    return owners.select_for_update(no_key=no_key).filter(pk=pk).first()
 
 
 def rotation_grace(grace_period: timedelta | None) -> timedelta:
