@@ -18,6 +18,7 @@ retire their entries.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -168,12 +169,22 @@ def read(name: str) -> Entry:
         return guarded(alias, lambda cache: _read(cache, name), Entry())
     kept: Entry | None = memory.recall(name)
     if kept is not None and time.time() - (kept.verified_at or 0) <= phoenix_settings.CACHE_TIMEOUT:
-        return kept
+        return replace(kept, value=own_copy(kept.value))
     mark = memory.drops
     entry = replace(guarded(alias, lambda cache: _read(cache, name), Entry()), mark=mark)
     if entry.value is not None:
-        memory.keep(name, entry, mark)
+        memory.keep(name, replace(entry, value=own_copy(entry.value)), mark)
     return entry
+
+
+def own_copy(value: Any) -> Any:
+    """A copy for one request, of a key and its owner (or of a user): Django caches permissions
+    on a user object (``_perm_cache``), and a permission taken away must count on the next
+    request, as it does for a copy read from the shared cache."""
+    clone = copy.copy(value)
+    if getattr(value, "user_id", None) is not None:
+        clone.user = copy.copy(value.user)
+    return clone
 
 
 def _memory_url(alias: str | None) -> str | None:
@@ -241,7 +252,7 @@ def store(name: str, value: Any, entry: Entry) -> None:
     guarded(alias, _store, None)
     memory = coherence.memory(_memory_url(alias))
     if memory is not None:
-        memory.keep(name, replace(entry, value=value), entry.mark)
+        memory.keep(name, replace(entry, value=own_copy(value)), entry.mark)
 
 
 class CacheUnreachable(Exception):

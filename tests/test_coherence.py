@@ -68,6 +68,24 @@ def test_a_warm_key_costs_no_round_trip(
 
 
 @pytest.mark.django_db
+def test_each_request_gets_its_own_copy_so_a_permission_taken_away_counts(
+    memory: coherence.Memory,
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    from .factories import UserFactory
+
+    owner = UserFactory()
+    owner.user_permissions.add(Permission.objects.get(codename="view_group"))
+    key = UserKeyFactory(user=owner)
+    warm(key)
+    assert verify_credential(key.plaintext)[0].has_perm("auth.view_group")  # cached on that copy
+    owner.user_permissions.clear()
+    user, served = verify_credential(key.plaintext)
+    assert served.pk == key.pk and not user.has_perm("auth.view_group")
+
+
+@pytest.mark.django_db
 def test_a_revocation_drops_the_key_from_memory_before_it_returns(memory: Any) -> None:
     key, other = UserKeyFactory(), UserKeyFactory()
     warm(key)
