@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 
 from . import throttle
 from .authentication import APIKeyAuthentication
-from .cache import CacheUnreachable
+from .cache import CacheUnreachable, ready_for_changes
 from .http import acting_for, lazy_address
 from .models import AbstractAPIKey, MissingSecretError, SystemKey, UserKey, revoke_leaked
 from .permissions import (
@@ -468,7 +468,8 @@ class LeakRevocationView(KeyAPIView):
         description="No credential: anyone holding a key may report it (an Authorization "
         "header is ignored). Every live key of this deployment listed is revoked at once and "
         "its owner (user keys) or ADMINS (system keys) emailed; anything else listed is ignored "
-        "without a word. The answer is the same 202 whatever was found. At most 100 keys of at "
+        "without a word. The answer is the same 202 whatever was found (503 for every report "
+        "while the key cache cannot be reached). At most 100 keys of at "
         "most 255 characters, in a JSON body of at most 64 KB; LEAK_REVOCATION_LIMIT reports "
         "per client address per FAILED_AUTH_WINDOW (429 past it).",
         auth=[{}],  # OpenAPI's "no credential"
@@ -497,7 +498,10 @@ class LeakRevocationView(KeyAPIView):
                 {"detail": f"body: A leak report is at most {MAX_LEAK_REPORT_BYTES} bytes."},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        # The transaction first: with the database unreachable every report is 503 alike.
+        # The transaction first: with the database unreachable every report is 503 alike; and
+        # with the key cache unreachable too, before anything reported is looked at.
+        if not ready_for_changes():
+            raise CacheUnreachable
         with transaction.atomic():
             body = LeakReportRequestSerializer(data=request.data)
             body.is_valid(raise_exception=True)

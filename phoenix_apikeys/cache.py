@@ -294,6 +294,15 @@ def retire_now(names: list[str], *, required: bool = True) -> None:
         raise CacheUnreachable
 
 
+def ready_for_changes() -> bool:
+    """Whether the key cache answers now (True without one): asked before work whose outcome
+    must not depend on its input, such as a leak report."""
+    alias = _key_cache_alias()
+    return alias is None or guarded(
+        alias, lambda cache: cache.get(GENERATION) or True, False, force=True
+    )
+
+
 def retire_after_commit(names: list[str] | Callable[[], list[str]], using: str) -> None:
     """After a change wrote: once its transaction commits (at once in autocommit). ``names``
     may be a function, then asked at the commit: entries of rows committed meanwhile count."""
@@ -303,11 +312,24 @@ def retire_after_commit(names: list[str] | Callable[[], list[str]], using: str) 
 
     def renew() -> None:
         listed = names() if callable(names) else names
-        if listed:
-            guarded(alias, lambda cache: _new_versions(cache, listed), False)
-            url = _memory_url(alias)
-            if url is not None:
-                coherence.release(url, listed)
+        if not listed:
+            return
+        # Committed already: a reader may have stored the old row under the version set before
+        # the write, so keep trying for a while before leaving it to CACHE_TIMEOUT.
+        for pause in (0.0, 0.05, 0.2, 0.5, 1.0):
+            time.sleep(pause)
+            if guarded(alias, lambda cache: _new_versions(cache, listed), False, force=True):
+                break
+        else:
+            logger.error(
+                "Cache %r could not be told of a committed change to %d key entries; they may "
+                "be served until CACHE_TIMEOUT.",
+                alias,
+                len(listed),
+            )
+        url = _memory_url(alias)
+        if url is not None:
+            coherence.release(url, listed)
 
     transaction.on_commit(renew, using=using)
 

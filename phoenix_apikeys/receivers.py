@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models.signals import post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
@@ -39,8 +40,12 @@ def entries_acting_as(user: Any, using: str) -> list[str]:
 def user_changing(
     sender: Any, instance: Any, using: str, update_fields: Any, **kwargs: Any
 ) -> None:
-    if not _harmless(instance, update_fields):
-        cache.retire_now(entries_acting_as(instance, using))
+    if _harmless(instance, update_fields):
+        return
+    if not transaction.get_autocommit(using):
+        # In a transaction (the admin's): no key is made for them until this change commits.
+        lock_owner(instance.pk, using)
+    cache.retire_now(entries_acting_as(instance, using))
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)

@@ -352,6 +352,57 @@ def test_deleting_a_user_while_they_rotate_never_deadlocks() -> None:
         assert not UserKey.objects.filter(user=owner.pk).exists()
 
 
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs DATABASE_URL=postgres… (concurrent connections)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_no_key_is_made_while_its_owner_is_being_deactivated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deactivation tells the caches before it writes (up to seconds when a process must be
+    waited for); a key made meanwhile would escape that."""
+    from django.db import transaction
+
+    from phoenix_apikeys import cache
+
+    owner = UserFactory()
+    telling, told = threading.Event(), threading.Event()
+    real_retire_now = cache.retire_now
+
+    def slow_retire_now(names: Any, **kwargs: Any) -> None:
+        telling.set()
+        told.wait(2)
+        real_retire_now(names, **kwargs)
+
+    monkeypatch.setattr(cache, "retire_now", slow_retire_now)
+
+    def deactivate() -> None:
+        try:
+            with transaction.atomic():
+                owner.is_active = False
+                owner.save()
+        finally:
+            connections.close_all()
+
+    def create() -> str:
+        telling.wait(2)
+        threading.Timer(0.5, told.set).start()
+        try:
+            UserKey.objects.create_key(user=UserFactory.build(pk=owner.pk), name="late")
+            return "made"
+        except ValidationError:
+            return "refused"
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(2) as pool:
+        deactivating, creating = pool.submit(deactivate), pool.submit(create)
+        deactivating.result()
+        assert creating.result() == "refused"
+    assert not UserKey.objects.filter(user=owner.pk).exists()
+
+
 @pytest.mark.parametrize(
     ("path", "make"),
     [

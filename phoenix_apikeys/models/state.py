@@ -290,10 +290,12 @@ def inherited_expiry(old: Any, expires_at: object, now: datetime) -> datetime | 
 
 @sensitive_variables()
 def revoke_leaked(texts: Iterable[str], source: str | None) -> None:
-    """Revoke each live key ``texts`` names (a leak report), each in a savepoint of its own,
-    and email its owner once the report commits. Text that is no key of ours is digested all
-    the same, so every item costs a parse and a digest; a key the cache cannot be told of
-    stays, for the reporter's retry."""
+    """Revoke each live key ``texts`` names (a leak report) and email its owner once the report
+    commits. Text that is no key of ours is digested all the same, so every item costs a parse
+    and a digest. Raises cache.CacheUnreachable when the key cache cannot be told (then the
+    caller's transaction rolls the whole report back, for the reporter's retry); the caller
+    asks ``cache.ready_for_changes()`` first, so that answer does not depend on what was
+    reported."""
     from .keys import KEY_MODELS
 
     secrets = phoenix_settings.verification_secrets
@@ -313,16 +315,7 @@ def revoke_leaked(texts: Iterable[str], source: str | None) -> None:
     # One order for every report, so two reports of the same keys never deadlock.
     for _, key in sorted(found.items(), key=lambda item: item[0]):
         notice = LeakNotice.of(key)
-        try:
-            revoked = type(key)._default_manager.revoke(
-                key, reason=Action.LEAK_REVOKED, source=source
-            )
-        except cache.CacheUnreachable:
-            logger.warning(
-                "A key reported as leaked (%s) was not revoked: the key cache cannot be reached.",
-                notice.key_id,
-            )
-            continue
+        revoked = type(key)._default_manager.revoke(key, reason=Action.LEAK_REVOKED, source=source)
         if revoked:  # not when a concurrent revocation got there first
             logger.warning("Revoked %s: reported as leaked (from %s).", notice.key_id, source)
             transaction.on_commit(notice.send)
