@@ -14,7 +14,6 @@ from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, Suspicio
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
-from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
@@ -481,7 +480,7 @@ class LeakRevocationView(KeyAPIView):
             422: ErrorSerializer,
         },
     )
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def post(self, request: Request) -> Response:
         source = lazy_address(request.META)
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import DatabaseError
-from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
@@ -54,7 +53,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 class APIKeyAuthentication(BaseAuthentication):
     """Authenticates system keys, user keys and the admin secret through ``verify_credential``."""
 
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def authenticate(self, request: Request) -> Principal | None:
         # DRF's Request hands unknown attributes and META to the HttpRequest it wraps.
         principal: Principal | None = getattr(request, PRINCIPAL_ATTRIBUTE, None)

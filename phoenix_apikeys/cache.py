@@ -18,7 +18,7 @@ retire their entries.
 
 from __future__ import annotations
 
-import copy
+import functools
 import logging
 import threading
 import time
@@ -29,7 +29,9 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.dispatch import receiver
 from django.utils.crypto import get_random_string
 
 from . import coherence
@@ -136,7 +138,9 @@ def _configured(alias: str) -> bool:
     return False
 
 
+@functools.cache
 def _key_cache_alias() -> str | None:
+    """CACHE_ALIAS when it names a shared cache; worked out again after any settings change."""
     alias: str | None = phoenix_settings.CACHE_ALIAS
     if not alias or not _configured(alias):
         return None
@@ -150,6 +154,19 @@ def _key_cache_alias() -> str | None:
             alias,
         )
     return None
+
+
+@functools.cache
+def _memory_url(alias: str | None) -> str | None:
+    """The Redis that keeps processes' memories coherent; None: no memory (LOCAL_CACHE off, or
+    a key cache that is not Redis)."""
+    return coherence.redis_url(alias) if phoenix_settings.LOCAL_CACHE else None
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs: Any) -> None:
+    _key_cache_alias.cache_clear()
+    _memory_url.cache_clear()
 
 
 def key_name(digest: str) -> str:
@@ -181,16 +198,21 @@ def own_copy(value: Any) -> Any:
     """A copy for one request, of a key and its owner (or of a user): Django caches permissions
     on a user object (``_perm_cache``), and a permission taken away must count on the next
     request, as it does for a copy read from the shared cache."""
-    clone = copy.copy(value)
+    clone = _shallow_copy(value)
     if getattr(value, "user_id", None) is not None:
-        clone.user = copy.copy(value.user)
+        clone.user = _shallow_copy(value.user)
     return clone
 
 
-def _memory_url(alias: str | None) -> str | None:
-    """The Redis that keeps processes' memories coherent; None: no memory (LOCAL_CACHE off, or
-    a key cache that is not Redis)."""
-    return coherence.redis_url(alias) if phoenix_settings.LOCAL_CACHE else None
+def _shallow_copy(instance: Any) -> Any:
+    """What ``copy.copy`` makes of a model instance (its attributes, and its ``_state`` with the
+    related objects it holds), without the pickling protocol's detour."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__.update(instance.__dict__)
+    state = instance._state
+    clone._state = state.__class__.__new__(state.__class__)
+    clone._state.__dict__.update(state.__getstate__())
+    return clone
 
 
 def _read(cache: BaseCache, name: str) -> Entry:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import environ
@@ -116,32 +117,27 @@ class Secrets:
 
 
 class PhoenixSettings:
-    """Attribute access to PHOENIX_APIKEYS with defaults; secrets from settings, else env."""
+    """Attribute access to PHOENIX_APIKEYS with defaults; secrets from settings, else env.
 
-    def __init__(self) -> None:
-        self._cache: dict[str, Any] = {}
+    Each value is worked out on first use and then kept as a plain attribute, so a read on the
+    request path costs an attribute lookup; ``reload()`` forgets them all.
+    """
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown phoenix_apikeys setting: {name!r}")
-        if name not in self._cache:
-            user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
-            value = user_settings.get(name, DEFAULTS[name])
-            if name in DURATIONS:
-                per_kind = isinstance(value, dict)
-                value = (
-                    {k: _duration(v) for k, v in value.items()} if per_kind else _duration(value)
-                )
-            self._cache[name] = value
-        return self._cache[name]
+        user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+        value = user_settings.get(name, DEFAULTS[name])
+        if name in DURATIONS:
+            per_kind = isinstance(value, dict)
+            value = {k: _duration(v) for k, v in value.items()} if per_kind else _duration(value)
+        self.__dict__[name] = value
+        return value
 
-    @property
+    @cached_property
     def secrets(self) -> Secrets:
         """The secrets as the runtime may use them: any that breaks a rule is dropped."""
-        if "_secrets" not in self._cache:
-            self._cache["_secrets"] = guard(read_secrets())
-        secrets: Secrets = self._cache["_secrets"]
-        return secrets
+        return guard(read_secrets())
 
     def lifetime_policy(self, kind: KeyKind) -> LifetimePolicy:
         """MAX_KEY_LIFETIME and DEFAULT_KEY_LIFETIME as they apply to ``kind``."""
@@ -155,14 +151,9 @@ class PhoenixSettings:
             default=for_kind("DEFAULT_KEY_LIFETIME"), maximum=for_kind("MAX_KEY_LIFETIME")
         )
 
-    @property
+    @cached_property
     def prefixes(self) -> Prefixes:
-        if "_prefixes" not in self._cache:
-            self._cache["_prefixes"] = Prefixes(
-                system=str(self.SYSTEM_KEY_PREFIX), user=str(self.USER_KEY_PREFIX)
-            )
-        prefixes: Prefixes = self._cache["_prefixes"]
-        return prefixes
+        return Prefixes(system=str(self.SYSTEM_KEY_PREFIX), user=str(self.USER_KEY_PREFIX))
 
     @property
     def verification_secrets(self) -> tuple[str, ...]:
@@ -173,7 +164,7 @@ class PhoenixSettings:
         return (secrets.secret, *secrets.fallbacks)
 
     def reload(self) -> None:
-        self._cache.clear()
+        self.__dict__.clear()
 
 
 def read_secrets() -> Secrets:

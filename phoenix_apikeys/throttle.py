@@ -1,18 +1,30 @@
 """Failed authentications counted per client address, so guessing keys is throttled.
 
-Counts live in THROTTLE_CACHE_ALIAS (shared by every process when it is Redis; a per-process
-cache still throttles, each process on its own). Past FAILED_AUTH_LIMIT failures within
-FAILED_AUTH_WINDOW seconds an address is refused before any database query. It fails open: with
-the cache unreachable nothing is counted or refused, while authentication itself still fails
-closed.
+Each process tallies failures in its own memory and adds them to the shared count in
+THROTTLE_CACHE_ALIAS in batches, so a refusal costs no network round trip in the common case.
+A batch is added at an address's first failure in this process, at least once a second while
+failures keep coming, and at every failure once the address is past half the limit. So
+- a process refuses, before any database query, an address whose count it knows is past
+  FAILED_AUTH_LIMIT within FAILED_AUTH_WINDOW seconds;
+- a process that has not yet seen an address learns the shared count at that address's first
+  failure there (one query spent, then 429);
+- failures not yet added (under half the limit, less than a second old) are what another process
+  cannot see: across P processes an address gets at most about P * FAILED_AUTH_LIMIT / 2
+  failures in its first second before every process refuses it.
+With the shared cache unreachable each process keeps counting on its own, and authentication
+itself still fails closed.
 
-Leak reports (the revocation route that needs no credential) are counted the same way, in their
-own namespace, against LEAK_REVOCATION_LIMIT per FAILED_AUTH_WINDOW: every report counts.
+Leak reports (the revocation route that needs no credential) are counted in the shared cache at
+every report, in their own namespace, against LEAK_REVOCATION_LIMIT per FAILED_AUTH_WINDOW.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import BaseCache
@@ -22,6 +34,10 @@ from .conf import phoenix_settings
 
 _NAMESPACE = "phoenix_apikeys:failures:"
 _LEAK_NAMESPACE = "phoenix_apikeys:leak-reports:"
+# Seconds a batch of failures may wait in this process before it is added to the shared count.
+FLUSH_INTERVAL = 1.0
+# Addresses tallied at once per process; past it the oldest tally is dropped.
+MAX_TALLIES = 10_000
 
 
 class TooManyFailures(Exception):
@@ -34,6 +50,33 @@ class TooManyFailures(Exception):
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+@dataclass
+class _Tally:
+    """One address's failures as this process knows them, for one window."""
+
+    ends: float  # time.monotonic() when this process's view of the window ends
+    shared: int = 0  # the shared count when this process last added to it
+    pending: int = 0  # counted here, not yet added
+    added: float | None = None  # time.monotonic() of the last addition; None: never
+
+    @property
+    def known(self) -> int:
+        return self.shared + self.pending
+
+
+_tallies: dict[str, _Tally] = {}
+_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop this process's tallies (a forked child starts without its parent's)."""
+    with _lock:
+        _tallies.clear()
+
+
+os.register_at_fork(after_in_child=forget)
 
 
 def _limits() -> tuple[str | None, int, int]:
@@ -51,13 +94,14 @@ def address_of(source: Source) -> str | None:
 
 
 def refuse_if_blocked(source: Source) -> None:
-    """Before a database query: raise TooManyFailures for an address past the limit."""
+    """Before a database query: raise TooManyFailures for an address this process knows is
+    past the limit. No round trip: only this process's tally is read."""
     alias, limit, window = _limits()
     address = address_of(source) if alias is not None else None
-    if address is None or alias is None:
+    if address is None:
         return
-    count = cache.guarded(alias, lambda backend: backend.get(_NAMESPACE + address), None)
-    if isinstance(count, int) and count >= limit:
+    tally = _tallies.get(address)
+    if tally is not None and tally.ends > time.monotonic() and tally.known >= limit:
         raise TooManyFailures(window)
 
 
@@ -67,9 +111,36 @@ def count_failure(source: Source) -> None:
     address = address_of(source) if alias is not None else None
     if address is None or alias is None:
         return
-    count = cache.guarded(alias, lambda backend: _increment(backend, address, window), None)
-    if count is not None and count > limit:
+    now = time.monotonic()
+    with _lock:
+        tally = _tallies.get(address)
+        if tally is None or tally.ends <= now:
+            tally = _tallies[address] = _Tally(ends=now + window)
+            _bound(now)
+        tally.pending += 1
+        due = tally.added is None or now - tally.added >= FLUSH_INTERVAL or 2 * tally.known >= limit
+        batch = tally.pending if due else 0
+        if due:
+            tally.pending, tally.added = 0, now
+    if batch:
+        shared = cache.guarded(alias, lambda backend: _add(backend, address, batch, window), None)
+        with _lock:
+            if shared is None:  # unreachable: this process keeps the count on its own
+                tally.pending += batch
+            else:
+                tally.shared = max(tally.shared + batch, int(shared))
+    if tally.known > limit:
         raise TooManyFailures(window)
+
+
+def _bound(now: float) -> None:
+    """Keep at most MAX_TALLIES addresses: ended windows go first, then the oldest."""
+    if len(_tallies) <= MAX_TALLIES:
+        return
+    for address in [address for address, tally in _tallies.items() if tally.ends <= now]:
+        del _tallies[address]
+    while len(_tallies) > MAX_TALLIES:
+        del _tallies[next(iter(_tallies))]
 
 
 def count_leak_report(source: Source) -> None:
@@ -82,17 +153,19 @@ def count_leak_report(source: Source) -> None:
         return
     window = int(phoenix_settings.FAILED_AUTH_WINDOW)
     count = cache.guarded(
-        alias, lambda backend: _increment(backend, address, window, _LEAK_NAMESPACE), None
+        alias, lambda backend: _add(backend, address, 1, window, _LEAK_NAMESPACE), None
     )
     if count is not None and count > int(limit):
         raise TooManyFailures(window, "Too many leak reports from your address.")
 
 
-def _increment(backend: BaseCache, source: str, window: int, namespace: str = _NAMESPACE) -> Any:
+def _add(
+    backend: BaseCache, source: str, amount: int, window: int, namespace: str = _NAMESPACE
+) -> Any:
     name = namespace + source
     backend.add(name, 0, window)  # the window starts at the first failure
     try:
-        return backend.incr(name)
+        return backend.incr(name, amount)
     except ValueError:  # expired between add and incr
-        backend.set(name, 1, window)
-        return 1
+        backend.set(name, amount, window)
+        return amount

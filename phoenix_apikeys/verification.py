@@ -220,8 +220,44 @@ def reject(
     key: AbstractAPIKey | None = None,
 ) -> NoReturn:
     # ``reason`` holds only our own words and ids, never text from the request.
-    logger.warning("Authentication failed: %s.", reason)
+    _log_failure(reason)
     authentication_failed.send(
         sender=None, reason=reason, kind=kind, key_id=None if key is None else key.key_id
     )
     raise CredentialRejected(reason, detail)
+
+
+# Failed authentications logged one by one per process and second; a flood of them is summed
+# up in the next line logged, so guessing can fill neither the log nor the time of a refusal.
+FAILURE_LINES_PER_SECOND = 10
+
+
+class _FailureLog:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.second = -1.0  # time.monotonic() when the current second began
+        self.lines = 0  # lines logged in it
+        self.unlogged = 0  # failures not logged since the last line
+
+    def write(self, reason: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.second >= 1.0:
+                self.second, self.lines = now, 0
+            if self.lines >= FAILURE_LINES_PER_SECOND:
+                self.unlogged += 1
+                return
+            self.lines += 1
+            unlogged, self.unlogged = self.unlogged, 0
+        if unlogged:
+            logger.warning(
+                "Authentication failed: %s (and %d earlier failures, not logged one by one).",
+                reason,
+                unlogged,
+            )
+        else:
+            logger.warning("Authentication failed: %s.", reason)
+
+
+_failure_log = _FailureLog()
+_log_failure = _failure_log.write

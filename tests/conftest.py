@@ -9,7 +9,7 @@ from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from phoenix_apikeys import cache as key_cache_module
-from phoenix_apikeys import coherence
+from phoenix_apikeys import coherence, throttle
 from phoenix_apikeys.conf import DEFAULTS, phoenix_settings
 
 from .testapp.caches import FlakyCache
@@ -30,6 +30,7 @@ def _fresh_settings_and_caches() -> Iterator[None]:
             caches[alias].clear()
     if coherence._memory is not None:  # a test's keys and users are rolled back after it
         coherence._memory.clear()
+    throttle.forget()  # each process's tallies of failed attempts, as the cache is cleared
     yield
     phoenix_settings.reload()
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from phoenix_apikeys import cache as key_cache_module
+from phoenix_apikeys import throttle
 from phoenix_apikeys.http import client_address
 from phoenix_apikeys.keys import generate_key
 
 from .factories import UserKeyFactory
+from .testapp.caches import FlakyCache
 
 pytestmark = pytest.mark.django_db
 
@@ -112,16 +116,106 @@ def test_a_forged_forwarded_header_cannot_dodge_the_limit(
     assert response.status_code == 429
 
 
-def test_throttling_fails_open_when_its_cache_is_down(api_client: APIClient, settings: Any) -> None:
+def test_with_its_cache_down_each_process_still_counts_on_its_own(
+    api_client: APIClient, settings: Any
+) -> None:
     settings.PHOENIX_APIKEYS = {"FAILED_AUTH_LIMIT": LIMIT, "THROTTLE_CACHE_ALIAS": "down"}
     key_cache_module._breakers.clear()
     key = UserKeyFactory()
-    statuses = {guess(api_client).status_code for _ in range(LIMIT * 2)}
-    assert statuses == {401}  # nothing counted, nothing refused...
+    statuses = [guess(api_client).status_code for _ in range(LIMIT + 2)]
+    assert statuses == [401] * LIMIT + [429] * 2
     response = api_client.get(
-        "/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}", REMOTE_ADDR="203.0.113.7"
+        "/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}", REMOTE_ADDR="198.51.100.9"
     )
-    assert response.status_code == 200  # ...and authentication itself is unchanged
+    assert response.status_code == 200  # other addresses and authentication are unchanged
+
+
+@pytest.fixture
+def shared(settings: Any) -> type[FlakyCache]:
+    """The throttle's shared count in a cache whose calls are counted."""
+    settings.PHOENIX_APIKEYS = {
+        "FAILED_AUTH_LIMIT": 100,
+        "FAILED_AUTH_WINDOW": 60,
+        "THROTTLE_CACHE_ALIAS": "flaky",
+    }
+    FlakyCache.broken, FlakyCache.calls = False, 0
+    return FlakyCache
+
+
+def shared_count(address: str = "203.0.113.7") -> Any:
+    return caches["flaky"].get("phoenix_apikeys:failures:" + address)
+
+
+def malformed(client: APIClient, address: str = "203.0.113.7") -> int:
+    return int(
+        client.get(
+            "/whoami/", HTTP_AUTHORIZATION="Bearer phxu_short", REMOTE_ADDR=address
+        ).status_code
+    )
+
+
+def test_repeated_refusals_make_no_round_trip_to_the_shared_count(
+    api_client: APIClient, shared: type[FlakyCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert malformed(api_client) == 401
+    assert shared_count() == 1  # an address's first failure here is added at once
+    calls = shared.calls
+    assert {malformed(api_client) for _ in range(20)} == {401}
+    assert shared.calls == calls  # the next ones wait in this process...
+    monkeypatch.setattr(throttle, "FLUSH_INTERVAL", 0.0)
+    assert malformed(api_client) == 401
+    assert shared_count() == 22  # ...and are added together once the interval has passed
+
+
+def test_past_half_the_limit_every_failure_is_added_at_once(
+    api_client: APIClient, shared: type[FlakyCache]
+) -> None:
+    for _ in range(49):
+        malformed(api_client)
+    assert shared_count() == 1
+    malformed(api_client)
+    assert shared_count() == 50  # known: 50, half of 100
+    for expected in range(51, 54):
+        malformed(api_client)
+        assert shared_count() == expected
+
+
+def test_an_address_another_process_counted_past_the_limit_is_refused_at_its_first_failure(
+    api_client: APIClient, shared: type[FlakyCache]
+) -> None:
+    caches["flaky"].set("phoenix_apikeys:failures:203.0.113.7", 100, 60)
+    key = UserKeyFactory()
+    assert guess(api_client).status_code == 429  # one query spent, and the count learned
+    with CaptureQueriesContext(connection) as queries:
+        assert guess(api_client).status_code == 429
+        response = api_client.get(
+            "/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}", REMOTE_ADDR="203.0.113.7"
+        )
+        assert response.status_code == 429  # a key not in the key cache needs the database
+    assert len(queries) == 0
+
+
+def test_a_process_tallies_a_bounded_number_of_addresses(
+    api_client: APIClient, shared: type[FlakyCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(throttle, "MAX_TALLIES", 3)
+    for host in range(1, 7):
+        malformed(api_client, address=f"198.51.100.{host}")
+    assert len(throttle._tallies) == 3
+    assert shared_count("198.51.100.1") == 1  # what the dropped tallies added stays counted
+
+
+def test_a_forked_child_starts_with_no_tallies(
+    api_client: APIClient, shared: type[FlakyCache]
+) -> None:
+    malformed(api_client)
+    assert throttle._tallies
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        os._exit(0 if not throttle._tallies else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert throttle._tallies  # the parent keeps its own
 
 
 def test_a_limit_of_none_turns_throttling_off(api_client: APIClient, settings: Any) -> None:

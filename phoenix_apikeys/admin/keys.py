@@ -20,7 +20,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
-from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
 from ..cache import CacheUnreachable
@@ -152,7 +151,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         raise NotImplementedError
 
     @audited
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -219,7 +218,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         return {}
 
     @admin.action(description="Rotate selected key", permissions=["add"])
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def rotate_selected(
         self, request: HttpRequest, queryset: QuerySet[AbstractAPIKey]
     ) -> HttpResponse | None:

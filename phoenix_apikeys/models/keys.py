@@ -19,7 +19,6 @@ from django.core.exceptions import ValidationError
 from django.db import models, router
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
-from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
 from .. import lookup, scopes
@@ -113,7 +112,7 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         count = sum(manager.revoke(key) for key in self.order_by("pk"))
         return count, {self.model._meta.label: count}
 
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def find_by_plaintext(self, plaintext: str) -> KeyT | None:
         """The stored key a plaintext key matches, under the current or a fallback secret."""
         secrets = phoenix_settings.verification_secrets

@@ -21,7 +21,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import connections, models, router, transaction
 from django.utils import timezone
-from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
 from .. import cache, scopes
@@ -52,7 +51,7 @@ class KeyManager(models.Manager[KeyT]):
     def primary(self) -> str:
         return router.db_for_write(self.model)
 
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def create_key(self, **fields: Any) -> tuple[KeyT, str]:
         """Create a key and return it with its plaintext, which exists nowhere else.
 
@@ -63,7 +62,7 @@ class KeyManager(models.Manager[KeyT]):
         key = self.model(**fields)
         return key, self.issue(key)
 
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def issue(self, key: KeyT, *, counted: bool = True) -> str:
         """Give the unsaved ``key`` a new secret, validate and save it; return its plaintext.
 
@@ -121,7 +120,7 @@ class KeyManager(models.Manager[KeyT]):
             )
             raise ValidationError({NON_FIELD_ERRORS: message})
 
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def rotate(
         self,
         old: KeyT,
