@@ -186,7 +186,7 @@ def read(name: str) -> Entry:
         return guarded(alias, lambda cache: _read(cache, name), Entry())
     kept: Entry | None = memory.recall(name)
     if kept is not None and time.time() - (kept.verified_at or 0) <= phoenix_settings.CACHE_TIMEOUT:
-        return replace(kept, value=own_copy(kept.value))
+        return Entry(own_copy(kept.value), kept.stamp, kept.verified_at, kept.mark)
     mark = memory.drops
     entry = replace(guarded(alias, lambda cache: _read(cache, name), Entry()), mark=mark)
     if entry.value is not None:
@@ -199,8 +199,10 @@ def own_copy(value: Any) -> Any:
     on a user object (``_perm_cache``), and a permission taken away must count on the next
     request, as it does for a copy read from the shared cache."""
     clone = _shallow_copy(value)
-    if getattr(value, "user_id", None) is not None:
-        clone.user = _shallow_copy(value.user)
+    related = clone._state.fields_cache  # the key's owner, once loaded
+    for name, instance in related.items():
+        if instance is not None:
+            related[name] = _shallow_copy(instance)
     return clone
 
 

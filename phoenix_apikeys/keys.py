@@ -92,16 +92,16 @@ class ParsedKey:
         return display_hint(self.plaintext)
 
 
-def _base62(number: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        number, remainder = divmod(number, 62)
-        chars.append(BASE62[remainder])
-    return "".join(reversed(chars))
+# Every two-digit base62 number, so a checksum is three lookups (62**6 > 2**32).
+_PAIRS = [high + low for high in BASE62 for low in BASE62]
 
 
 def checksum(text: str) -> str:
-    return _base62(zlib.crc32(text.encode("ascii")), CHECKSUM_LENGTH)
+    """The CRC32 of ``text`` as CHECKSUM_LENGTH base62 digits, most significant first."""
+    number = zlib.crc32(text.encode("ascii"))
+    number, low = divmod(number, 62 * 62)
+    high, middle = divmod(number, 62 * 62)
+    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
 
 def generate_key(prefix: str) -> str:
@@ -132,7 +132,7 @@ def digest(plaintext: str, secret: str) -> str:
     The same value as ``salted_hmac(_DIGEST_SALT, plaintext, secret, algorithm="sha256")``,
     with the derived HMAC key computed once per secret.
     """
-    return hmac.new(_hmac_key(secret), plaintext.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_hmac_key(secret), plaintext.encode(), "sha256").hex()
 
 
 @functools.lru_cache(maxsize=8)

@@ -43,15 +43,21 @@ def find_by_digests(model: type[models.Model], digests: list[str], using: str) -
     One query either way; the same answer as
     ``model._default_manager.filter(digest__in=digests, user__in=<owners' default manager>)``.
     """
-    if not digests:  # as the ORM answers an empty ``__in``
+    return find(model, "digest", digests, using)
+
+
+def find(model: type[models.Model], field: str, values: list[Any], using: str) -> Any:
+    """A row of ``model`` whose ``field`` is one of ``values``, its ``user`` loaded; or None
+    (``field`` is unique, so at most one row answers)."""
+    if not values:  # as the ORM answers an empty ``__in``
         return None
     owner_model = _owner_model(model)
     if _customised(model) or _customised(owner_model):
-        return _through_managers(model, owner_model, digests, using)
-    plan = _plan(model, connections[using], len(digests))
+        return _through_managers(model, owner_model, field, values, using)
+    plan = _plan(model, field, connections[using], len(values))
     if plan is None:
-        return _through_managers(model, owner_model, digests, using)
-    return plan.fetch(digests)
+        return _through_managers(model, owner_model, field, values, using)
+    return plan.fetch(values)
 
 
 def _owner_model(model: type[models.Model]) -> type[models.Model]:
@@ -65,17 +71,23 @@ def _customised(model: type[models.Model]) -> bool:
 
 
 def _through_managers(
-    model: type[models.Model], owner_model: type[models.Model], digests: list[str], using: str
+    model: type[models.Model],
+    owner_model: type[models.Model],
+    field: str,
+    values: list[Any],
+    using: str,
 ) -> Any:
     owners = owner_model._default_manager.db_manager(using).all()
-    keys = model._default_manager.db_manager(using).filter(digest__in=digests, user__in=owners)
-    # No ordering: at most one key has a given digest, and sorting would cost the database.
-    return next(iter(keys.select_related("user").order_by()[:1]), None)
+    rows = model._default_manager.db_manager(using).filter(
+        **{f"{field}__in": values}, user__in=owners
+    )
+    # No ordering: at most one row has a given value, and sorting would cost the database.
+    return next(iter(rows.select_related("user").order_by()[:1]), None)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The SQL of one key model, connection and number of digests, and how to read its row."""
+    """The SQL of one model, field, connection and number of values, and how to read its row."""
 
     connection: BaseDatabaseWrapper
     generation: int
@@ -86,9 +98,9 @@ class Plan:
     owner_attnames: tuple[str, ...]
     converters: tuple[Converter, ...]
 
-    def fetch(self, digests: Sequence[str]) -> Any:
+    def fetch(self, values: Sequence[Any]) -> Any:
         with self.connection.cursor() as cursor:
-            cursor.execute(self.sql, digests)
+            cursor.execute(self.sql, values)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -112,7 +124,7 @@ class Plan:
 
 class _PerThread(threading.local):
     # Connection objects are per thread, and so is the SQL built for them.
-    plans: dict[tuple[type[models.Model], str, int], Plan]
+    plans: dict[tuple[type[models.Model], str, str, int], Plan]
 
     def __init__(self) -> None:
         self.plans = {}
@@ -129,18 +141,22 @@ def _rebuild_after_settings_change(**kwargs: Any) -> None:
     _generation += 1
 
 
-def _plan(model: type[models.Model], connection: BaseDatabaseWrapper, size: int) -> Plan | None:
+def _plan(
+    model: type[models.Model], field: str, connection: BaseDatabaseWrapper, size: int
+) -> Plan | None:
     """The built SQL, reused while the connection object and the settings stay the same."""
-    key = (model, connection.alias, size)
+    key = (model, field, connection.alias, size)
     plan = _built.plans.get(key)
     if plan is None or plan.connection is not connection or plan.generation != _generation:
-        plan = _build(model, connection, size)
+        plan = _build(model, field, connection, size)
         if plan is not None:
             _built.plans[key] = plan
     return plan
 
 
-def _build(model: type[models.Model], connection: BaseDatabaseWrapper, size: int) -> Plan | None:
+def _build(
+    model: type[models.Model], field: str, connection: BaseDatabaseWrapper, size: int
+) -> Plan | None:
     """The SQL and converters; None when a model spans tables, which the ORM joins itself."""
     owner_model = _owner_model(model)
     if not (_one_table(model) and _one_table(owner_model)):
@@ -150,9 +166,9 @@ def _build(model: type[models.Model], connection: BaseDatabaseWrapper, size: int
     column = _column_namer(connection)
     select = ", ".join(column(field) for field in [*key_fields, *owner_fields])
     join = f"{column(foreign_key)} = {column(foreign_key.target_field)}"
-    where = f"{column(model._meta.get_field('digest'))} IN ({', '.join(['%s'] * size)})"
+    where = f"{column(model._meta.get_field(field))} IN ({', '.join(['%s'] * size)})"
     tables = [connection.ops.quote_name(m._meta.db_table) for m in (model, owner_model)]
-    # Only quoted names from the models' metadata go into the text; digests are parameters.
+    # Only quoted names from the models' metadata go into the text; values are parameters.
     sql = (
         f"SELECT {select} FROM {tables[0]} INNER JOIN {tables[1]} ON ({join})"  # noqa: S608
         f" WHERE {where} {connection.ops.limit_offset_sql(0, 1)}"

@@ -217,7 +217,7 @@ def test_sql_is_built_once_and_reused(monkeypatch: pytest.MonkeyPatch) -> None:
     assert find(UserKey, [UNKNOWN]) is None
     assert find(SystemKey, [UNKNOWN]) is None  # another model
     assert find(UserKey, [UNKNOWN, keys[1].digest]).pk == keys[1].pk  # another size
-    assert [(model, size) for model, _, size in built] == [
+    assert [(model, size) for model, _, _, size in built] == [
         (UserKey, 1),
         (SystemKey, 1),
         (UserKey, 2),
@@ -239,11 +239,11 @@ def test_sql_is_built_again_after_a_settings_change(
 
 def test_another_connection_object_gets_its_own_sql() -> None:
     current = connections["default"]
-    plan = lookup._plan(UserKey, current, 1)
-    assert plan is not None and lookup._plan(UserKey, current, 1) is plan
+    plan = lookup._plan(UserKey, "digest", current, 1)
+    assert plan is not None and lookup._plan(UserKey, "digest", current, 1) is plan
     other = connections.create_connection("default")  # not connected until used
     try:
-        rebuilt = lookup._plan(UserKey, other, 1)
+        rebuilt = lookup._plan(UserKey, "digest", other, 1)
         assert rebuilt is not None and rebuilt is not plan and rebuilt.connection is other
         assert other.ops.quote_name(UserKey._meta.db_table) in rebuilt.sql
     finally:

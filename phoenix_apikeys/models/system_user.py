@@ -10,7 +10,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import make_password
 from django.db import models, router
 
+from .. import lookup
 from ..conf import phoenix_settings
+
+BINDING = 1  # the primary key of the one SystemUser row
 
 
 class SystemUser(models.Model):
@@ -30,7 +33,10 @@ class SystemUser(models.Model):
 def system_user() -> AbstractBaseUser:
     """The first system user: bound on first need, with a password nobody can use."""
     using = router.db_for_write(SystemUser)
-    binding = SystemUser.objects.using(using).select_related("user").first()
+    # The binding is row 1 (made by get_or_create(pk=1) below): one indexed query, no ORM
+    # compilation, as a key's lookup (the admin secret is checked with it on every request the
+    # key cache cannot answer).
+    binding = lookup.find(SystemUser, "id", [BINDING], using)
     if binding is not None:
         user: AbstractBaseUser = binding.user
         return user
@@ -51,7 +57,7 @@ def _bind_system_user(using: str) -> AbstractBaseUser:
             **lookup,
             defaults={"password": make_password(None)},  # unusable: nobody logs in
         )
-    binding, _ = SystemUser.objects.using(using).get_or_create(pk=1, defaults={"user": user})
+    binding, _ = SystemUser.objects.using(using).get_or_create(pk=BINDING, defaults={"user": user})
     bound: AbstractBaseUser = binding.user
     return bound
 
