@@ -213,7 +213,8 @@ def _shallow_copy(instance: Any) -> Any:
     clone.__dict__.update(instance.__dict__)
     state = instance._state
     clone._state = state.__class__.__new__(state.__class__)
-    clone._state.__dict__.update(state.__getstate__())
+    clone._state.__dict__.update(state.__dict__)
+    clone._state.fields_cache = dict(state.fields_cache)  # its own: own_copy replaces entries
     return clone
 
 
@@ -230,6 +231,8 @@ def _read(cache: BaseCache, name: str) -> Entry:
     if generation is None:
         return Entry()
     stamp = (generation, found.get(_version_name(name)))
+    if isinstance(stamp[1], str) and stamp[1].startswith(_CHANGING):
+        return Entry()  # a change to this entry's rows has not committed: read, never store
     stamped = found.get(name)
     if stamp[1] is None or stamped is None or stamped[0] != stamp:
         return Entry(stamp=stamp)
@@ -293,10 +296,16 @@ class CacheUnreachable(Exception):
         )
 
 
+# A version set before a change writes: until the change's commit sets a plain version, readers
+# of those entries go to the database and store nothing, so a row read before the commit is
+# never stored after it, even when the cache cannot be told of the commit (the mark then lasts
+# CACHE_TIMEOUT, and costs those keys a query per request meanwhile).
+_CHANGING = "changing:"
+
+
 def retire(names: list[str], using: str, *, required: bool = True) -> None:
     """Retire the entries ``names`` now and again once the change commits (call it inside the
-    change's transaction, before its write): readers that saw the old rows before the commit
-    can only have stamped them with a version that is gone.
+    change's transaction, before its write): until the commit nothing is stored under them.
 
     Raises CacheUnreachable when ``required`` and the cache cannot be told now.
     """
@@ -310,7 +319,9 @@ def retire_now(names: list[str], *, required: bool = True) -> None:
     alias = _key_cache_alias()
     if alias is None or not names:
         return
-    told = guarded(alias, lambda cache: _new_versions(cache, names), False, force=required)
+    told = guarded(
+        alias, lambda cache: _new_versions(cache, names, _CHANGING), False, force=required
+    )
     url = _memory_url(alias)
     if url is not None and told:  # every process's memory too, each one confirmed
         told = coherence.drop_everywhere(url, names)
@@ -338,16 +349,17 @@ def retire_after_commit(names: list[str] | Callable[[], list[str]], using: str) 
         listed = names() if callable(names) else names
         if not listed:
             return
-        # Committed already: a reader may have stored the old row under the version set before
-        # the write, so keep trying for a while before leaving it to CACHE_TIMEOUT.
+        # Committed: a plain version lets readers store again (the rows they read now are the
+        # committed ones). Retried for a while; failing that, nothing is stored under these
+        # entries until the mark set before the write expires.
         for pause in (0.0, 0.05, 0.2, 0.5, 1.0):
             time.sleep(pause)
             if guarded(alias, lambda cache: _new_versions(cache, listed), False, force=True):
                 break
         else:
             logger.error(
-                "Cache %r could not be told of a committed change to %d key entries; they may "
-                "be served until CACHE_TIMEOUT.",
+                "Cache %r could not be told of a committed change to %d key entries; they are "
+                "verified in the database until CACHE_TIMEOUT.",
                 alias,
                 len(listed),
             )
@@ -358,11 +370,11 @@ def retire_after_commit(names: list[str] | Callable[[], list[str]], using: str) 
     transaction.on_commit(renew, using=using)
 
 
-def _new_versions(cache: BaseCache, names: list[str]) -> bool:
+def _new_versions(cache: BaseCache, names: list[str], mark: str = "") -> bool:
     # A version outlives no entry it could match: entries live CACHE_TIMEOUT at most, and a
     # missing version matches no entry.
     timeout = phoenix_settings.CACHE_TIMEOUT
-    cache.set_many({_version_name(name): _new_token() for name in names}, timeout)
+    cache.set_many({_version_name(name): mark + _new_token() for name in names}, timeout)
     return True
 
 

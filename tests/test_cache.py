@@ -375,6 +375,34 @@ def test_an_entry_stored_while_the_revocation_commits_is_retired_at_commit(
     assert call(api_client, key.plaintext) == 401
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_row_read_before_a_change_commits_is_not_served_when_the_commit_cannot_be_told(
+    api_client: APIClient, key_cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache answers before the change writes, then cannot be told of its commit: a
+    concurrent reader's copy of the old row must still never be served."""
+    key = UserKeyFactory()
+    assert call(api_client, key.plaintext) == 200
+    name = key_cache_module.key_name(key.digest)
+    stale = UserKey.objects.select_related("user").get(pk=key.pk)
+    told = key_cache_module._new_versions
+
+    def only_before_the_write(cache: Any, names: list[str], mark: str = "") -> bool:
+        return told(cache, names, mark) if mark else False  # the commit's call is lost
+
+    monkeypatch.setattr(key_cache_module, "_new_versions", only_before_the_write)
+    monkeypatch.setattr(key_cache_module.time, "sleep", lambda seconds: None)
+    with transaction.atomic():
+        owner = key.user
+        owner.is_active = False
+        owner.save()
+        # What a request on another connection does now: read the cache, read the old row,
+        # store it.
+        key_cache_module.store(name, stale, key_cache_module.read(name))
+    assert key_cache_module.read(name).value is None
+    assert call(api_client, key.plaintext) == 401
+
+
 def test_a_login_does_not_empty_the_cache(api_client: APIClient, key_cache: str) -> None:
     key, other = UserKeyFactory(), UserFactory()
     call(api_client, key.plaintext)
@@ -713,3 +741,16 @@ def test_a_user_saved_outside_a_transaction_retires_what_readers_stored_before_t
     finally:
         pre_save.disconnect(reader_between_retirement_and_write, sender=type(key.user))
     assert call(api_client, key.plaintext) == 401
+
+
+def test_a_requests_copy_of_a_kept_key_shares_no_state_with_it() -> None:
+    """Permissions Django caches on the copy's owner, or an owner set on the copy, never reach
+    the kept key (which the next request copies again)."""
+    key = UserKeyFactory()
+    kept = UserKey.objects.select_related("user").get(pk=key.pk)
+    owner = kept.user
+    served = key_cache_module.own_copy(kept)
+    assert served.user.has_perm("auth.view_group") is False  # caches permissions on the copy
+    served.user = UserFactory()
+    assert kept.user is owner and not hasattr(owner, "_perm_cache")
+    assert (served.pk, served.digest) == (kept.pk, kept.digest)
