@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -119,7 +119,9 @@ class Entry:
     value: Any = None
     stamp: tuple[str, str | None] | None = None
     verified_at: float | None = None
-    mark: int = 0  # this process's drop count when the read began (coherence.Memory)
+    # From this process's memory (coherence.Memory): its drop count when the read began, which
+    # must be unchanged when the value read from the database is kept. None: the shared cache.
+    mark: int | None = None
 
 
 def is_per_process(cache: BaseCache) -> bool:
@@ -178,20 +180,18 @@ def _version_name(name: str) -> str:
 
 
 def read(name: str) -> Entry:
-    """From this process's memory when it is coherent and holds the entry (no round trip);
-    else one round trip: the entry, its key's version and the generation together."""
+    """From this process's memory while it is coherent (a miss goes to the database: no round
+    trip to Redis, whatever the key); else one round trip to the shared cache: the entry, its
+    key's version and the generation together."""
     alias = _key_cache_alias()
     memory = coherence.memory(_memory_url(alias))
-    if memory is None:
+    if memory is None or not memory.serving():
         return guarded(alias, lambda cache: _read(cache, name), Entry())
+    mark = memory.drops  # before the database is read
     kept: Entry | None = memory.recall(name)
     if kept is not None and time.time() - (kept.verified_at or 0) <= phoenix_settings.CACHE_TIMEOUT:
-        return Entry(own_copy(kept.value), kept.stamp, kept.verified_at, kept.mark)
-    mark = memory.drops
-    entry = replace(guarded(alias, lambda cache: _read(cache, name), Entry()), mark=mark)
-    if entry.value is not None:
-        memory.keep(name, replace(entry, value=own_copy(entry.value)), mark)
-    return entry
+        return Entry(own_copy(kept.value), None, kept.verified_at, mark)
+    return Entry(mark=mark)
 
 
 def own_copy(value: Any) -> Any:
@@ -262,6 +262,12 @@ def _rolled_back(generation: str) -> bool:
 def store(name: str, value: Any, entry: Entry) -> None:
     """Keep ``value`` under the stamp read *before* the database was: never a newer one. A key
     without a version gets one here, unless a change gave it one meanwhile (then no store)."""
+    if entry.mark is not None:  # read from this process's memory: kept there alone
+        memory = coherence.memory(_memory_url(_key_cache_alias()))
+        if memory is not None:
+            kept = Entry(own_copy(value), None, entry.verified_at or time.time())
+            memory.keep(name, kept, entry.mark)
+        return
     if entry.stamp is None:
         return
     timeout = phoenix_settings.CACHE_TIMEOUT
@@ -275,11 +281,7 @@ def store(name: str, value: Any, entry: Entry) -> None:
         stamped = ((generation, version), entry.verified_at or time.time(), value)
         cache.set(name, stamped, timeout)
 
-    alias = _key_cache_alias()
-    guarded(alias, _store, None)
-    memory = coherence.memory(_memory_url(alias))
-    if memory is not None:
-        memory.keep(name, replace(entry, value=own_copy(value)), entry.mark)
+    guarded(_key_cache_alias(), _store, None)
 
 
 class CacheUnreachable(Exception):

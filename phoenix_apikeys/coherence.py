@@ -12,8 +12,12 @@ Processes whose leases lapse meanwhile are not waited for. When that cannot be c
 ``LEASE + 1`` seconds, ``drop_everywhere`` returns False and the change is refused. Each drop is
 also listed in Redis for ``TOMBSTONE`` seconds: a process that (re)subscribes forgets everything
 and refuses the names of the drops listed, so a change it never heard of cannot leave it holding
-a row read before that change committed. A value is kept only if no drop reached this process
-since the read that found it began (``mark``).
+a row read before that change committed. A value is kept only if no drop of its name (nor of
+everything) reached this process since the read that found it began (``mark``).
+
+While its memory serves, a process does not read the shared cache: a key it does not hold is
+read from the database (one query per key and process every CACHE_TIMEOUT, and a guessed key
+costs no round trip to Redis). Redis then only carries the changes and the leases.
 """
 
 from __future__ import annotations
@@ -95,8 +99,14 @@ class Memory:
         self.lock = threading.Lock()
         self.entries: dict[str, Any] = {}
         self.tombstones: dict[str, float] = {}
+        # Drops counted in order: a read marks the count when it begins, and what it found is
+        # kept only if neither its name nor everything was dropped since.
         self.drops = 0
+        self.dropped: dict[str, tuple[int, float]] = {}  # name: (count, monotonic) of its drop
+        self.cleared = 0  # the count at the last drop of everything
+        self.forgotten = 0  # the latest count no longer listed in ``dropped``
         self.healthy_until = 0.0
+        self.heard = threading.Event()  # set at the first heartbeat that came back
         self.thread = threading.Thread(target=self.listen, name="phoenix_apikeys", daemon=True)
         self.thread.start()
 
@@ -114,7 +124,8 @@ class Memory:
     def keep(self, name: str, value: Any, mark: int) -> None:
         now = time.monotonic()
         with self.lock:
-            stale = self.drops != mark or not self.serving()
+            dropped = self.dropped.get(name, (0, 0.0))[0]
+            stale = max(dropped, self.cleared, self.forgotten) > mark or not self.serving()
             if stale or self.tombstones.get(name, 0.0) > now:
                 return
             if len(self.entries) >= MAX_ENTRIES:
@@ -124,20 +135,25 @@ class Memory:
     def clear(self) -> None:
         with self.lock:
             self.drops += 1
+            self.cleared = self.drops
             self.entries.clear()
 
     def forget(self, names: Iterable[str], *, until: float | None) -> None:
+        now = time.monotonic()
         with self.lock:
             self.drops += 1
             for name in names:
                 self.entries.pop(name, None)
+                self.dropped[name] = (self.drops, now)
                 if until is None:
                     self.tombstones.pop(name, None)
                 else:
                     self.tombstones[name] = until
-            now = time.monotonic()
             for name in [name for name, end in self.tombstones.items() if end <= now]:
                 del self.tombstones[name]
+            # A read lasts far less than TOMBSTONE: older drops are summed up in ``forgotten``.
+            for name in [name for name, (_, at) in self.dropped.items() if at < now - TOMBSTONE]:
+                self.forgotten = max(self.forgotten, self.dropped.pop(name)[0])
 
     def listen(self) -> None:
         """Subscribe, heartbeat, drop what changes; on any failure forget all and start over."""
@@ -182,6 +198,7 @@ class Memory:
                 if not client.eval(RENEW, 1, PROCESSES, self.id, LEASE):
                     self.clear()  # not waited for while the lease was missing
                 self.healthy_until = max(self.healthy_until, sent + LEASE * 0.75)
+                self.heard.set()
                 continue
             self.apply(message["data"].decode(), client)
 
@@ -210,6 +227,9 @@ def memory(url: str | None) -> Memory | None:
     with _memory_lock:
         if _memory is None or _memory.pid != os.getpid() or _memory.url != url:
             _memory = Memory(url)
+            # A process's first request waits for the channel (a few milliseconds), so that
+            # what it verifies is kept; without Redis it goes on after LEASE / 4.
+            _memory.heard.wait(LEASE / 4)
         return _memory
 
 

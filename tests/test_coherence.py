@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from phoenix_apikeys import cache, coherence
 from phoenix_apikeys.cache import CacheUnreachable
+from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import UserKey
 from phoenix_apikeys.verification import CredentialRejected, verify_credential
 
@@ -65,6 +67,27 @@ def test_a_warm_key_costs_no_round_trip(
     with django_assert_num_queries(0):
         for _ in range(3):
             assert verify_credential(key.plaintext)[1].pk == key.pk
+
+
+@pytest.mark.django_db
+def test_a_guess_and_a_key_this_process_has_not_seen_cost_no_round_trip(
+    memory: coherence.Memory, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """While the memory serves, the shared cache is not read: a guess costs its one query and
+    nothing more, and a key another process verified is read from the database once here."""
+    key = UserKeyFactory()
+
+    def no_round_trip(*args: Any) -> None:
+        raise AssertionError("the shared cache was asked")
+
+    monkeypatch.setattr(cache, "_read", no_round_trip)
+    with django_assert_num_queries(1), pytest.raises(CredentialRejected):
+        verify_credential(generate_key("phxu_"))
+    UserKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())  # not due: no write
+    with django_assert_num_queries(1):
+        assert verify_credential(key.plaintext)[1].pk == key.pk
+    with django_assert_num_queries(0):
+        assert verify_credential(key.plaintext)[1].pk == key.pk
 
 
 @pytest.mark.django_db
@@ -129,6 +152,21 @@ def test_a_value_read_before_a_drop_is_never_kept(memory: Any) -> None:
     assert memory.recall(name) is None
     memory.keep(name, cache.Entry(value="fresh", verified_at=time.time()), memory.drops)
     assert memory.recall(name).value == "fresh"
+
+
+@pytest.mark.django_db
+def test_a_drop_of_another_key_does_not_stop_a_read_from_being_kept(memory: Any) -> None:
+    """Revocations of other keys (another process's, say) never send this key to the database
+    on every request; a drop of everything (a resubscription) does stop it."""
+    name, other = cache.key_name("0" * 64), cache.key_name("1" * 64)
+    mark = memory.drops
+    memory.forget([other], until=None)
+    memory.keep(name, cache.Entry(value="kept", verified_at=time.time()), mark)
+    assert memory.recall(name).value == "kept"
+    mark = memory.drops
+    memory.clear()
+    memory.keep(name, cache.Entry(value="stale", verified_at=time.time()), mark)
+    assert memory.recall(name) is None
 
 
 @pytest.mark.django_db
