@@ -208,7 +208,7 @@ class Memory:
             self.forget(names, until=time.monotonic() + TOMBSTONE)
             client.sadd(f"{CHANNEL}:acks:{change}", self.id)
             client.expire(f"{CHANNEL}:acks:{change}", 60)
-        else:
+        elif change != self.id:  # a release this process made was applied when it was made
             self.forget(names, until=None)
 
 
@@ -272,9 +272,11 @@ def drop_everywhere(url: str, names: list[str]) -> bool:
 def release(url: str, names: list[str]) -> None:
     """After the change committed: drop again and lift the refusal to keep them."""
     here = _memory
+    sender = ""
     if here is not None and here.pid == os.getpid():
         here.forget(names, until=None)
+        sender = here.id
     try:
-        _publisher(url).publish(CHANNEL, json.dumps(["release", "", names]))
+        _publisher(url).publish(CHANNEL, json.dumps(["release", sender, names]))
     except Exception as error:  # the refusal lapses after TOMBSTONE seconds anyway
         logger.warning("Could not release dropped keys (%s).", error)
