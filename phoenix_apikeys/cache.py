@@ -180,18 +180,21 @@ def _version_name(name: str) -> str:
 
 
 def read(name: str) -> Entry:
-    """From this process's memory while it is coherent (a miss goes to the database: no round
-    trip to Redis, whatever the key); else one round trip to the shared cache: the entry, its
-    key's version and the generation together."""
+    """From this process's memory when it is coherent and holds the entry (no round trip);
+    else one round trip: the entry, its key's version and the generation together."""
     alias = _key_cache_alias()
     memory = coherence.memory(_memory_url(alias))
-    if memory is None or not memory.serving():
+    if memory is None:
         return guarded(alias, lambda cache: _read(cache, name), Entry())
-    mark = memory.drops  # before the database is read
+    mark = memory.drops  # before the shared cache or the database is read
     kept: Entry | None = memory.recall(name)
     if kept is not None and time.time() - (kept.verified_at or 0) <= phoenix_settings.CACHE_TIMEOUT:
-        return Entry(own_copy(kept.value), None, kept.verified_at, mark)
-    return Entry(mark=mark)
+        return Entry(own_copy(kept.value), kept.stamp, kept.verified_at, mark)
+    found = guarded(alias, lambda cache: _read(cache, name), Entry())
+    entry = Entry(found.value, found.stamp, found.verified_at, mark)
+    if entry.value is not None:
+        memory.keep(name, Entry(own_copy(entry.value), entry.stamp, entry.verified_at), mark)
+    return entry
 
 
 def own_copy(value: Any) -> Any:
@@ -262,12 +265,6 @@ def _rolled_back(generation: str) -> bool:
 def store(name: str, value: Any, entry: Entry) -> None:
     """Keep ``value`` under the stamp read *before* the database was: never a newer one. A key
     without a version gets one here, unless a change gave it one meanwhile (then no store)."""
-    if entry.mark is not None:  # read from this process's memory: kept there alone
-        memory = coherence.memory(_memory_url(_key_cache_alias()))
-        if memory is not None:
-            kept = Entry(own_copy(value), None, entry.verified_at or time.time())
-            memory.keep(name, kept, entry.mark)
-        return
     if entry.stamp is None:
         return
     timeout = phoenix_settings.CACHE_TIMEOUT
@@ -281,7 +278,12 @@ def store(name: str, value: Any, entry: Entry) -> None:
         stamped = ((generation, version), entry.verified_at or time.time(), value)
         cache.set(name, stamped, timeout)
 
-    guarded(_key_cache_alias(), _store, None)
+    alias = _key_cache_alias()
+    guarded(alias, _store, None)
+    memory = coherence.memory(_memory_url(alias))
+    if memory is not None and entry.mark is not None:
+        kept = Entry(own_copy(value), entry.stamp, entry.verified_at or time.time())
+        memory.keep(name, kept, entry.mark)
 
 
 class CacheUnreachable(Exception):

@@ -14,10 +14,6 @@ also listed in Redis for ``TOMBSTONE`` seconds: a process that (re)subscribes fo
 and refuses the names of the drops listed, so a change it never heard of cannot leave it holding
 a row read before that change committed. A value is kept only if no drop of its name (nor of
 everything) reached this process since the read that found it began (``mark``).
-
-While its memory serves, a process does not read the shared cache: a key it does not hold is
-read from the database (one query per key and process every CACHE_TIMEOUT, and a guessed key
-costs no round trip to Redis). Redis then only carries the changes and the leases.
 """
 
 from __future__ import annotations
@@ -106,7 +102,6 @@ class Memory:
         self.cleared = 0  # the count at the last drop of everything
         self.forgotten = 0  # the latest count no longer listed in ``dropped``
         self.healthy_until = 0.0
-        self.heard = threading.Event()  # set at the first heartbeat that came back
         self.thread = threading.Thread(target=self.listen, name="phoenix_apikeys", daemon=True)
         self.thread.start()
 
@@ -198,7 +193,6 @@ class Memory:
                 if not client.eval(RENEW, 1, PROCESSES, self.id, LEASE):
                     self.clear()  # not waited for while the lease was missing
                 self.healthy_until = max(self.healthy_until, sent + LEASE * 0.75)
-                self.heard.set()
                 continue
             self.apply(message["data"].decode(), client)
 
@@ -227,9 +221,6 @@ def memory(url: str | None) -> Memory | None:
     with _memory_lock:
         if _memory is None or _memory.pid != os.getpid() or _memory.url != url:
             _memory = Memory(url)
-            # A process's first request waits for the channel (a few milliseconds), so that
-            # what it verifies is kept; without Redis it goes on after LEASE / 4.
-            _memory.heard.wait(LEASE / 4)
         return _memory
 
 

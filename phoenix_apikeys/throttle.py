@@ -2,15 +2,16 @@
 
 Each process tallies failures in its own memory and adds them to the shared count in
 THROTTLE_CACHE_ALIAS in batches, so a refusal costs no network round trip in the common case.
-A batch is added at an address's first failure in this process, at least once a second while
-failures keep coming, and at every failure once the address is past half the limit. So
+A batch is added at an address's first failure in this process, then at most a tenth of a second
+after the last one while failures keep coming, and at every failure once the address is past
+half the limit. So
 - a process refuses, before any database query, an address whose count it knows is past
   FAILED_AUTH_LIMIT within FAILED_AUTH_WINDOW seconds;
 - a process that has not yet seen an address learns the shared count at that address's first
   failure there (one query spent, then 429);
-- failures not yet added (under half the limit, less than a second old) are what another process
-  cannot see: across P processes an address gets at most about P * FAILED_AUTH_LIMIT / 2
-  failures in its first second before every process refuses it.
+- failures not yet added (under half the limit, less than FLUSH_INTERVAL old) are what another
+  process cannot see: across P processes an address gets past the limit by at most what P
+  processes take from it in FLUSH_INTERVAL (and never by more than P * FAILED_AUTH_LIMIT / 2).
 With the shared cache unreachable each process keeps counting on its own, and authentication
 itself still fails closed.
 
@@ -35,7 +36,7 @@ from .conf import phoenix_settings
 _NAMESPACE = "phoenix_apikeys:failures:"
 _LEAK_NAMESPACE = "phoenix_apikeys:leak-reports:"
 # Seconds a batch of failures may wait in this process before it is added to the shared count.
-FLUSH_INTERVAL = 1.0
+FLUSH_INTERVAL = 0.1
 # Addresses tallied at once per process; past it the oldest tally is dropped.
 MAX_TALLIES = 10_000
 
