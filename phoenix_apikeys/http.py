@@ -11,14 +11,22 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from django.http import HttpRequest
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 
 from . import audit, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, Secret
-from .verification import CredentialRejected, Principal, reject, verify_credential
+from .verification import (
+    CredentialRejected,
+    Principal,
+    VerificationUnavailable,
+    averify_credential,
+    reject,
+    verify_credential,
+)
 
 logger = logging.getLogger("phoenix_apikeys")
 
@@ -162,6 +170,62 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     if refusal is not None:
         raise scopes.OutOfScope(refusal)
     return principal
+
+
+async def averify_request(request: HttpRequest) -> Principal | None:
+    """``verify_request`` for async callers: a key held in this process's memory is verified
+    on the event loop; anything that needs the cache, the database or the throttle's counts runs
+    in a thread (``verification.averify_credential``)."""
+    source = lazy_address(request.META)
+    try:
+        credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
+        if credential is None:
+            return None
+        principal = await averify_credential(credential, source=source)
+    except CredentialRejected:
+        await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
+        raise
+    refusal = scopes.method_refusal(getattr(principal[1], "scope_list", ()), request.method)
+    if refusal is not None:
+        raise scopes.OutOfScope(refusal)
+    return principal
+
+
+REFUSALS = (
+    CredentialRejected,
+    scopes.OutOfScope,
+    throttle.TooManyFailures,
+    VerificationUnavailable,
+)
+
+
+def refusal_response(error: Exception) -> JsonResponse:
+    """The JSON answer to a refused credential, byte for byte as DRF renders the same refusal
+    (compact JSON), so clients see one format whichever entry point refused them."""
+    headers: dict[str, str] = {}
+    if isinstance(error, CredentialRejected):
+        status, detail = 401, error.detail
+        headers["WWW-Authenticate"] = f'{phoenix_settings.AUTH_HEADER_KEYWORD} realm="api"'
+    elif isinstance(error, scopes.OutOfScope):
+        status, detail = 403, error.detail
+    elif isinstance(error, (throttle.TooManyFailures, VerificationUnavailable)):
+        status = 429 if isinstance(error, throttle.TooManyFailures) else 503
+        detail = f"{error} Retry in {error.retry_after} seconds."
+        headers["Retry-After"] = str(error.retry_after)
+    else:
+        raise error
+    return json_response(detail, status=status, headers=headers)
+
+
+def json_response(
+    detail: str, *, status: int, headers: dict[str, str] | None = None
+) -> JsonResponse:
+    return JsonResponse(
+        {"detail": detail},
+        status=status,
+        headers=headers,
+        json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
+    )
 
 
 @contextlib.contextmanager

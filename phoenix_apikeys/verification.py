@@ -12,6 +12,7 @@ import time
 from datetime import datetime
 from typing import Any, NoReturn
 
+from asgiref.sync import sync_to_async
 from django.db import DatabaseError, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -225,3 +226,52 @@ def reject(
         sender=None, reason=reason, kind=kind, key_id=None if key is None else key.key_id
     )
     raise CredentialRejected(reason, detail)
+
+
+async def averify_credential(credential: str, source: throttle.Source = None) -> Principal:
+    """``verify_credential`` for async callers, behind the same rules.
+
+    A key (or the admin secret) this process's memory holds, usable and with no write due, is
+    answered on the event loop with no I/O. Everything else (a cache round trip, the database,
+    a rejection) runs ``verify_credential`` itself in a thread: the key lookup is hand-built SQL
+    on a sync cursor, and Django's async ORM and cache calls hop to a thread anyway.
+    """
+    principal = _remembered_principal(credential)
+    if principal is not None:
+        return principal
+    return await sync_to_async(verify_credential)(credential, source)
+
+
+@sensitive_variables()
+def _remembered_principal(credential: str) -> Principal | None:
+    """The principal from process memory alone, or None when anything needs I/O or refusal."""
+    if len(credential) > MAX_CREDENTIAL_LENGTH:
+        return None
+    try:
+        parsed = parse_key(credential, phoenix_settings.prefixes)
+    except MalformedKey:
+        return _remembered_admin_secret(credential)
+    secrets = phoenix_settings.verification_secrets
+    if not secrets:
+        return None
+    key = cache.recall(cache.key_name(digests(parsed.plaintext, secrets)[0]))
+    now = timezone.now()
+    if key is None or not key.is_usable(now) or key.last_used_is_due(now):
+        return None
+    return principal_of(key)
+
+
+def _remembered_admin_secret(credential: str) -> Principal | None:
+    admin_secret = phoenix_settings.secrets.admin_secret
+    if admin_secret is None or phoenix_settings.prefixes.kind_of(credential) is not None:
+        return None
+    if not secret_matches(credential, admin_secret):
+        return None
+    last = _admin_secret_recorded
+    interval = phoenix_settings.LAST_USED_INTERVAL.total_seconds()
+    if last is None or time.monotonic() - last >= interval:
+        return None  # its use is due to be recorded: the sync path writes the event
+    user = cache.recall(cache.SYSTEM_USER)
+    if user is None or not user.is_active:
+        return None
+    return user, ADMIN_SECRET
