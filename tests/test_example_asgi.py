@@ -111,6 +111,7 @@ def test_a_valid_key_is_served_under_uvicorn(uvicorn_url: str, example_env: dict
     key = manage(example_env, "create_system_key", "--name", "asgi")
     assert status_of(uvicorn_url + "/api/hello/", key) == 200
     assert status_of(uvicorn_url + "/api/hello/", key) == 200  # warm: from the cache
+    assert status_of(uvicorn_url + "/api/ninja/hello", key) == 200
 
 
 def test_a_key_revoked_elsewhere_is_refused_under_uvicorn(
@@ -120,7 +121,9 @@ def test_a_key_revoked_elsewhere_is_refused_under_uvicorn(
     assert status_of(uvicorn_url + "/api/hello/", key) == 200
     manage(example_env, "revoke_api_key", "--stdin", stdin=key + "\n")
     assert status_of(uvicorn_url + "/api/hello/", key) == 401
+    assert status_of(uvicorn_url + "/api/ninja/hello", key) == 401
 
 
 def test_a_malformed_key_is_refused_under_uvicorn(uvicorn_url: str) -> None:
     assert status_of(uvicorn_url + "/api/hello/", "phxs_not-a-key") == 401
+    assert status_of(uvicorn_url + "/api/ninja/hello", "phxs_not-a-key") == 401
