@@ -20,3 +20,9 @@ class PhoenixAPIKeysConfig(AppConfig):
             from . import openapi  # noqa: F401  (registers the drf-spectacular extension)
         except ImportError:  # drf-spectacular is optional: the [openapi] extra
             pass
+        try:
+            from . import metrics
+        except ImportError:  # prometheus_client is optional: the [prometheus] extra
+            pass
+        else:
+            metrics.register()

@@ -8,6 +8,7 @@ import functools
 import ipaddress
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from rest_framework.request import Request
 from . import audit, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, Secret
+from .signals import credential_verified
 from .verification import (
     CredentialRejected,
     Principal,
@@ -150,26 +152,85 @@ def lazy_address(meta: Mapping[str, Any]) -> Callable[[], str | None]:
     return address
 
 
+REFUSALS = (
+    CredentialRejected,
+    scopes.OutOfScope,
+    throttle.TooManyFailures,
+    VerificationUnavailable,
+)
+
+
 def verify_request(request: HttpRequest | Request) -> Principal | None:
     """The principal of a request that presents our credential, None when it presents none.
 
     Raises CredentialRejected (401), throttle.TooManyFailures (429),
     verification.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
-    a method its scopes do not allow).
+    a method its scopes do not allow). Sends ``credential_verified`` with the outcome.
     """
     source = lazy_address(request.META)  # parsed only if the throttle needs it
+    started = time.perf_counter()
     try:
         credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
         if credential is None:
             return None
-        principal = verify_credential(credential, source=source)
-    except CredentialRejected:
-        throttle.count_failure(source)  # raises TooManyFailures past the limit
+        try:
+            principal = verify_credential(credential, source=source)
+        except CredentialRejected:
+            throttle.count_failure(source)  # raises TooManyFailures past the limit
+            raise
+        _refuse_out_of_scope(principal, request.method)
+    except REFUSALS as error:
+        _report(started, request, error=error)
         raise
-    refusal = scopes.method_refusal(getattr(principal[1], "scope_list", ()), request.method)
+    _report(started, request, principal=principal)
+    return principal
+
+
+def _refuse_out_of_scope(principal: Principal, method: str | None) -> None:
+    refusal = scopes.method_refusal(getattr(principal[1], "scope_list", ()), method)
     if refusal is not None:
         raise scopes.OutOfScope(refusal)
-    return principal
+
+
+_OUTCOMES = {
+    CredentialRejected: "rejected",
+    scopes.OutOfScope: "out_of_scope",
+    throttle.TooManyFailures: "throttled",
+    VerificationUnavailable: "unavailable",
+}
+
+
+def _report(
+    started: float,
+    request: HttpRequest | Request,
+    *,
+    principal: Principal | None = None,
+    error: Exception | None = None,
+) -> None:
+    """``credential_verified`` for metrics: the kind from the principal, or from the header's
+    key prefix when refused (None for anything else); never the credential itself."""
+    if not credential_verified.receivers:
+        return
+    kind = getattr(principal[1], "credential", None) if principal is not None else None
+    if kind is None:
+        kind = _kind_of(request.META.get("HTTP_AUTHORIZATION"))
+    credential_verified.send(
+        sender=None,
+        kind=kind,
+        outcome="accepted" if error is None else _OUTCOMES[type(error)],
+        reason=getattr(error, "reason", None),
+        duration=time.perf_counter() - started,
+    )
+
+
+@sensitive_variables()
+def _kind_of(header: str | None) -> Credential | None:
+    prefixes = phoenix_settings.prefixes
+    for word in (header or "").split()[:2]:
+        kind = prefixes.kind_of(word)
+        if kind is not None:
+            return kind.credential
+    return None
 
 
 async def averify_request(request: HttpRequest) -> Principal | None:
@@ -177,26 +238,22 @@ async def averify_request(request: HttpRequest) -> Principal | None:
     on the event loop; anything that needs the cache, the database or the throttle's counts runs
     in a thread (``verification.averify_credential``)."""
     source = lazy_address(request.META)
+    started = time.perf_counter()
     try:
         credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
         if credential is None:
             return None
-        principal = await averify_credential(credential, source=source)
-    except CredentialRejected:
-        await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
+        try:
+            principal = await averify_credential(credential, source=source)
+        except CredentialRejected:
+            await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
+            raise
+        _refuse_out_of_scope(principal, request.method)
+    except REFUSALS as error:
+        _report(started, request, error=error)
         raise
-    refusal = scopes.method_refusal(getattr(principal[1], "scope_list", ()), request.method)
-    if refusal is not None:
-        raise scopes.OutOfScope(refusal)
+    _report(started, request, principal=principal)
     return principal
-
-
-REFUSALS = (
-    CredentialRejected,
-    scopes.OutOfScope,
-    throttle.TooManyFailures,
-    VerificationUnavailable,
-)
 
 
 def refusal_response(error: Exception) -> JsonResponse:

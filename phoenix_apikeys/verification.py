@@ -23,7 +23,7 @@ from .keys import Credential, MalformedKey, ParsedKey, digests, parse_key, secre
 from .models import KEY_MODELS, AbstractAPIKey, KeyEvent, system_user
 from .rules import MAX_CREDENTIAL_LENGTH
 from .scopes import ScopedUser
-from .signals import authentication_failed
+from .signals import authentication_failed, key_cache_read
 
 logger = logging.getLogger("phoenix_apikeys")
 
@@ -107,6 +107,7 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source) -> Principal:
     name = cache.key_name(candidates[0])
     cached = cache.read(name)
     key = cached.value
+    _count_cache_read(cached)
     if key is None:
         throttle.refuse_if_blocked(source)
         key = KEY_MODELS[kind]._default_manager.find_by_digests(candidates)
@@ -170,6 +171,7 @@ def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
         reject("unknown credential")
     cached = cache.read(cache.SYSTEM_USER)
     user = cached.value
+    _count_cache_read(cached)
     if user is None:
         throttle.refuse_if_blocked(source)
         user = system_user()
@@ -258,6 +260,7 @@ def _remembered_principal(credential: str) -> Principal | None:
     now = timezone.now()
     if key is None or not key.is_usable(now) or key.last_used_is_due(now):
         return None
+    key_cache_read.send(sender=None, hit=True)
     return principal_of(key)
 
 
@@ -274,4 +277,11 @@ def _remembered_admin_secret(credential: str) -> Principal | None:
     user = cache.recall(cache.SYSTEM_USER)
     if user is None or not user.is_active:
         return None
+    key_cache_read.send(sender=None, hit=True)
     return user, ADMIN_SECRET
+
+
+def _count_cache_read(entry: cache.Entry) -> None:
+    """A hit or a miss of the key cache, for metrics; nothing when no cache answered."""
+    if entry.value is not None or entry.stamp is not None:
+        key_cache_read.send(sender=None, hit=entry.value is not None)

@@ -4,7 +4,7 @@ lower layers, and the entry points never import one another.
     core         keys, ids, rules, scopes, signals, lookup -> conf, audit -> coherence,
                  notifications -> cache -> models, throttle -> receivers, verification
     adapters     http (Django requests), permissions and authentication (DRF)
-    entry points middleware | ninja | REST API (api, serializers, urls, openapi) | admin
+    entry points middleware | ninja | metrics | REST API (api, serializers, urls, openapi) | admin
                  | checks | management commands
     wiring       apps (its ready() loads the checks, the receivers and the admin integration)
 """
@@ -43,6 +43,7 @@ ENTRY_POINT_RANK = 9
 ENTRY_POINTS = {
     "middleware": "middleware",
     "ninja": "ninja",
+    "metrics": "metrics",
     "api": "rest",
     "serializers": "rest",
     "urls": "rest",

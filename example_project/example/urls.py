@@ -15,3 +15,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+try:  # the [prometheus] extra
+    from phoenix_apikeys.metrics import metrics_view
+except ImportError:
+    pass
+else:
+    urlpatterns.append(path("metrics", metrics_view, name="metrics"))

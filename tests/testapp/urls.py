@@ -4,6 +4,8 @@ from django.contrib.auth.admin import UserAdmin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from phoenix_apikeys.metrics import metrics_view
+
 from . import views
 from .ninja_api import api as ninja_api
 from .ninja_api import bare_api as bare_ninja_api
@@ -18,6 +20,7 @@ urlpatterns = [
     path("v1/", include("phoenix_apikeys.urls")),
     path("whoami/", views.WhoAmI.as_view()),
     path("ninja/", ninja_api.urls),
+    path("metrics", metrics_view),
     path("ninja-bare/", bare_ninja_api.urls),
     path("admin-only/", views.AdminOnly.as_view()),
     path("system-only/", views.SystemKeyOnly.as_view()),
