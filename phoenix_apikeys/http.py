@@ -170,10 +170,10 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     source = lazy_address(request.META)  # parsed only if the throttle needs it
     started = time.perf_counter()
     try:
-        credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
-        if credential is None:
-            return None
         try:
+            credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
+            if credential is None:
+                return None
             principal = verify_credential(credential, source=source)
         except CredentialRejected:
             throttle.count_failure(source)  # raises TooManyFailures past the limit
@@ -240,10 +240,10 @@ async def averify_request(request: HttpRequest) -> Principal | None:
     source = lazy_address(request.META)
     started = time.perf_counter()
     try:
-        credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
-        if credential is None:
-            return None
         try:
+            credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
+            if credential is None:
+                return None
             principal = await averify_credential(credential, source=source)
         except CredentialRejected:
             await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
