@@ -21,6 +21,7 @@ from . import audit, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, Secret
 from .signals import credential_verified
+from .verification import PRINCIPAL_ATTRIBUTE as PRINCIPAL_ATTRIBUTE  # where entry points look
 from .verification import (
     CredentialRejected,
     Principal,
@@ -32,8 +33,6 @@ from .verification import (
 
 logger = logging.getLogger("phoenix_apikeys")
 
-# Where APIKeyMiddleware leaves the principal, so DRF does not verify the same request twice.
-PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
 # RFC 9110: credentials = auth-scheme [ 1*SP token68 ]; the scheme is a token, and our
 # credentials (keys, an admin secret of printable ASCII) are visible ASCII without spaces.
 SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")

@@ -47,6 +47,8 @@ class AdminSecret:
 ADMIN_SECRET = AdminSecret()
 
 Principal = tuple[Any, "AbstractAPIKey | AdminSecret"]
+# Where APIKeyMiddleware leaves the principal, so DRF does not verify the same request twice.
+PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
 
 
 class VerificationUnavailable(Exception):

@@ -25,6 +25,8 @@ urlpatterns = [
     path("admin-only/", views.AdminOnly.as_view()),
     path("system-only/", views.SystemKeyOnly.as_view()),
     path("user-only/", views.UserKeyOnly.as_view()),
+    path("session-first/system-only/", views.SessionFirstSystemKeyOnly.as_view()),
+    path("session-first/human-only/", views.SessionFirstHumanOnly.as_view()),
     path("plain/", views.plain_view),
     path("groups/", views.Groups.as_view()),
     path("plain/permissions/", views.plain_permissions),
