@@ -7,13 +7,14 @@ header -> credential -> format and checksum (no query) -> one indexed query or a
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from datetime import datetime
 from typing import Any, NoReturn
 
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, router, transaction
+from django.db import DatabaseError, OperationalError, ProgrammingError, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -154,9 +155,11 @@ def database_failed(error: Exception) -> None:
     if not _database_down:
         _database_down = True
         logger.error(
-            "Database unavailable (%s: %s); API keys not in the cache answer 503 until it returns.",
+            "Database unavailable (%s: %s); API keys not in the cache answer 503 until it "
+            "returns.%s",
             type(error).__name__,
             error,
+            migrate_hint(error),
         )
 
 
@@ -287,3 +290,17 @@ def _count_cache_read(entry: cache.Entry) -> None:
     """A hit or a miss of the key cache, for metrics; nothing when no cache answered."""
     if entry.value is not None or entry.stamp is not None:
         key_cache_read.send(sender=None, hit=entry.value is not None)
+
+
+# How PostgreSQL, SQLite, MySQL and Oracle say that a table or column is not there.
+_NOT_MIGRATED = re.compile(
+    r"no such (table|column)|does not exist|doesn't exist|unknown column|ORA-00942|ORA-00904",
+    re.IGNORECASE,
+)
+
+
+def migrate_hint(error: Exception) -> str:
+    """For a database that answers but lacks our tables or columns: what to run."""
+    if isinstance(error, (ProgrammingError, OperationalError)) and _NOT_MIGRATED.search(str(error)):
+        return " A table or column is missing: run `manage.py migrate`."
+    return ""

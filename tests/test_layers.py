@@ -50,6 +50,7 @@ ENTRY_POINTS = {
     "openapi": "rest",
     "admin": "admin",
     "checks": "checks",
+    "install_checks": "checks",
     "management": "commands",
 }
 WIRING = "apps"
