@@ -192,49 +192,6 @@ def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
     return user, ADMIN_SECRET
 
 
-# When this process last recorded a use of the admin secret (time.monotonic()); None: never.
-_admin_secret_recorded: float | None = None
-_admin_secret_lock = threading.Lock()
-
-
-def _record_admin_secret_use(source: throttle.Source) -> None:
-    """An ``admin_secret_used`` event at most once per LAST_USED_INTERVAL per process, so the
-    warm path stays at zero queries. A database that cannot take it costs the caller nothing."""
-    global _admin_secret_recorded
-    now = time.monotonic()
-    interval = phoenix_settings.LAST_USED_INTERVAL.total_seconds()
-    if _admin_secret_recorded is not None and now - _admin_secret_recorded < interval:
-        return
-    with _admin_secret_lock:  # of concurrent threads, one records
-        last = _admin_secret_recorded
-        if last is not None and now - last < interval:
-            return
-        _admin_secret_recorded = now
-    address = throttle.address_of(source)
-    try:
-        with transaction.atomic(using=router.db_for_write(KeyEvent)):
-            KeyEvent.objects.record(
-                KeyEvent.Action.ADMIN_SECRET_USED, label=audit.ADMIN_SECRET, source=address
-            )
-    except DatabaseError as error:
-        database_failed(error)
-
-
-def reject(
-    reason: str,
-    *,
-    detail: str = "Invalid API key.",
-    kind: Credential | None = None,
-    key: AbstractAPIKey | None = None,
-) -> NoReturn:
-    # ``reason`` holds only our own words and ids, never text from the request.
-    logger.warning("Authentication failed: %s.", reason)
-    authentication_failed.send(
-        sender=None, reason=reason, kind=kind, key_id=None if key is None else key.key_id
-    )
-    raise CredentialRejected(reason, detail)
-
-
 async def averify_credential(credential: str, source: throttle.Source = None) -> Principal:
     """``verify_credential`` for async callers, behind the same rules.
 
@@ -304,3 +261,46 @@ def migrate_hint(error: Exception) -> str:
     if isinstance(error, (ProgrammingError, OperationalError)) and _NOT_MIGRATED.search(str(error)):
         return " A table or column is missing: run `manage.py migrate`."
     return ""
+
+
+# When this process last recorded a use of the admin secret (time.monotonic()); None: never.
+_admin_secret_recorded: float | None = None
+_admin_secret_lock = threading.Lock()
+
+
+def _record_admin_secret_use(source: throttle.Source) -> None:
+    """An ``admin_secret_used`` event at most once per LAST_USED_INTERVAL per process, so the
+    warm path stays at zero queries. A database that cannot take it costs the caller nothing."""
+    global _admin_secret_recorded
+    now = time.monotonic()
+    interval = phoenix_settings.LAST_USED_INTERVAL.total_seconds()
+    if _admin_secret_recorded is not None and now - _admin_secret_recorded < interval:
+        return
+    with _admin_secret_lock:  # of concurrent threads, one records
+        last = _admin_secret_recorded
+        if last is not None and now - last < interval:
+            return
+        _admin_secret_recorded = now
+    address = throttle.address_of(source)
+    try:
+        with transaction.atomic(using=router.db_for_write(KeyEvent)):
+            KeyEvent.objects.record(
+                KeyEvent.Action.ADMIN_SECRET_USED, label=audit.ADMIN_SECRET, source=address
+            )
+    except DatabaseError as error:
+        database_failed(error)
+
+
+def reject(
+    reason: str,
+    *,
+    detail: str = "Invalid API key.",
+    kind: Credential | None = None,
+    key: AbstractAPIKey | None = None,
+) -> NoReturn:
+    # ``reason`` holds only our own words and ids, never text from the request.
+    logger.warning("Authentication failed: %s.", reason)
+    authentication_failed.send(
+        sender=None, reason=reason, kind=kind, key_id=None if key is None else key.key_id
+    )
+    raise CredentialRejected(reason, detail)
