@@ -14,11 +14,14 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.debug import sensitive_variables
 from ninja import NinjaAPI
-from ninja.errors import HttpError
+from ninja.errors import AuthenticationError, HttpError
 from ninja.security.base import AuthBase
 
 from .http import PRINCIPAL_ATTRIBUTE, REFUSALS, averify_request, refusal_response, verify_request
-from .verification import Principal
+from .verification import CredentialRejected, Principal
+
+# DRF's words for a request that presents no credential.
+NO_CREDENTIAL = "Authentication credentials were not provided."
 
 
 class RefusedCredential(HttpError):
@@ -32,9 +35,17 @@ class RefusedCredential(HttpError):
 
 
 def handle_refusals(api: NinjaAPI) -> NinjaAPI:
-    """Answer refusals on ``api`` exactly as the middleware and the DRF class do."""
+    """Answer refusals on ``api`` exactly as the middleware and the DRF class do, and a request
+    with no credential as DRF does (401 challenging our keyword)."""
     api.add_exception_handler(RefusedCredential, _refusal)
+    api.add_exception_handler(AuthenticationError, _no_credential)
     return api
+
+
+def _no_credential(
+    request: HttpRequest, error: AuthenticationError | type[AuthenticationError]
+) -> HttpResponse:
+    return refusal_response(CredentialRejected("no credential", NO_CREDENTIAL))
 
 
 def _refusal(

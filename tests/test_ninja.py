@@ -84,8 +84,12 @@ def test_odd_headers_are_401_never_500(path: str, middleware: str, header: str) 
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_no_credential_is_401(path: str, middleware: str) -> None:
-    assert call(path, None).status_code == 401
+def test_no_credential_is_drfs_401(path: str, middleware: str) -> None:
+    response = call(path, None)
+    drf = Client().get("/whoami/")
+    assert response.status_code == drf.status_code == 401
+    assert response.content == drf.content
+    assert response["WWW-Authenticate"] == drf["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 @pytest.mark.parametrize("path", PATHS)
