@@ -191,12 +191,12 @@ def _refuse_out_of_scope(principal: Principal, method: str | None) -> None:
         raise scopes.OutOfScope(refusal)
 
 
-_OUTCOMES = {
-    CredentialRejected: "rejected",
-    scopes.OutOfScope: "out_of_scope",
-    throttle.TooManyFailures: "throttled",
-    VerificationUnavailable: "unavailable",
-}
+_OUTCOMES = (
+    (CredentialRejected, "rejected"),
+    (scopes.OutOfScope, "out_of_scope"),
+    (throttle.TooManyFailures, "throttled"),
+    (VerificationUnavailable, "unavailable"),
+)
 
 
 def _report(
@@ -208,7 +208,7 @@ def _report(
 ) -> None:
     """``credential_verified`` for metrics: the kind from the principal, or from the header's
     key prefix when refused (None for anything else); never the credential itself."""
-    if not credential_verified.receivers:
+    if not credential_verified.has_listeners():
         return
     kind = getattr(principal[1], "credential", None) if principal is not None else None
     if kind is None:
@@ -216,10 +216,16 @@ def _report(
     credential_verified.send(
         sender=None,
         kind=kind,
-        outcome="accepted" if error is None else _OUTCOMES[type(error)],
+        outcome=_outcome(error),
         reason=getattr(error, "reason", None),
         duration=time.perf_counter() - started,
     )
+
+
+def _outcome(error: Exception | None) -> str:
+    if error is None:
+        return "accepted"
+    return next(outcome for refusal, outcome in _OUTCOMES if isinstance(error, refusal))
 
 
 @sensitive_variables()
