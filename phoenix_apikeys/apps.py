@@ -7,7 +7,7 @@ class PhoenixAPIKeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers  # noqa: F401  (registers checks and receivers)
+        from . import checks, install_checks, receivers  # noqa: F401  (registers them)
 
         # Attaches to the host's user admin whatever the order of INSTALLED_APPS; the
         # phoenix_apikeys.W010 check says when it could not.
@@ -20,3 +20,9 @@ class PhoenixAPIKeysConfig(AppConfig):
             from . import openapi  # noqa: F401  (registers the drf-spectacular extension)
         except ImportError:  # drf-spectacular is optional: the [openapi] extra
             pass
+        try:
+            from . import metrics
+        except ImportError:  # prometheus_client is optional: the [prometheus] extra
+            pass
+        else:
+            metrics.register()

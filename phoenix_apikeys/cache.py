@@ -391,3 +391,13 @@ def _set_generation(cache: BaseCache) -> str:
 
 def _new_token() -> str:
     return get_random_string(22)
+
+
+def recall(name: str) -> Any:
+    """A copy of what this process's memory holds under ``name``, or None: never a round trip
+    (the async path's warm read, which must not leave the event loop)."""
+    memory = coherence.memory(_memory_url(_key_cache_alias()))
+    kept: Entry | None = None if memory is None else memory.recall(name)
+    if kept is None or time.time() - (kept.verified_at or 0) > phoenix_settings.CACHE_TIMEOUT:
+        return None
+    return own_copy(kept.value)

@@ -425,7 +425,10 @@ def check_authentication_order(**kwargs: Any) -> list[CheckMessage]:
         Warning(
             f"REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'] lists {first.__name__} before "
             f"APIKeyAuthentication: DRF takes WWW-Authenticate from the first class, so a bad key "
-            f"gets {answer} instead of 401 with 'WWW-Authenticate: {keyword}'.",
+            f"gets {answer} instead of 401 with 'WWW-Authenticate: {keyword}'. With "
+            "APIKeyMiddleware on, a session class listed first also claims requests the "
+            "middleware authenticated by key: request.auth is then None in your views "
+            "(phoenix_apikeys.permissions still sees the key, through credential_of(request)).",
             hint=f"Put APIKeyAuthentication first: move {KEY_AUTHENTICATION!r} to the top of "
             "REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'].",
             id="phoenix_apikeys.W005",

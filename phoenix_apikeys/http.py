@@ -8,22 +8,31 @@ import functools
 import ipaddress
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from django.http import HttpRequest
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 
 from . import audit, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, Secret
-from .verification import CredentialRejected, Principal, reject, verify_credential
+from .signals import credential_verified
+from .verification import PRINCIPAL_ATTRIBUTE as PRINCIPAL_ATTRIBUTE  # where entry points look
+from .verification import (
+    CredentialRejected,
+    Principal,
+    VerificationUnavailable,
+    averify_credential,
+    reject,
+    verify_credential,
+)
 
 logger = logging.getLogger("phoenix_apikeys")
 
-# Where APIKeyMiddleware leaves the principal, so DRF does not verify the same request twice.
-PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
 # RFC 9110: credentials = auth-scheme [ 1*SP token68 ]; the scheme is a token, and our
 # credentials (keys, an admin secret of printable ASCII) are visible ASCII without spaces.
 SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -142,26 +151,143 @@ def lazy_address(meta: Mapping[str, Any]) -> Callable[[], str | None]:
     return address
 
 
+REFUSALS = (
+    CredentialRejected,
+    scopes.OutOfScope,
+    throttle.TooManyFailures,
+    VerificationUnavailable,
+)
+
+
 def verify_request(request: HttpRequest | Request) -> Principal | None:
     """The principal of a request that presents our credential, None when it presents none.
 
     Raises CredentialRejected (401), throttle.TooManyFailures (429),
     verification.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
-    a method its scopes do not allow).
+    a method its scopes do not allow). Sends ``credential_verified`` with the outcome.
     """
     source = lazy_address(request.META)  # parsed only if the throttle needs it
+    started = time.perf_counter()
     try:
-        credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
-        if credential is None:
-            return None
-        principal = verify_credential(credential, source=source)
-    except CredentialRejected:
-        throttle.count_failure(source)  # raises TooManyFailures past the limit
+        try:
+            credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
+            if credential is None:
+                return None
+            principal = verify_credential(credential, source=source)
+        except CredentialRejected:
+            throttle.count_failure(source)  # raises TooManyFailures past the limit
+            raise
+        _refuse_out_of_scope(principal, request.method)
+    except REFUSALS as error:
+        _report(started, request, error=error)
         raise
-    refusal = scopes.method_refusal(getattr(principal[1], "scope_list", ()), request.method)
+    _report(started, request, principal=principal)
+    return principal
+
+
+def _refuse_out_of_scope(principal: Principal, method: str | None) -> None:
+    refusal = scopes.method_refusal(getattr(principal[1], "scope_list", ()), method)
     if refusal is not None:
         raise scopes.OutOfScope(refusal)
+
+
+_OUTCOMES = (
+    (CredentialRejected, "rejected"),
+    (scopes.OutOfScope, "out_of_scope"),
+    (throttle.TooManyFailures, "throttled"),
+    (VerificationUnavailable, "unavailable"),
+)
+
+
+def _report(
+    started: float,
+    request: HttpRequest | Request,
+    *,
+    principal: Principal | None = None,
+    error: Exception | None = None,
+) -> None:
+    """``credential_verified`` for metrics: the kind from the principal, or from the header's
+    key prefix when refused (None for anything else); never the credential itself."""
+    if not credential_verified.has_listeners():
+        return
+    kind = getattr(principal[1], "credential", None) if principal is not None else None
+    if kind is None:
+        kind = _kind_of(request.META.get("HTTP_AUTHORIZATION"))
+    credential_verified.send(
+        sender=None,
+        kind=kind,
+        outcome=_outcome(error),
+        reason=getattr(error, "reason", None),
+        duration=time.perf_counter() - started,
+    )
+
+
+def _outcome(error: Exception | None) -> str:
+    if error is None:
+        return "accepted"
+    return next(outcome for refusal, outcome in _OUTCOMES if isinstance(error, refusal))
+
+
+@sensitive_variables()
+def _kind_of(header: str | None) -> Credential | None:
+    prefixes = phoenix_settings.prefixes
+    for word in (header or "").split()[:2]:
+        kind = prefixes.kind_of(word)
+        if kind is not None:
+            return kind.credential
+    return None
+
+
+async def averify_request(request: HttpRequest) -> Principal | None:
+    """``verify_request`` for async callers: a key held in this process's memory is verified
+    on the event loop; anything that needs the cache, the database or the throttle's counts runs
+    in a thread (``verification.averify_credential``)."""
+    source = lazy_address(request.META)
+    started = time.perf_counter()
+    try:
+        try:
+            credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
+            if credential is None:
+                return None
+            principal = await averify_credential(credential, source=source)
+        except CredentialRejected:
+            await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
+            raise
+        _refuse_out_of_scope(principal, request.method)
+    except REFUSALS as error:
+        _report(started, request, error=error)
+        raise
+    _report(started, request, principal=principal)
     return principal
+
+
+def refusal_response(error: Exception) -> JsonResponse:
+    """The JSON answer to a refused credential, byte for byte as DRF renders the same refusal
+    (compact JSON), so clients see one format whichever entry point refused them."""
+    headers: dict[str, str] = {}
+    if isinstance(error, CredentialRejected):
+        status, detail = 401, error.detail
+        headers["WWW-Authenticate"] = f'{phoenix_settings.AUTH_HEADER_KEYWORD} realm="api"'
+    elif isinstance(error, scopes.OutOfScope):
+        status, detail = 403, error.detail
+    elif isinstance(error, (throttle.TooManyFailures, VerificationUnavailable)):
+        status = 429 if isinstance(error, throttle.TooManyFailures) else 503
+        detail = f"{error} Retry in {error.retry_after} seconds."
+        headers["Retry-After"] = str(error.retry_after)
+    else:
+        raise error
+    return json_response(detail, status=status, headers=headers)
+
+
+def json_response(
+    detail: str, *, status: int, headers: dict[str, str] | None = None
+) -> JsonResponse:
+    return JsonResponse(
+        {"detail": detail},
+        status=status,
+        headers=headers,
+        json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
+    )
 
 
 @contextlib.contextmanager

@@ -9,15 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.debug import sensitive_variables
 
-from .conf import phoenix_settings
-from .http import PRINCIPAL_ATTRIBUTE, verify_request
-from .scopes import OutOfScope
-from .throttle import TooManyFailures
-from .verification import CredentialRejected, VerificationUnavailable
+from .http import (
+    PRINCIPAL_ATTRIBUTE,
+    REFUSALS,
+    averify_request,
+    json_response,
+    refusal_response,
+    verify_request,
+)
+from .verification import Principal
 
 # Every AdminSite's URLs are included under this application namespace, whatever the site's name.
 ADMIN_APP_NAME = "admin"
@@ -30,32 +35,36 @@ NO_CREDENTIAL_PATH_END = "api_keys/revoke"
 class APIKeyMiddleware:
     """Sets ``request.user`` and ``request.auth`` from a Bearer key. A bad key gets 401, a
     read-only key asking for another method 403, too many failures from one address 429, and a
-    database that cannot be asked 503: all JSON."""
+    database that cannot be asked 503: all JSON. Sync or async, as the handler around it is
+    (under ASGI a key held in this process's memory is verified with no thread hop)."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
         if request.META.get("HTTP_AUTHORIZATION") and takes_no_credential(request):
             return self.get_response(request)
         try:
-            authenticate(request)
-        except CredentialRejected as error:
-            return JsonResponse(
-                {"detail": error.detail},
-                status=401,
-                headers={"WWW-Authenticate": f'{phoenix_settings.AUTH_HEADER_KEYWORD} realm="api"'},
-            )
-        except OutOfScope as error:
-            return JsonResponse({"detail": error.detail}, status=403)
-        except (TooManyFailures, VerificationUnavailable) as error:
-            status = 429 if isinstance(error, TooManyFailures) else 503
-            return JsonResponse(
-                {"detail": f"{error} Retry in {error.retry_after} seconds."},
-                status=status,
-                headers={"Retry-After": str(error.retry_after)},
-            )
+            authenticate(request, verify_request(request))
+        except REFUSALS as error:
+            return refusal_response(error)
         return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        if request.META.get("HTTP_AUTHORIZATION") and takes_no_credential(request):
+            return await self.get_response(request)  # type: ignore[no-any-return]
+        try:
+            authenticate(request, await averify_request(request))
+        except REFUSALS as error:
+            return refusal_response(error)
+        return await self.get_response(request)  # type: ignore[no-any-return]
 
     def process_view(
         self, request: HttpRequest, view: Any, args: Any, kwargs: Any
@@ -65,9 +74,8 @@ class APIKeyMiddleware:
             return None
         if getattr(request, PRINCIPAL_ATTRIBUTE, None) is None:
             return None
-        return JsonResponse(
-            {"detail": "API keys cannot open the Django admin; log in with a password."},
-            status=403,
+        return json_response(
+            "API keys cannot open the Django admin; log in with a password.", status=403
         )
 
 
@@ -86,8 +94,7 @@ def takes_no_credential(request: HttpRequest) -> bool:
 
 
 @sensitive_variables()
-def authenticate(request: HttpRequest) -> None:
-    principal = verify_request(request)
+def authenticate(request: HttpRequest, principal: Principal | None) -> None:
     if principal is None:
         return
     request.user, request.auth = principal  # type: ignore[attr-defined]

@@ -8,23 +8,38 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from .models import SystemKey, UserKey
-from .verification import AdminSecret
+from .verification import PRINCIPAL_ATTRIBUTE, AdminSecret
+
+
+def credential_of(request: Request) -> Any:
+    """``request.auth``; or, when it is None, the key APIKeyMiddleware verified for this very
+    user. An authentication class listed before ours (SessionAuthentication) takes a request the
+    middleware authenticated as its own and answers ``(request.user, None)``: the key is then
+    known only to the middleware, and without it a valid system key would fail IsSystemKey and a
+    key could pass for a person."""
+    auth = request.auth
+    if auth is not None:
+        return auth
+    principal = getattr(request, PRINCIPAL_ATTRIBUTE, None)
+    if principal is not None and principal[0] is request.user:
+        return principal[1]
+    return None
 
 
 def is_admin_secret(request: Request) -> bool:
-    return isinstance(request.auth, AdminSecret)
+    return isinstance(credential_of(request), AdminSecret)
 
 
 def is_api_key(request: Request) -> bool:
     """Any key or the admin secret: a machine credential, which may never mint keys."""
-    return isinstance(request.auth, (SystemKey, UserKey, AdminSecret))
+    return isinstance(credential_of(request), (SystemKey, UserKey, AdminSecret))
 
 
 def is_admin(request: Request) -> bool:
     """A superuser acting in person or through their own user key; never a system key."""
     user = request.user
     return bool(user and user.is_authenticated and user.is_superuser) and not isinstance(
-        request.auth, SystemKey
+        credential_of(request), SystemKey
     )
 
 
@@ -46,14 +61,14 @@ class IsSystemKey(BasePermission):
     message = "Only a system API key may do this."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.auth, SystemKey)
+        return isinstance(credential_of(request), SystemKey)
 
 
 class IsUserKey(BasePermission):
     message = "Only a user API key may do this."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.auth, UserKey)
+        return isinstance(credential_of(request), UserKey)
 
 
 class IsHumanLogin(BasePermission):
@@ -65,7 +80,7 @@ class IsHumanLogin(BasePermission):
     )
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if isinstance(request.auth, AdminSecret):
+        if isinstance(credential_of(request), AdminSecret):
             # Said per request: the admin secret is not an API key, and this is why it is refused.
             self.message = self.ADMIN_SECRET_MESSAGE
             return False
@@ -86,7 +101,7 @@ def has_admin_permission(request: Request, permission: str) -> bool:
     if is_admin_secret(request):
         return True
     user = request.user
-    if not (user and user.is_authenticated) or isinstance(request.auth, SystemKey):
+    if not (user and user.is_authenticated) or isinstance(credential_of(request), SystemKey):
         return False
     return bool(user.is_superuser or (user.is_staff and user.has_perm(permission)))
 
@@ -133,7 +148,8 @@ class IsNotSystemKey(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated) and not isinstance(request.auth, SystemKey)
+        credential = credential_of(request)
+        return bool(user and user.is_authenticated) and not isinstance(credential, SystemKey)
 
 
 class IsNotScopedKey(BasePermission):
@@ -142,4 +158,4 @@ class IsNotScopedKey(BasePermission):
     message = "A scoped key cannot manage API keys."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return not getattr(request.auth, "scopes", "")
+        return not getattr(credential_of(request), "scopes", "")

@@ -109,8 +109,9 @@ def secret_problems(secret: str | None) -> list[Problem]:
                 "phoenix_apikeys.E001",
                 "PHOENIX_SECRET",
                 "is not set; API keys cannot be verified without it",
-                "Set PHOENIX_SECRET in your settings or environment (32+ characters, "
-                "with a digit and a lowercase letter).",
+                "Set PHOENIX_SECRET in your settings, or in the environment with no "
+                "PHOENIX_SECRET setting: a setting, even None or empty, hides the environment "
+                "variable (32+ characters, with a digit and a lowercase letter).",
             )
         ]
     problems = _strength_problems("PHOENIX_SECRET", secret, first_id=2)

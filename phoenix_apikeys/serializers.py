@@ -229,3 +229,16 @@ class InventoryEnvelopeSerializer(serializers.Serializer[Any]):
 
 class ErrorSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
+
+
+class RouteSerializer(serializers.Serializer[Any]):
+    path = serializers.CharField()
+    methods = serializers.ListField(child=serializers.CharField())
+
+
+class RouteIndexSerializer(serializers.Serializer[Any]):
+    routes = RouteSerializer(many=True)
+
+
+class RouteIndexEnvelopeSerializer(serializers.Serializer[Any]):
+    data = RouteIndexSerializer()  # type: ignore[assignment]

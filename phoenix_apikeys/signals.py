@@ -17,3 +17,11 @@ authentication_failed = Signal()
 key_replaced = Signal()
 # sender: KeyEvent; kwargs: event (a models.KeyEvent, once the transaction writing it commits)
 key_event_recorded = Signal()
+# sender: None; kwargs: kind (a keys.Credential, or None when the text is none of ours),
+# outcome ("accepted", "rejected", "out_of_scope", "throttled", "unavailable"), reason (the
+# refusal's own words for "rejected", else None), duration (seconds spent verifying). Sent once
+# per request that presents our credential, by every entry point (http.verify_request).
+credential_verified = Signal()
+# sender: None; kwargs: hit (True: the key cache or process memory answered; False: the
+# database had to). Sent by verification when a cache is in use.
+key_cache_read = Signal()

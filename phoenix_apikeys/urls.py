@@ -1,8 +1,41 @@
 """The Phoenix-compatible key-management REST API; mount with path("v1/", include(...))."""
 
 from django.urls import URLPattern, path, register_converter
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from . import api
+from .serializers import RouteIndexEnvelopeSerializer
+
+# The routes below the mount point and their methods, as the index lists them.
+ROUTES = [
+    ("user", ["GET"]),
+    ("user/api_keys", ["GET", "POST"]),
+    ("user/api_keys/{id}", ["DELETE"]),
+    ("user/api_keys/{id}/rotate", ["POST"]),
+    ("users/api_keys", ["GET"]),
+    ("system/api_keys", ["GET", "POST"]),
+    ("system/api_keys/{id}", ["DELETE"]),
+    ("system/api_keys/{id}/rotate", ["POST"]),
+    ("api_keys/revoke", ["POST"]),
+]
+
+
+class RouteIndexView(api.KeyAPIView):
+    """The mount point itself (``GET v1/``): the routes below it, open to anyone."""
+
+    permissions_by_method = {"GET": [AllowAny]}
+
+    @api.document(
+        "listRoutes",
+        "The routes of this API",
+        responses={200: RouteIndexEnvelopeSerializer, **api.UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        base = request.path if request.path.endswith("/") else request.path + "/"
+        routes = [{"path": base + route, "methods": methods} for route, methods in ROUTES]
+        return Response(RouteIndexEnvelopeSerializer({"data": {"routes": routes}}).data)
 
 
 class OpaqueIdConverter:
@@ -21,6 +54,7 @@ register_converter(OpaqueIdConverter, "phoenix_apikeys_id")
 
 app_name = "phoenix_apikeys"
 urlpatterns: list[URLPattern] = [
+    path("", RouteIndexView.as_view(), name="index"),
     path("user", api.CurrentUserView.as_view(), name="current-user"),
     path("api_keys/revoke", api.LeakRevocationView.as_view(), name="leak-revocation"),
     path("user/api_keys", api.UserKeysView.as_view(), name="user-api-keys"),

@@ -7,12 +7,14 @@ header -> credential -> format and checksum (no query) -> one indexed query or a
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from datetime import datetime
 from typing import Any, NoReturn
 
-from django.db import DatabaseError, router, transaction
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, OperationalError, ProgrammingError, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -22,7 +24,7 @@ from .keys import Credential, MalformedKey, ParsedKey, digests, parse_key, secre
 from .models import KEY_MODELS, AbstractAPIKey, KeyEvent, system_user
 from .rules import MAX_CREDENTIAL_LENGTH
 from .scopes import ScopedUser
-from .signals import authentication_failed
+from .signals import authentication_failed, key_cache_read
 
 logger = logging.getLogger("phoenix_apikeys")
 
@@ -46,6 +48,8 @@ class AdminSecret:
 ADMIN_SECRET = AdminSecret()
 
 Principal = tuple[Any, "AbstractAPIKey | AdminSecret"]
+# Where APIKeyMiddleware leaves the principal, so DRF does not verify the same request twice.
+PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
 
 
 class VerificationUnavailable(Exception):
@@ -106,6 +110,7 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source) -> Principal:
     name = cache.key_name(candidates[0])
     cached = cache.read(name)
     key = cached.value
+    _count_cache_read(cached)
     if key is None:
         throttle.refuse_if_blocked(source)
         key = KEY_MODELS[kind]._default_manager.find_by_digests(candidates)
@@ -150,9 +155,11 @@ def database_failed(error: Exception) -> None:
     if not _database_down:
         _database_down = True
         logger.error(
-            "Database unavailable (%s: %s); API keys not in the cache answer 503 until it returns.",
+            "Database unavailable (%s: %s); API keys not in the cache answer 503 until it "
+            "returns.%s",
             type(error).__name__,
             error,
+            migrate_hint(error),
         )
 
 
@@ -169,6 +176,7 @@ def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
         reject("unknown credential")
     cached = cache.read(cache.SYSTEM_USER)
     user = cached.value
+    _count_cache_read(cached)
     if user is None:
         throttle.refuse_if_blocked(source)
         user = system_user()
@@ -182,6 +190,77 @@ def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
         cache.store(cache.SYSTEM_USER, user, cached)  # only an active one
     _record_admin_secret_use(source)
     return user, ADMIN_SECRET
+
+
+async def averify_credential(credential: str, source: throttle.Source = None) -> Principal:
+    """``verify_credential`` for async callers, behind the same rules.
+
+    A key (or the admin secret) this process's memory holds, usable and with no write due, is
+    answered on the event loop with no I/O. Everything else (a cache round trip, the database,
+    a rejection) runs ``verify_credential`` itself in a thread: the key lookup is hand-built SQL
+    on a sync cursor, and Django's async ORM and cache calls hop to a thread anyway.
+    """
+    principal = _remembered_principal(credential)
+    if principal is not None:
+        return principal
+    return await sync_to_async(verify_credential)(credential, source)
+
+
+@sensitive_variables()
+def _remembered_principal(credential: str) -> Principal | None:
+    """The principal from process memory alone, or None when anything needs I/O or refusal."""
+    if len(credential) > MAX_CREDENTIAL_LENGTH:
+        return None
+    try:
+        parsed = parse_key(credential, phoenix_settings.prefixes)
+    except MalformedKey:
+        return _remembered_admin_secret(credential)
+    secrets = phoenix_settings.verification_secrets
+    if not secrets:
+        return None
+    key = cache.recall(cache.key_name(digests(parsed.plaintext, secrets)[0]))
+    now = timezone.now()
+    if key is None or not key.is_usable(now) or key.last_used_is_due(now):
+        return None
+    key_cache_read.send(sender=None, hit=True)
+    return principal_of(key)
+
+
+def _remembered_admin_secret(credential: str) -> Principal | None:
+    admin_secret = phoenix_settings.secrets.admin_secret
+    if admin_secret is None or phoenix_settings.prefixes.kind_of(credential) is not None:
+        return None
+    if not secret_matches(credential, admin_secret):
+        return None
+    last = _admin_secret_recorded
+    interval = phoenix_settings.LAST_USED_INTERVAL.total_seconds()
+    if last is None or time.monotonic() - last >= interval:
+        return None  # its use is due to be recorded: the sync path writes the event
+    user = cache.recall(cache.SYSTEM_USER)
+    if user is None or not user.is_active:
+        return None
+    key_cache_read.send(sender=None, hit=True)
+    return user, ADMIN_SECRET
+
+
+def _count_cache_read(entry: cache.Entry) -> None:
+    """A hit or a miss of the key cache, for metrics; nothing when no cache answered."""
+    if entry.value is not None or entry.stamp is not None:
+        key_cache_read.send(sender=None, hit=entry.value is not None)
+
+
+# How PostgreSQL, SQLite, MySQL and Oracle say that a table or column is not there.
+_NOT_MIGRATED = re.compile(
+    r"no such (table|column)|does not exist|doesn't exist|unknown column|ORA-00942|ORA-00904",
+    re.IGNORECASE,
+)
+
+
+def migrate_hint(error: Exception) -> str:
+    """For a database that answers but lacks our tables or columns: what to run."""
+    if isinstance(error, (ProgrammingError, OperationalError)) and _NOT_MIGRATED.search(str(error)):
+        return " A table or column is missing: run `manage.py migrate`."
+    return ""
 
 
 # When this process last recorded a use of the admin secret (time.monotonic()); None: never.

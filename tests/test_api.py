@@ -554,3 +554,17 @@ def test_a_key_is_told_that_keys_cannot_create_keys(api_client: APIClient, beare
     )
     assert response.status_code == 403
     assert response.json()["detail"] == "API keys cannot do this; log in as a person."
+
+
+def test_the_mount_point_lists_the_routes() -> None:
+    from django.test import Client
+
+    response = Client().get("/v1/")
+    assert response.status_code == 200
+    routes = {route["path"]: route["methods"] for route in response.json()["data"]["routes"]}
+    assert routes["/v1/user"] == ["GET"]
+    assert routes["/v1/system/api_keys"] == ["GET", "POST"]
+    assert routes["/v1/api_keys/revoke"] == ["POST"]
+    for path in routes:  # each one exists (the protected ones ask for credentials)
+        status = Client().get(path.replace("{id}", "x")).status_code
+        assert status in {401, 404, 405}, path

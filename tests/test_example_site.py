@@ -130,3 +130,21 @@ def test_swagger_ui_renders_offline(example_url: str) -> None:
             browser.close()
     assert aborted == []  # nothing was even asked of another host
     assert favicon.startswith("/static/")
+
+
+def test_the_ninja_view_declares_the_bearer_scheme_and_asks_for_it(example_url: str) -> None:
+    import json
+
+    status, body = get(example_url + "/api/ninja/openapi.json")
+    assert status == 200
+    schema = json.loads(body)
+    assert schema["components"]["securitySchemes"]["APIKeyAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    assert schema["paths"]["/api/ninja/hello"]["get"]["security"] == [{"APIKeyAuth": []}]
+    status, body = get(example_url + "/api/ninja/hello")
+    assert (status, json.loads(body)) == (
+        401,
+        {"detail": "Authentication credentials were not provided."},
+    )

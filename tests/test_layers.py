@@ -4,8 +4,8 @@ lower layers, and the entry points never import one another.
     core         keys, ids, rules, scopes, signals, lookup -> conf, audit -> coherence,
                  notifications -> cache -> models, throttle -> receivers, verification
     adapters     http (Django requests), permissions and authentication (DRF)
-    entry points middleware | REST API (api, serializers, urls, openapi) | admin | checks
-                 | management commands
+    entry points middleware | ninja | metrics | REST API (api, serializers, urls, openapi) | admin
+                 | checks | management commands
     wiring       apps (its ready() loads the checks, the receivers and the admin integration)
 """
 
@@ -42,12 +42,15 @@ ENTRY_POINT_RANK = 9
 # Modules of one entry point may import each other; different entry points may not.
 ENTRY_POINTS = {
     "middleware": "middleware",
+    "ninja": "ninja",
+    "metrics": "metrics",
     "api": "rest",
     "serializers": "rest",
     "urls": "rest",
     "openapi": "rest",
     "admin": "admin",
     "checks": "checks",
+    "install_checks": "checks",
     "management": "commands",
 }
 WIRING = "apps"

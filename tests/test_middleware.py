@@ -161,3 +161,14 @@ def test_before_authentication_middleware_a_key_is_lost_on_plain_views(settings:
     key = UserKeyFactory()
     response = Client().get("/plain/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
     assert response.json() == {"detail": "anonymous"}
+
+
+@pytest.mark.parametrize("credential", ["phxu_nope", "Token phxu_nope"])
+def test_the_middleware_and_drf_send_the_same_401_body(settings: Any, credential: str) -> None:
+    header = credential if " " in credential else f"Bearer {credential}"
+    from_middleware = Client().get("/plain/", HTTP_AUTHORIZATION=header)
+    settings.MIDDLEWARE = [entry for entry in settings.MIDDLEWARE if entry != KEY_MIDDLEWARE]
+    from_drf = Client().get("/whoami/", HTTP_AUTHORIZATION=header)
+    assert from_middleware.status_code == from_drf.status_code == 401
+    assert from_middleware.content == from_drf.content
+    assert from_middleware["Content-Type"] == from_drf["Content-Type"] == "application/json"

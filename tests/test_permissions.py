@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from .factories import StaffFactory, SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
@@ -59,3 +60,37 @@ def test_permission_matrix(
         for path in ("/admin-only/", "/system-only/", "/user-only/")
     )
     assert got == (admin_only, system_only, user_only)
+
+
+# SessionAuthentication before APIKeyAuthentication, with APIKeyMiddleware on: Session claims
+# the request (request.auth None), and the permission classes still see the key.
+
+
+def test_session_first_a_valid_system_key_passes_is_system_key() -> None:
+    key = SystemKeyFactory()
+    response = Client().get(
+        "/session-first/system-only/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}"
+    )
+    assert response.status_code == 200
+
+
+def test_session_first_a_user_key_fails_is_system_key() -> None:
+    key = UserKeyFactory()
+    response = Client().get(
+        "/session-first/system-only/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}"
+    )
+    assert response.status_code == 403
+
+
+def test_session_first_a_key_never_passes_for_a_person() -> None:
+    key = UserKeyFactory()
+    response = Client().get(
+        "/session-first/human-only/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}"
+    )
+    assert response.status_code == 403
+
+
+def test_session_first_a_person_logged_in_still_passes_is_human_login() -> None:
+    client = Client()
+    client.force_login(UserKeyFactory().user)
+    assert client.get("/session-first/human-only/").status_code == 200

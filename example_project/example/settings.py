@@ -2,6 +2,7 @@
 CACHE_URL, PHOENIX_SECRET and PHOENIX_ADMIN_SECRET from the environment or example_project/.env.
 """
 
+import sys
 from pathlib import Path
 
 import django
@@ -58,6 +59,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "example.urls"
 WSGI_APPLICATION = "example.wsgi.application"
+ASGI_APPLICATION = "example.asgi.application"
 
 TEMPLATES = [
     {
@@ -155,12 +157,18 @@ TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The key commands (create_system_key, revoke_api_key, ...) say on stderr what they changed; the
+# app's INFO line about the same change would repeat it, so commands log warnings and errors only.
+_COMMAND = sys.argv[1] if Path(sys.argv[0]).name == "manage.py" and len(sys.argv) > 1 else ""
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {
-        "phoenix_apikeys": {"handlers": ["console"], "level": "INFO"},
+        "phoenix_apikeys": {
+            "handlers": ["console"],
+            "level": "INFO" if _COMMAND in ("", "runserver", "start") else "WARNING",
+        },
         # Server errors (with their traceback) reach the console, not only ADMINS' inbox.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },

@@ -1,12 +1,19 @@
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.models import Group
 from django.http import HttpRequest, JsonResponse
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from phoenix_apikeys.permissions import IsAdminOrAdminSecret, IsSystemKey, IsUserKey
+from phoenix_apikeys.authentication import APIKeyAuthentication
+from phoenix_apikeys.permissions import (
+    IsAdminOrAdminSecret,
+    IsHumanLogin,
+    IsSystemKey,
+    IsUserKey,
+)
 
 
 class WhoAmI(APIView):
@@ -24,6 +31,17 @@ class SystemKeyOnly(WhoAmI):
 
 class UserKeyOnly(WhoAmI):
     permission_classes = [IsUserKey]
+
+
+class SessionFirstSystemKeyOnly(WhoAmI):
+    """Session authentication listed before ours, as some projects have it."""
+
+    authentication_classes = [SessionAuthentication, APIKeyAuthentication]
+    permission_classes = [IsSystemKey]
+
+
+class SessionFirstHumanOnly(SessionFirstSystemKeyOnly):
+    permission_classes = [IsHumanLogin]
 
 
 def plain_view(request: HttpRequest) -> JsonResponse:
