@@ -1,4 +1,4 @@
-from django.apps import AppConfig, apps
+from django.apps import AppConfig
 
 
 class PhoenixAPIKeysConfig(AppConfig):
@@ -7,17 +7,10 @@ class PhoenixAPIKeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, install_checks, receivers  # noqa: F401  (registers them)
-
-        # Attaches to the host's user admin whatever the order of INSTALLED_APPS; the
-        # phoenix_apikeys.W010 check says when it could not.
-        if apps.is_installed("django.contrib.admin"):
-            from .admin.users import attach_to_default_site
-
-            attach_to_default_site()
+        from . import checks, receivers  # noqa: F401  (registers them)
 
         try:
-            from . import openapi  # noqa: F401  (registers the drf-spectacular extension)
+            from .rest import openapi  # noqa: F401  (registers the drf-spectacular extension)
         except ImportError:  # drf-spectacular is optional: the [openapi] extra
             pass
         try:

@@ -5,8 +5,19 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import api
-from .serializers import RouteIndexEnvelopeSerializer
+from .rest.base import UNAUTHENTICATED, KeyAPIView, document
+from .rest.leaks import LeakRevocationView
+from .rest.serializers import RouteIndexEnvelopeSerializer
+from .rest.views import (
+    CurrentUserView,
+    SystemKeyRotationView,
+    SystemKeysView,
+    SystemKeyView,
+    UserKeyInventoryView,
+    UserKeyRotationView,
+    UserKeysView,
+    UserKeyView,
+)
 
 # The routes below the mount point and their methods, as the index lists them.
 ROUTES = [
@@ -22,15 +33,15 @@ ROUTES = [
 ]
 
 
-class RouteIndexView(api.KeyAPIView):
+class RouteIndexView(KeyAPIView):
     """The mount point itself (``GET v1/``): the routes below it, open to anyone."""
 
     permissions_by_method = {"GET": [AllowAny]}
 
-    @api.document(
+    @document(
         "listRoutes",
         "The routes of this API",
-        responses={200: RouteIndexEnvelopeSerializer, **api.UNAUTHENTICATED},
+        responses={200: RouteIndexEnvelopeSerializer, **UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
         base = request.path if request.path.endswith("/") else request.path + "/"
@@ -55,26 +66,26 @@ register_converter(OpaqueIdConverter, "phoenix_apikeys_id")
 app_name = "phoenix_apikeys"
 urlpatterns: list[URLPattern] = [
     path("", RouteIndexView.as_view(), name="index"),
-    path("user", api.CurrentUserView.as_view(), name="current-user"),
-    path("api_keys/revoke", api.LeakRevocationView.as_view(), name="leak-revocation"),
-    path("user/api_keys", api.UserKeysView.as_view(), name="user-api-keys"),
+    path("user", CurrentUserView.as_view(), name="current-user"),
+    path("api_keys/revoke", LeakRevocationView.as_view(), name="leak-revocation"),
+    path("user/api_keys", UserKeysView.as_view(), name="user-api-keys"),
     # Before the routes they extend: an id may contain "/", so those would take these paths.
     path(
         "user/api_keys/<phoenix_apikeys_id:id>/rotate",
-        api.UserKeyRotationView.as_view(),
+        UserKeyRotationView.as_view(),
         name="user-api-key-rotation",
     ),
-    path("user/api_keys/<phoenix_apikeys_id:id>", api.UserKeyView.as_view(), name="user-api-key"),
-    path("users/api_keys", api.UserKeyInventoryView.as_view(), name="all-user-api-keys"),
-    path("system/api_keys", api.SystemKeysView.as_view(), name="system-api-keys"),
+    path("user/api_keys/<phoenix_apikeys_id:id>", UserKeyView.as_view(), name="user-api-key"),
+    path("users/api_keys", UserKeyInventoryView.as_view(), name="all-user-api-keys"),
+    path("system/api_keys", SystemKeysView.as_view(), name="system-api-keys"),
     path(
         "system/api_keys/<phoenix_apikeys_id:id>/rotate",
-        api.SystemKeyRotationView.as_view(),
+        SystemKeyRotationView.as_view(),
         name="system-api-key-rotation",
     ),
     path(
         "system/api_keys/<phoenix_apikeys_id:id>",
-        api.SystemKeyView.as_view(),
+        SystemKeyView.as_view(),
         name="system-api-key",
     ),
 ]

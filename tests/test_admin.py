@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from phoenix_apikeys.admin import (
     SystemUserProtection,
     UserKeyInline,
-    attach_to_user_admin,
+    register_user_admin,
     user_admin_warnings,
 )
 from phoenix_apikeys.models import KeyStatus, SystemKey, UserKey, system_user
@@ -491,10 +491,14 @@ def test_the_hosts_user_admin_gets_the_inline_and_stays_the_hosts() -> None:
     assert UserKeyInline in user_admin.inlines
 
 
-def test_attaching_twice_changes_nothing() -> None:
-    before = type(admin.site._registry[UserFactory._meta.model])
-    assert attach_to_user_admin()
-    assert type(admin.site._registry[UserFactory._meta.model]) is before
+def test_registering_twice_lists_the_keys_once() -> None:
+    from tests.testapp.admin import UserAdmin as HostUserAdmin
+
+    site = admin.AdminSite(name="again")
+    once = register_user_admin(site, base=HostUserAdmin)
+    twice = register_user_admin(site, base=once)
+    assert issubclass(twice, HostUserAdmin) and twice.inlines.count(UserKeyInline) == 1
+    assert user_admin_warnings(site) == []
 
 
 def test_the_user_page_lists_their_keys_read_only() -> None:
@@ -624,12 +628,15 @@ def test_the_readmes_manual_wiring_protects_the_system_user(rf: Any) -> None:
     assert user_admin.has_delete_permission(request, UserFactory())
 
 
-def test_a_user_admin_that_is_not_djangos_is_left_alone() -> None:
+def test_registering_on_a_site_of_your_own_protects_the_system_user_there(rf: Any) -> None:
     user_model = UserFactory._meta.model
     site = admin.AdminSite(name="custom")
-    site.register(user_model, admin.ModelAdmin)
-    assert not attach_to_user_admin(site)
-    assert type(site._registry[user_model]) is admin.ModelAdmin
+    register_user_admin(site)  # Django's UserAdmin as the base
+    request = rf.get("/")
+    request.user = SuperuserFactory()
+    user_admin = site._registry[user_model]
+    assert not user_admin.has_delete_permission(request, system_user())
+    assert user_admin.has_delete_permission(request, UserFactory())
 
 
 def test_the_system_user_cannot_be_renamed_or_made_staff_or_superuser() -> None:
@@ -711,7 +718,7 @@ def test_a_user_admin_that_was_not_extended_is_reported(user_admin: Any) -> None
         site.register(UserFactory._meta.model, user_admin)
     (warning,) = user_admin_warnings(site)
     assert warning.id == "phoenix_apikeys.W010"
-    assert "SystemUserProtection" in warning.hint and "INSTALLED_APPS" in warning.hint
+    assert "register_user_admin" in warning.hint
 
 
 def test_the_readmes_manual_wiring_passes_the_check() -> None:

@@ -1,4 +1,5 @@
-"""The user admin is extended whatever the order of INSTALLED_APPS, and W010 says when it is not:
+"""The user admin a project registers with register_user_admin() is extended whatever the order
+of INSTALLED_APPS, and W010 says when it is not:
 each case in a fresh interpreter, since apps are set up once per process."""
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import django
 django.setup()
 from django.contrib import admin
 from django.core.management import call_command
-from phoenix_apikeys.admin.users import is_extended, registered_user_admin
-print("extended" if is_extended(registered_user_admin(admin.site)) else "not extended")
+from phoenix_apikeys.admin.users import user_admin_warnings
+print("not extended" if user_admin_warnings(admin.site) else "extended")
 call_command("check")
 """
 

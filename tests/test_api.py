@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind
 from phoenix_apikeys.models import SystemKey, UserKey, system_user
-from phoenix_apikeys.serializers import credential_name
+from phoenix_apikeys.rest.serializers import credential_name
 
 from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
 

@@ -25,11 +25,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from phoenix_apikeys import api
 from phoenix_apikeys import cache as key_cache_module
 from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind, digest, generate_key
 from phoenix_apikeys.models import APIKeyQuerySet, UserKey, system_user
+from phoenix_apikeys.rest import views as rest_views
 from phoenix_apikeys.signals import key_revoked
 
 from .factories import (
@@ -496,14 +496,14 @@ def test_of_two_rest_deletes_of_one_key_the_loser_gets_404(
     api_client: APIClient, admin_secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = UserKeyFactory()
-    original = api.find_key
+    original = rest_views.find_key
 
     def found_then_deleted_by_another_request(model: Any, value: str) -> Any:
         found = original(model, value)
         UserKey.objects.get(pk=found.pk).delete()  # the other request wins
         return found
 
-    monkeypatch.setattr(api, "find_key", found_then_deleted_by_another_request)
+    monkeypatch.setattr(rest_views, "find_key", found_then_deleted_by_another_request)
     response = api_client.delete(
         f"/v1/user/api_keys/{key_id(KeyKind.USER, key.pk)}",
         HTTP_AUTHORIZATION=f"Bearer {admin_secret}",

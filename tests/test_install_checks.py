@@ -18,9 +18,9 @@ from django.db import OperationalError, connections
 from django.test import Client
 
 from phoenix_apikeys import verification
-from phoenix_apikeys.install_checks import (
+from phoenix_apikeys.checks.deployment import check_tables_migrated
+from phoenix_apikeys.checks.settings import (
     check_secrets_hidden_by_settings,
-    check_tables_migrated,
     check_unknown_settings,
 )
 from phoenix_apikeys.models import UserKey

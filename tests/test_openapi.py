@@ -165,7 +165,7 @@ settings.configure(
 )
 django.setup()
 from phoenix_apikeys import urls
-print(len(urls.urlpatterns), "openapi" in sys.modules.get("phoenix_apikeys").__dict__)
+print(len(urls.urlpatterns), "phoenix_apikeys.rest.openapi" in sys.modules)
 """
 
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from phoenix_apikeys.keys import digest
 from phoenix_apikeys.models import UserKey
-from phoenix_apikeys.signals import key_rotated
+from phoenix_apikeys.signals import key_rekeyed
 
 from .factories import UserKeyFactory
 
@@ -48,11 +48,11 @@ def test_use_rekeys_the_digest_to_the_current_secret(api_client: APIClient, sett
     key = UserKeyFactory()
     settings.PHOENIX_SECRET, settings.PHOENIX_SECRET_FALLBACKS = NEW, [OLD]
     rotated: list[Any] = []
-    key_rotated.connect(lambda **kw: rotated.append(kw["key"].pk), weak=False, dispatch_uid="t")
+    key_rekeyed.connect(lambda **kw: rotated.append(kw["key"].pk), weak=False, dispatch_uid="t")
     try:
         call(api_client, key)
     finally:
-        key_rotated.disconnect(dispatch_uid="t")
+        key_rekeyed.disconnect(dispatch_uid="t")
     assert UserKey.objects.get(pk=key.pk).digest == digest(key.plaintext, NEW)
     assert rotated == [key.pk]
 

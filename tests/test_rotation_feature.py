@@ -30,7 +30,7 @@ from rest_framework.test import APIClient
 from phoenix_apikeys import cache as key_cache_module
 from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.models import AbstractAPIKey, SystemKey, UserKey
-from phoenix_apikeys.signals import key_replaced, key_revoked
+from phoenix_apikeys.signals import key_revoked, key_rotated
 
 from . import test_api_permissions
 from .factories import StaffFactory, SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
@@ -191,11 +191,11 @@ def test_key_replaced_announces_both_keys_once(live_server: Any) -> None:
     old = UserKeyFactory(user=owner)
     seen: list[tuple[Any, int | None, int | None]] = []
     receiver = lambda sender, old, new, **kwargs: seen.append((sender, old.pk, new.pk))  # noqa: E731
-    key_replaced.connect(receiver, weak=False)
+    key_rotated.connect(receiver, weak=False)
     try:
         response = rotate(live_server, session(owner), old)
     finally:
-        key_replaced.disconnect(receiver)
+        key_rotated.disconnect(receiver)
     new = UserKey.objects.exclude(pk=old.pk).get()
     assert response.json()["data"]["id"] == new.key_id
     assert seen == [(UserKey, old.pk, new.pk)]

@@ -19,7 +19,7 @@ from .users import (
     ReservedSystemUsername,
     SystemUserProtection,
     UserKeyInline,
-    attach_to_user_admin,
+    register_user_admin,
     user_admin_warnings,
 )
 
@@ -35,9 +35,9 @@ __all__ = [
     "SystemUserProtection",
     "UserKeyAdmin",
     "UserKeyInline",
-    "attach_to_user_admin",
     "made_with_api_key",
     "may_manage_keys_of",
+    "register_user_admin",
     "sees_all_user_keys",
     "user_admin_warnings",
 ]

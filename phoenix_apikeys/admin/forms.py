@@ -19,7 +19,7 @@ from django.utils.crypto import get_random_string
 from .. import scopes
 from ..conf import phoenix_settings
 from ..keys import KeyKind
-from ..models import MAX_DESCRIPTION_LENGTH, describe
+from ..models import MAX_DESCRIPTION_LENGTH, duration_text
 
 if TYPE_CHECKING:  # the form is generic only to the type checker
     ModelForm = forms.ModelForm[Any]
@@ -63,7 +63,7 @@ def lifetime_help(kind: KeyKind) -> str:
     lifetime = phoenix_settings.lifetime_policy(kind).maximum
     if lifetime is None:
         return "An expired key stops working; it cannot be extended later."
-    return f"Keys may live at most {describe(lifetime)} here (MAX_KEY_LIFETIME)."
+    return f"Keys may live at most {duration_text(lifetime)} here (MAX_KEY_LIFETIME)."
 
 
 class KeyAddForm(ModelForm):

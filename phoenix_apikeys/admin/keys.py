@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from ..cache import CacheUnreachable
 from ..conf import phoenix_settings
-from ..models import AbstractAPIKey, MissingSecretError, UserKey, describe, system_user
+from ..models import AbstractAPIKey, MissingSecretError, UserKey, duration_text, system_user
 from .access import (
     RefusesUnheardRevocations,
     audited,
@@ -261,7 +261,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         replaced: dict[str, Any] | None = None,
     ) -> HttpResponse:
         if replaced is not None:  # a rotation: the page names the key it replaces
-            replaced["grace_period"] = describe(phoenix_settings.ROTATION_GRACE_PERIOD)
+            replaced["grace_period"] = duration_text(phoenix_settings.ROTATION_GRACE_PERIOD)
         context = {
             **self.admin_site.each_context(request),
             **(replaced or {}),

@@ -1,12 +1,12 @@
 """The host's user admin: each user's keys (``UserKeyInline``), the system user's protections
-(``SystemUserProtection``, ``ReservedSystemUsername``), attaching both to a registered
-``UserAdmin``, and the system check that says when they could not be attached."""
+(``SystemUserProtection``, ``ReservedSystemUsername``), ``register_user_admin`` that registers
+a user admin with both, and the system check that says when a project has not."""
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import django
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -111,6 +111,12 @@ class SystemUserProtection(RefusesUnheardRevocations):
     """Mixin for a user admin: the system user is visible but cannot be deleted, renamed, made
     staff or superuser, or given a password; its name cannot be taken; its page says what it is."""
 
+    instances: ClassVar[weakref.WeakSet[Any]] = weakref.WeakSet()  # for the W010 check
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        SystemUserProtection.instances.add(self)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
         if obj is None or not _is_system_user(obj):
@@ -180,82 +186,53 @@ class SystemUserProtection(RefusesUnheardRevocations):
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc,no-any-return]
 
 
-# Attaching ------------------------------------------------------------------------------------
+# Registering ---------------------------------------------------------------------------------
 
 
-def registered_user_admin(site: admin.AdminSite) -> admin.ModelAdmin[Any] | None:
-    """The admin ``site`` has for the user model, or None; by public API where Django has one."""
+def register_user_admin(site: admin.AdminSite = admin.site, base: Any = None) -> type:
+    """Register the user model on ``site`` with each user's keys and the system user's
+    protections, on top of ``base`` (your user admin class; Django's ``UserAdmin`` by default):
+    one line in an ``admin.py``. Returns the class registered."""
+    if base is None:
+        from django.contrib.auth.admin import UserAdmin  # registers it: replaced below
+
+        base = UserAdmin
+    inlines = [*base.inlines, *([] if UserKeyInline in base.inlines else [UserKeyInline])]
+    namespace = {"inlines": inlines, "__module__": base.__module__}
+    mixed = issubclass(base, SystemUserProtection)
+    extended = type(base.__name__, (base,) if mixed else (SystemUserProtection, base), namespace)
     user_model = get_user_model()
-    if not site.is_registered(user_model):
-        return None
-    if django.VERSION >= (5, 0):
-        return site.get_model_admin(user_model)
-    return site._registry[user_model]  # Django 4.2 has no public getter
-
-
-def is_extended(model_admin: Any) -> bool:
-    """Protected, and listing each user's keys."""
-    inlines = getattr(model_admin, "inlines", ())
-    has_inline = any(issubclass(inline, UserKeyInline) for inline in inlines)
-    return isinstance(model_admin, SystemUserProtection) and has_inline
-
-
-def attach_to_user_admin(site: admin.AdminSite = admin.site) -> bool:
-    """Add ``UserKeyInline`` and ``SystemUserProtection`` to the registered user admin when it
-    is Django's ``UserAdmin`` or a subclass; True when attached (now or before)."""
-    model_admin = registered_user_admin(site)
-    if model_admin is None or not is_django_user_admin(model_admin):
-        return False
-    if isinstance(model_admin, SystemUserProtection):
-        return True
-    admin_class = type(model_admin)
-    inlines = list(admin_class.inlines)
-    if UserKeyInline not in inlines:
-        inlines.append(UserKeyInline)
-    namespace = {"inlines": inlines, "__module__": admin_class.__module__}
-    protected = type(admin_class.__name__, (SystemUserProtection, admin_class), namespace)
-    user_model = get_user_model()
-    site.unregister(user_model)
-    site.register(user_model, protected)
-    return True
-
-
-def attach_to_default_site() -> None:
-    """Called from ready(). Our ready() runs in INSTALLED_APPS order, possibly before the
-    admin's, whose autodiscover registers the host's user admin: run that autodiscover now,
-    as the admin's ready() will (importing an admin module twice registers nothing twice)."""
-    from django.contrib.admin.apps import AdminConfig
-
-    admin_config = next(
-        config for config in apps.get_app_configs() if config.name == "django.contrib.admin"
-    )
-    if isinstance(admin_config, AdminConfig):  # SimpleAdminConfig: the host registers by hand
-        admin.autodiscover()
-    attach_to_user_admin(admin.site)
+    if site.is_registered(user_model):
+        site.unregister(user_model)
+    site.register(user_model, extended)
+    return extended
 
 
 # The check ------------------------------------------------------------------------------------
 
 NOT_EXTENDED_HINT = (
-    "List 'django.contrib.admin' in INSTALLED_APPS and register the user model with Django's "
-    "UserAdmin or a subclass of it; for another user admin, mix the protections in yourself: "
-    "class MyUserAdmin(SystemUserProtection, MyBaseUserAdmin) with "
-    "inlines = [*MyBaseUserAdmin.inlines, UserKeyInline] (both from phoenix_apikeys.admin). "
-    "If your users live on another AdminSite you wired that way, silence phoenix_apikeys.W010."
+    "In an admin.py: from phoenix_apikeys.admin import register_user_admin; then "
+    "register_user_admin() for Django's UserAdmin, or register_user_admin(base=MyUserAdmin) "
+    "for yours. If your users live on another AdminSite you wired yourself "
+    "(register_user_admin(site=my_site)), silence phoenix_apikeys.W010."
 )
 
 
 def user_admin_warnings(site: admin.AdminSite) -> list[CheckMessage]:
     """W010 when ``site``'s user admin lacks the system user's protections or the key inline."""
-    model_admin = registered_user_admin(site)
-    if is_extended(model_admin):
+    user_model = get_user_model()
+    if site.is_registered(user_model) and any(
+        protected.admin_site == site  # admin.site is a lazy object: == reaches the site
+        and protected.model is user_model
+        and any(issubclass(inline, UserKeyInline) for inline in protected.inlines)
+        for protected in SystemUserProtection.instances
+    ):
         return []
-    found = "is not registered" if model_admin is None else f"is {type(model_admin).__name__}"
     return [
         Warning(
-            f"The user admin of admin site {site.name!r} {found} and lacks phoenix_apikeys' "
-            "system-user protections and API key inline: the system user can be deleted, "
-            "renamed or given a password there, and users' keys are not listed.",
+            f"The user admin of admin site {site.name!r} lacks phoenix_apikeys' system-user "
+            "protections and API key inline: the system user can be deleted, renamed or given "
+            "a password there, and users' keys are not listed.",
             hint=NOT_EXTENDED_HINT,
             id="phoenix_apikeys.W010",
         )
@@ -263,16 +240,8 @@ def user_admin_warnings(site: admin.AdminSite) -> list[CheckMessage]:
 
 
 @register(Tags.admin, Tags.security)
-def check_user_admin(**kwargs: Any) -> list[CheckMessage]:
-    if not apps.is_installed("django.contrib.admin"):
+def check_user_admin(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    ours = app_configs is None or any(config.name == "phoenix_apikeys" for config in app_configs)
+    if not ours or not apps.is_installed("django.contrib.admin"):
         return []
     return user_admin_warnings(admin.site)
-
-
-def is_django_user_admin(model_admin: Any) -> bool:
-    """Django's UserAdmin or a subclass, known by name: importing django.contrib.auth.admin
-    would register UserAdmin on the default site, which a project with its own may not want."""
-    return any(
-        cls.__module__ == "django.contrib.auth.admin" and cls.__name__ == "UserAdmin"
-        for cls in type(model_admin).__mro__
-    )

@@ -72,7 +72,7 @@ def expiry(options: dict[str, Any]) -> datetime | None:
     return None
 
 
-def describe(error: ValidationError, options: dict[str, Any]) -> str:
+def option_errors(error: ValidationError, options: dict[str, Any]) -> str:
     """The model's errors, each under the option the operator typed."""
     expiry_option = "--expires-at" if options.get("expires_at") is not None else "--expires-in"
     names = {**OPTIONS, "expires_at": expiry_option}
@@ -148,7 +148,7 @@ class CreateKeyCommand(KeyCommand):
         try:
             key, plaintext = self.model.objects.create_key(**fields)  # type: ignore[attr-defined]
         except ValidationError as error:
-            raise CommandError(describe(error, options)) from None
+            raise CommandError(option_errors(error, options)) from None
         except MissingSecretError as error:
             raise CommandError(str(error)) from None
         expires = key.expires_at.isoformat() if key.expires_at else "never"

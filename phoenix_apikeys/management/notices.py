@@ -21,7 +21,7 @@ from django.db import IntegrityError, router, transaction
 
 from ..conf import phoenix_settings
 from ..keys import KeyKind
-from ..models import CONTROL, KEY_MODELS, AbstractAPIKey, ExpiryNotice, describe
+from ..models import CONTROL, KEY_MODELS, AbstractAPIKey, ExpiryNotice, duration_text
 from ..notifications import admin_addresses, owner_address
 
 SUBJECT_PREFIX = "[phoenix_apikeys]"
@@ -53,7 +53,7 @@ def when(threshold: int) -> str:
     return (
         "has expired"
         if threshold == 0
-        else f"expires within {describe(timedelta(seconds=threshold))}"
+        else f"expires within {duration_text(timedelta(seconds=threshold))}"
     )
 
 

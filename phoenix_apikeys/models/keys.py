@@ -261,7 +261,7 @@ class AbstractAPIKey(models.Model):
         """Move a digest made with a fallback secret onto the current secret; False when the
         key was revoked meanwhile (its cached entries are named by the current digest, so a
         revocation must find that digest on the row)."""
-        from ..signals import key_rotated
+        from ..signals import key_rekeyed
 
         keys = type(self)._default_manager.db_manager(router.db_for_write(type(self)))
         moved = keys.filter(pk=self.pk, digest=self.digest).update(digest=current)
@@ -271,7 +271,7 @@ class AbstractAPIKey(models.Model):
         logger.info(
             "Re-keyed %s key %s to the current PHOENIX_SECRET.", self.kind.value, self.key_id
         )
-        key_rotated.send(sender=type(self), key=self)
+        key_rekeyed.send(sender=type(self), key=self)
         return True
 
 
@@ -374,7 +374,7 @@ def validate_expiry(
         if lifetime is not None:
             raise ValidationError(
                 {
-                    "expires_at": f"Keys must expire here, within {describe(lifetime)} "
+                    "expires_at": f"Keys must expire here, within {duration_text(lifetime)} "
                     "(MAX_KEY_LIFETIME)."
                 }
             )
@@ -392,11 +392,11 @@ def validate_expiry(
         raise ValidationError({"expires_at": "Expiry must be in the future."})
     if lifetime is not None and expires_at > now + lifetime:
         raise ValidationError(
-            {"expires_at": f"Expiry must be within {describe(lifetime)} (MAX_KEY_LIFETIME)."}
+            {"expires_at": f"Expiry must be within {duration_text(lifetime)} (MAX_KEY_LIFETIME)."}
         )
 
 
-def describe(lifetime: timedelta) -> str:
+def duration_text(lifetime: timedelta) -> str:
     """``90 days``, ``12 hours``, ``30 minutes`` or ``45 seconds``: the largest whole unit."""
     seconds = int(lifetime.total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):

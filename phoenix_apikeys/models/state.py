@@ -27,7 +27,7 @@ from .. import cache, scopes
 from ..conf import phoenix_settings
 from ..keys import KeyKind, MalformedKey, digest, digests, display_hint, generate_key, parse_key
 from ..notifications import LeakNotice
-from ..signals import key_created, key_replaced, key_revoked
+from ..signals import key_created, key_revoked, key_rotated
 from .events import KeyEvent
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class KeyManager(models.Manager[KeyT]):
                 raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {old.pk}.")
             KeyEvent.objects.record(Action.ROTATED, current)
             transaction.on_commit(
-                lambda: key_replaced.send(sender=self.model, old=old, new=new), using
+                lambda: key_rotated.send(sender=self.model, old=old, new=new), using
             )
         old.expires_at, old.replaced_by = (ends if grace else now), new.key_id
         fate = f"expires {ends.isoformat()}" if grace else "is revoked"
@@ -259,11 +259,11 @@ def rotation_grace(grace_period: timedelta | None) -> timedelta:
     if grace < timedelta(0):
         raise ValidationError({"grace_period": "Grace period must be 0 or more."})
     if grace > longest:
-        from .keys import describe
+        from .keys import duration_text
 
         raise ValidationError(
             {
-                "grace_period": f"Grace period must be at most {describe(longest)} "
+                "grace_period": f"Grace period must be at most {duration_text(longest)} "
                 "(MAX_ROTATION_GRACE_PERIOD)."
             }
         )

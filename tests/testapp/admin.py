@@ -1,9 +1,11 @@
-from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from .models import User
+from phoenix_apikeys.admin import register_user_admin
 
 
-@admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    """The host's own user admin; phoenix_apikeys attaches its inline and protection to it."""
+    """The host's own user admin, registered with each user's keys and the system user's
+    protections."""
+
+
+register_user_admin(base=UserAdmin)

@@ -16,10 +16,10 @@ from django.utils import timezone
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import (
     KeyCommand,
-    describe,
     describe_key,
     expiry,
     key_by_id,
+    option_errors,
     parse_duration,
 )
 from phoenix_apikeys.models import MissingSecretError
@@ -72,7 +72,7 @@ class Command(KeyCommand):
                 ROTATION_OPTIONS.get(field, field): messages
                 for field, messages in error.message_dict.items()
             }
-            raise CommandError(describe(ValidationError(renamed), options)) from None
+            raise CommandError(option_errors(ValidationError(renamed), options)) from None
         except (MissingSecretError, CacheUnreachable) as error:
             raise CommandError(str(error)) from None
         except type(old).DoesNotExist:

@@ -10,10 +10,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .ids import USER_TYPE, global_id, parse_key_id
-from .keys import Credential
-from .models import MAX_DESCRIPTION_LENGTH, AbstractAPIKey
-from .scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
+from ..ids import USER_TYPE, global_id, parse_key_id
+from ..keys import Credential
+from ..models import MAX_DESCRIPTION_LENGTH, AbstractAPIKey
+from ..scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100

@@ -1,0 +1,268 @@
+"""The settings: secrets, names and values, each rule as ``manage.py check`` reports it."""
+
+from __future__ import annotations
+
+import difflib
+from datetime import timedelta
+from typing import Any
+
+import environ
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning
+
+from ..conf import DEFAULTS, SECRET_SETTINGS, read_secrets, rule_context
+from ..http import SCHEME
+from ..keys import PREFIX_PATTERN, KeyKind
+from ..rules import admin_secret_problems, secret_problems
+from .base import check
+
+
+@check(Tags.security)
+def check_secrets(**kwargs: Any) -> list[CheckMessage]:
+    """The rules the runtime guard enforces, from the same module and inputs, as errors."""
+    secrets = read_secrets()
+    problems = secret_problems(secrets.secret) + admin_secret_problems(
+        secrets.admin_secret, secrets.secret, rule_context()
+    )
+    return [Error(str(problem), hint=problem.hint, id=problem.id) for problem in problems]
+
+
+@check(Tags.security)
+def check_settings(**kwargs: Any) -> list[CheckMessage]:
+    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    errors: list[CheckMessage] = [
+        Error(
+            f"PHOENIX_APIKEYS has an unknown setting {name!r}.",
+            hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+            id="phoenix_apikeys.E021",
+        )
+        for name in sorted(set(user_settings) - set(DEFAULTS))
+    ]
+    system = user_settings.get("SYSTEM_KEY_PREFIX", DEFAULTS["SYSTEM_KEY_PREFIX"])
+    user = user_settings.get("USER_KEY_PREFIX", DEFAULTS["USER_KEY_PREFIX"])
+    for name, prefix in (("SYSTEM_KEY_PREFIX", system), ("USER_KEY_PREFIX", user)):
+        if not isinstance(prefix, str) or not PREFIX_PATTERN.fullmatch(prefix):
+            errors.append(
+                Error(
+                    f"PHOENIX_APIKEYS[{name!r}] = {prefix!r} is not a valid key prefix.",
+                    hint="Use 1-31 lowercase letters, digits, '_' or '-', ending in '_'.",
+                    id="phoenix_apikeys.E022",
+                )
+            )
+    if (
+        isinstance(system, str)
+        and isinstance(user, str)
+        and (system.startswith(user) or user.startswith(system))
+    ):
+        errors.append(
+            Error(
+                f"Key prefixes {system!r} and {user!r} overlap; the kind of a key would be "
+                "ambiguous.",
+                hint="Give system and user keys distinct prefixes, neither starting the other.",
+                id="phoenix_apikeys.E023",
+            )
+        )
+    return errors
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration setting in seconds (a timedelta or a number), None for anything else."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) if _number(value) else None
+
+
+def _between(low: float, high: float) -> Any:
+    return lambda value: (seconds := _seconds(value)) is not None and low <= seconds <= high
+
+
+def _optional(rule: Any) -> Any:
+    return lambda value: value is None or rule(value)
+
+
+def _count(low: int) -> Any:
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _scheme(value: Any) -> bool:
+    return isinstance(value, str) and SCHEME.fullmatch(value) is not None
+
+
+def _each(rule: Any) -> Any:
+    """A list or tuple (empty too) whose every item meets ``rule``."""
+    return lambda value: isinstance(value, (list, tuple)) and all(map(rule, value))
+
+
+def _per_kind(rule: Any) -> Any:
+    """The rule for one value, or for each of {"system": ..., "user": ...}."""
+
+    def valid(value: Any) -> bool:
+        if isinstance(value, dict):
+            return set(value) <= {"system", "user"} and all(map(rule, value.values()))
+        return bool(rule(value))
+
+    return valid
+
+
+CENTURY = 100 * 365 * 86400
+LIFETIME = (
+    'None, or a timedelta or seconds from 1 second to 100 years; or {"system": ..., "user": ...} '
+    "with such values"
+)
+# What each setting must be; a wrong type or range would otherwise surface as 500s on requests.
+VALUE_RULES: dict[str, tuple[Any, str]] = {
+    "AUTH_HEADER_KEYWORD": (_scheme, 'an HTTP authentication scheme word, such as "Bearer"'),
+    "SYSTEM_USERNAME": (_text, "a non-empty username"),
+    "LAST_USED_INTERVAL": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
+    "MAX_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
+    "DEFAULT_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
+    "CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
+    "CACHE_TIMEOUT": (_count(1), "a whole number of seconds, 1 or more"),
+    "LOCAL_CACHE": (lambda value: isinstance(value, bool), "True or False"),
+    "CACHE_RETRY_INTERVAL": (_between(0, 86400), "seconds, from 0 to 86400"),
+    "THROTTLE_CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
+    "FAILED_AUTH_LIMIT": (_optional(_count(1)), "None, or a whole number, 1 or more"),
+    "FAILED_AUTH_WINDOW": (_count(1), "a whole number of seconds, 1 or more"),
+    "LEAK_REVOCATION_LIMIT": (_optional(_count(1)), "None, or a whole number, 1 or more"),
+    "CLIENT_ADDRESS_HEADER": (_optional(_text), "None or a request.META key"),
+    "TRUSTED_PROXY_COUNT": (_count(1), "a whole number, 1 or more"),
+    "ROTATION_GRACE_PERIOD": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
+    "MAX_ROTATION_GRACE_PERIOD": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
+    "EXPIRY_NOTICE_THRESHOLDS": (
+        _each(_between(0, CENTURY)),
+        "a list of timedeltas or seconds, each 0 or more (empty: no notices)",
+    ),
+    "EVENT_RETENTION": (_between(1, CENTURY), "a timedelta or seconds, 1 second or more"),
+    "MAX_KEYS_PER_USER": (_optional(_count(1)), "None, or a whole number, 1 or more"),
+    "MAX_SYSTEM_KEYS": (_optional(_count(1)), "None, or a whole number, 1 or more"),
+}
+
+
+@check(Tags.security)
+def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
+    """E026: a setting of the wrong type or range; E027: USE_TZ off (expiries are aware)."""
+    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    errors: list[CheckMessage] = [
+        Error(
+            f"PHOENIX_APIKEYS[{name!r}] = {user_settings[name]!r} is not valid.",
+            hint=f"It must be {expected}.",
+            id="phoenix_apikeys.E026",
+        )
+        for name, (valid, expected) in VALUE_RULES.items()
+        if name in user_settings and not valid(user_settings[name])
+    ]
+    if not errors:
+        errors += _default_beyond_maximum()
+    if not getattr(settings, "USE_TZ", True):
+        errors.append(
+            Error(
+                "USE_TZ is False: key expiries are aware times, so keys with an expiry could "
+                "be neither made nor checked.",
+                hint="Set USE_TZ = True (Django's default since 5.0).",
+                id="phoenix_apikeys.E027",
+            )
+        )
+    return errors
+
+
+def _default_beyond_maximum() -> list[CheckMessage]:
+    """E028: a default lifetime longer than the maximum would make every default key fail."""
+    from ..conf import phoenix_settings
+
+    errors: list[CheckMessage] = []
+    for kind in KeyKind:
+        policy = phoenix_settings.lifetime_policy(kind)
+        if policy.default and policy.maximum and policy.default > policy.maximum:
+            errors.append(
+                Error(
+                    f"DEFAULT_KEY_LIFETIME for {kind.value} keys is longer than their "
+                    "MAX_KEY_LIFETIME: every key made without an expiry would be refused.",
+                    hint="Make the default no longer than the maximum.",
+                    id="phoenix_apikeys.E028",
+                )
+            )
+    return errors
+
+
+KNOWN_SETTINGS = frozenset({"PHOENIX_APIKEYS", *SECRET_SETTINGS})
+
+
+@check()
+def check_unknown_settings(**kwargs: Any) -> list[CheckMessage]:
+    """W020: a misspelled name (PHOENIX_APIKEY, PHOENIX_ADMIN_SECRETS) is otherwise silent."""
+    names = sorted(
+        name for name in dir(settings) if name.startswith("PHOENIX_") and name not in KNOWN_SETTINGS
+    )
+    warnings: list[CheckMessage] = []
+    for name in names:
+        close = difflib.get_close_matches(name, KNOWN_SETTINGS, n=1)
+        guess = f" Did you mean {close[0]}?" if close else ""
+        warnings.append(
+            Warning(
+                f"Unknown setting {name}: phoenix_apikeys does not read it.{guess}",
+                hint=f"phoenix_apikeys reads {', '.join(sorted(KNOWN_SETTINGS))}.",
+                id="phoenix_apikeys.W020",
+            )
+        )
+    return warnings
+
+
+@check(Tags.security)
+def check_secrets_hidden_by_settings(**kwargs: Any) -> list[CheckMessage]:
+    """W021: a setting wins over the environment even when it is None or empty, so
+    ``PHOENIX_SECRET = None`` hides a PHOENIX_SECRET exported in the environment."""
+    return [
+        Warning(
+            f"{name} is empty (None) in your settings, which hides the {name} set in the "
+            "environment: phoenix_apikeys reads the setting whenever it exists.",
+            hint=f"Delete {name} from your settings to use the environment's value, or set "
+            "the value in your settings.",
+            id="phoenix_apikeys.W021",
+        )
+        for name in SECRET_SETTINGS
+        if hasattr(settings, name) and not getattr(settings, name) and environ.Env.ENVIRON.get(name)
+    ]
+
+
+@check(Tags.security)
+def check_rotation_grace(**kwargs: Any) -> list[CheckMessage]:
+    """E029: a default grace period longer than the longest allowed would refuse every rotation
+    that names none (the admin action's among them). E030: audit events kept for less than the
+    longest grace period."""
+    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    values = [
+        user_settings.get(name, DEFAULTS[name])
+        for name in ("ROTATION_GRACE_PERIOD", "MAX_ROTATION_GRACE_PERIOD")
+    ]
+    if not all(VALUE_RULES["ROTATION_GRACE_PERIOD"][0](value) for value in values):
+        return []  # a wrong type or range is E026's
+    default, longest = (_seconds(value) or 0.0 for value in values)
+    errors: list[CheckMessage] = []
+    if default > longest:
+        errors.append(
+            Error(
+                "ROTATION_GRACE_PERIOD is longer than MAX_ROTATION_GRACE_PERIOD: every rotation "
+                "without a grace period of its own would be refused.",
+                hint="Make the default grace period no longer than the maximum.",
+                id="phoenix_apikeys.E029",
+            )
+        )
+    retention = user_settings.get("EVENT_RETENTION", DEFAULTS["EVENT_RETENTION"])
+    if VALUE_RULES["EVENT_RETENTION"][0](retention) and (_seconds(retention) or 0.0) < longest:
+        errors.append(
+            Error(
+                "EVENT_RETENTION is shorter than MAX_ROTATION_GRACE_PERIOD: prune_key_events "
+                "would erase the record of rotations whose old key still works.",
+                hint="Keep events at least as long as the longest grace period.",
+                id="phoenix_apikeys.E030",
+            )
+        )
+    return errors

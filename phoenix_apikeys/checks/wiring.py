@@ -1,0 +1,153 @@
+"""The wiring into DRF and the middleware stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+
+from ..authentication import APIKeyAuthentication
+from ..conf import phoenix_settings
+from .base import check
+
+# Wiring into DRF and the middleware stack ------------------------------------------------------
+
+AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+KEY_MIDDLEWARE = "phoenix_apikeys.middleware.APIKeyMiddleware"
+KEY_AUTHENTICATION = "phoenix_apikeys.authentication.APIKeyAuthentication"
+
+
+@check(Tags.templates)
+def check_rest_framework_installed(**kwargs: Any) -> list[CheckMessage]:
+    """E041: DRF's HTML renderers load their templates through INSTALLED_APPS, so without the
+    app every response they render (any DRF view a browser opens) is a 500. JSON-only renderers
+    need no template, and then DRF works as a plain library."""
+    from django.apps import apps
+
+    if apps.is_installed("rest_framework") or not _drf_is_used():
+        return []
+    renderers = [
+        r.__name__ for r in _drf_classes("DEFAULT_RENDERER_CLASSES") if _renders_drf_html(r)
+    ]
+    if not renderers:
+        return []
+    return [
+        Error(
+            "'rest_framework' is not in INSTALLED_APPS, but REST_FRAMEWORK's "
+            f"DEFAULT_RENDERER_CLASSES has {', '.join(renderers)}, rendering DRF's templates: "
+            "every API response a browser asks for would be a server error "
+            "(TemplateDoesNotExist).",
+            hint="Add 'rest_framework' to INSTALLED_APPS (or set REST_FRAMEWORK"
+            "['DEFAULT_RENDERER_CLASSES'] to JSON renderers only).",
+            id="phoenix_apikeys.E041",
+        )
+    ]
+
+
+def _drf_is_used() -> bool:
+    """APIKeyAuthentication is a default authentication class, or the REST API is mounted."""
+    if any(issubclass(cls, APIKeyAuthentication) for cls in _authentication_classes()):
+        return True
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return False
+    try:
+        reverse("phoenix_apikeys:current-user")
+    except (NoReverseMatch, ImportError, ImproperlyConfigured):
+        return False  # not mounted, or a URLconf that Django's own URL checks report
+    return True
+
+
+def _renders_drf_html(renderer: type) -> bool:
+    names = (getattr(renderer, "template", None), getattr(renderer, "template_pack", None))
+    return any(isinstance(name, str) and name.startswith("rest_framework/") for name in names)
+
+
+def _authentication_classes() -> list[type]:
+    return _drf_classes("DEFAULT_AUTHENTICATION_CLASSES")
+
+
+def _drf_classes(name: str) -> list[type]:
+    """A REST_FRAMEWORK list of classes, imported (its stubs type the setting as paths)."""
+    try:
+        return list(getattr(api_settings, name))
+    except ImportError:  # DRF names the path that does not import on the first request
+        return []
+
+
+@check(Tags.security)
+def check_authentication_order(**kwargs: Any) -> list[CheckMessage]:
+    """W005: DRF answers a failed authentication with the first class's challenge; when that
+    class sends none (SessionAuthentication) or another scheme, a bad key gets 403 or a 401 the
+    client cannot act on, not 401 with ``WWW-Authenticate: Bearer``."""
+    classes = _authentication_classes()
+    ours = [i for i, cls in enumerate(classes) if issubclass(cls, APIKeyAuthentication)]
+    if not ours or ours[0] == 0:
+        return []
+    first = classes[0]
+    keyword = str(phoenix_settings.AUTH_HEADER_KEYWORD)
+    scheme = _challenge_scheme(first)
+    if scheme == keyword.lower():
+        return []
+    answer = "403 without WWW-Authenticate" if scheme is None else f"401 challenging {scheme!r}"
+    return [
+        Warning(
+            f"REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'] lists {first.__name__} before "
+            f"APIKeyAuthentication: DRF takes WWW-Authenticate from the first class, so a bad key "
+            f"gets {answer} instead of 401 with 'WWW-Authenticate: {keyword}'. With "
+            "APIKeyMiddleware on, a session class listed first also claims requests the "
+            "middleware authenticated by key: request.auth is then None in your views "
+            "(phoenix_apikeys.permissions still sees the key, through credential_of(request)).",
+            hint=f"Put APIKeyAuthentication first: move {KEY_AUTHENTICATION!r} to the top of "
+            "REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'].",
+            id="phoenix_apikeys.W005",
+        )
+    ]
+
+
+def _challenge_scheme(cls: type) -> str | None:
+    """The lower-cased scheme of the challenge ``cls`` sends, asked as DRF asks it."""
+    try:
+        header = cls().authenticate_header(Request(HttpRequest()))
+    except Exception:  # a class that needs more than an empty request: its scheme is unknown
+        return None
+    return header.split(None, 1)[0].lower() if isinstance(header, str) and header.strip() else None
+
+
+@check(Tags.security)
+def check_middleware_order(**kwargs: Any) -> list[CheckMessage]:
+    """E042: AuthenticationMiddleware sets request.user to the session's lazy user whatever was
+    there, so after APIKeyMiddleware it would hide the key's user from every plain view."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
+    ours = _position(middleware, KEY_MIDDLEWARE)
+    django_auth = _position(middleware, AUTHENTICATION_MIDDLEWARE)
+    if ours is None or django_auth is None or ours > django_auth:
+        return []
+    return [
+        Error(
+            f"{middleware[ours]!r} comes before {middleware[django_auth]!r} in MIDDLEWARE: "
+            "AuthenticationMiddleware then replaces the key's user with the session's, so plain "
+            "Django views see an anonymous (or another, logged-in) user instead of the key's.",
+            hint=f"Move {KEY_MIDDLEWARE!r} below {AUTHENTICATION_MIDDLEWARE!r} in MIDDLEWARE.",
+            id="phoenix_apikeys.E042",
+        )
+    ]
+
+
+def _position(middleware: list[Any], dotted: str) -> int | None:
+    """Index of the first entry that is ``dotted`` or a subclass of it."""
+    for index, path in enumerate(middleware):
+        try:
+            found = import_string(path) if isinstance(path, str) else None
+        except ImportError:
+            continue  # Django names a middleware that does not import when it loads it
+        for cls in getattr(found, "__mro__", ()):
+            if f"{cls.__module__}.{cls.__qualname__}" == dotted:
+                return index
+    return None

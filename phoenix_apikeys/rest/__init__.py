@@ -1,0 +1,1 @@
+"""The Phoenix-compatible key-management REST API: views, serializers and the schema."""

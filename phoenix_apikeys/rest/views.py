@@ -1,0 +1,196 @@
+"""The key-management routes of the Phoenix-compatible REST API (see the README)."""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ..models import SystemKey, UserKey
+from ..permissions import (
+    VIEW_ALL_USER_KEYS,
+    CanCreateSystemKeys,
+    CanDeleteSystemKeys,
+    CanViewAllUserKeys,
+    CanViewSystemKeys,
+    IsHumanLogin,
+    IsNotScopedKey,
+    IsNotSystemKey,
+    has_admin_permission,
+)
+from ..verification import AdminSecret
+from .base import (
+    CREATION,
+    DELETION,
+    FORBIDDEN,
+    UNAUTHENTICATED,
+    KeyAPIView,
+    create,
+    document,
+    find_key,
+    may_create,
+    page,
+    revoke,
+    rotate,
+    rotation,
+)
+from .serializers import (
+    CurrentUserEnvelopeSerializer,
+    ErrorSerializer,
+    InventoryEnvelopeSerializer,
+    KeyListEnvelopeSerializer,
+    PageQuerySerializer,
+)
+
+
+class CurrentUserView(KeyAPIView):
+    """The authenticated caller: any person or credential."""
+
+    @document(
+        "getViewer",
+        "Who am I",
+        responses={200: CurrentUserEnvelopeSerializer, **UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        body = CurrentUserEnvelopeSerializer({"data": request.user}, context={"request": request})
+        return Response(body.data)
+
+
+class UserKeysView(KeyAPIView):
+    """The caller's own user keys."""
+
+    permissions_by_method = {"POST": [IsHumanLogin]}
+
+    @document(
+        "listUserApiKeys",
+        "List your own user keys",
+        description="Newest first, with cursor pagination: pass next_cursor back as cursor. "
+        "A system key or the admin secret owns no user keys: the list is empty.",
+        parameters=[PageQuerySerializer],
+        responses={200: KeyListEnvelopeSerializer, 422: ErrorSerializer, **UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        keys = UserKey.objects.filter(user=request.user.pk)
+        if isinstance(request.auth, (SystemKey, AdminSecret)):
+            keys = keys.none()
+        return page(request, keys, UserKey.kind, KeyListEnvelopeSerializer)
+
+    @document(
+        "createUserApiKey",
+        "Create a user key for yourself",
+        description=may_create("Only a person logged in may do this"),
+        **CREATION,
+    )
+    def post(self, request: Request) -> Response:
+        return create(request, UserKey, user=request.user)
+
+
+class UserKeyView(KeyAPIView):
+    """One user key, by its opaque id."""
+
+    permissions_by_method = {"DELETE": [IsNotSystemKey, IsNotScopedKey]}
+
+    @document(
+        "deleteUserApiKey",
+        "Delete a user key",
+        description="Your own, or anyone's for an administrator or the admin secret; "
+        "a key that is not yours, or an id of another kind, is 404. System keys: 403.",
+        **DELETION,
+    )
+    def delete(self, request: Request, id: str) -> Response:
+        key = find_key(UserKey, id)
+        if key.user_id != request.user.pk and not has_admin_permission(request, VIEW_ALL_USER_KEYS):
+            raise NotFound("No such API key.")
+        return revoke(request, key)
+
+
+class UserKeyRotationView(KeyAPIView):
+    """Replace one of the caller's own user keys."""
+
+    permissions_by_method = {"POST": [IsHumanLogin]}
+
+    @rotation(
+        "rotateUserApiKey",
+        "Rotate one of your user keys",
+        "Only its owner, logged in as a person, may do this",
+        "Another user's key, or an id of another kind, is 404.",
+    )
+    def post(self, request: Request, id: str) -> Response:
+        key = find_key(UserKey, id)
+        if key.user_id != request.user.pk:  # nobody mints a key that acts as someone else
+            raise NotFound("No such API key.")
+        return rotate(request, key)
+
+
+class UserKeyInventoryView(KeyAPIView):
+    """Every user's keys, for administrators and the admin secret."""
+
+    permissions_by_method = {"GET": [CanViewAllUserKeys]}
+
+    @document(
+        "listAllUserApiKeys",
+        "List every user's keys",
+        description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
+        parameters=[PageQuerySerializer],
+        responses={200: InventoryEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        keys = UserKey.objects.select_related("user")
+        return page(request, keys, UserKey.kind, InventoryEnvelopeSerializer)
+
+
+class SystemKeysView(KeyAPIView):
+    """System keys, for administrators and the admin secret."""
+
+    permissions_by_method = {"GET": [CanViewSystemKeys], "POST": [CanCreateSystemKeys]}
+
+    @document(
+        "listSystemApiKeys",
+        "List system keys",
+        description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
+        parameters=[PageQuerySerializer],
+        responses={200: KeyListEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        return page(request, SystemKey.objects.all(), SystemKey.kind, KeyListEnvelopeSerializer)
+
+    @document(
+        "createSystemApiKey",
+        "Create a system key",
+        description=may_create("An administrator logged in as a person, or the admin secret"),
+        **CREATION,
+    )
+    def post(self, request: Request) -> Response:
+        # created_by is audit only; the admin secret is recorded as the system user it acts as.
+        return create(request, SystemKey, created_by=request.user)
+
+
+class SystemKeyView(KeyAPIView):
+    """One system key, by its opaque id."""
+
+    permissions_by_method = {"DELETE": [IsNotScopedKey, CanDeleteSystemKeys]}
+
+    @document(
+        "deleteSystemApiKey",
+        "Delete a system key",
+        description="A user key's id, or garbage, is 404.",
+        **DELETION,
+    )
+    def delete(self, request: Request, id: str) -> Response:
+        return revoke(request, find_key(SystemKey, id))
+
+
+class SystemKeyRotationView(KeyAPIView):
+    """Replace one system key."""
+
+    permissions_by_method = {"POST": [CanCreateSystemKeys]}
+
+    @rotation(
+        "rotateSystemApiKey",
+        "Rotate a system key",
+        "An administrator logged in as a person, or the admin secret",
+        "A user key's id, or garbage, is 404.",
+    )
+    def post(self, request: Request, id: str) -> Response:
+        # The caller is recorded as the new key's creator, as on creation.
+        return rotate(request, find_key(SystemKey, id), created_by=request.user)
