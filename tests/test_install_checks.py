@@ -68,7 +68,7 @@ def test_a_none_setting_hiding_the_environment_is_a_warning(
 
 def test_the_e001_hint_says_a_setting_hides_the_environment(settings: Any) -> None:
     settings.PHOENIX_SECRET = None
-    from phoenix_apikeys.checks import check_secrets
+    from phoenix_apikeys.checks.settings import check_secrets
 
     [error] = [m for m in check_secrets() if m.id == "phoenix_apikeys.E001"]
     assert "even None or empty, hides the environment variable" in (error.hint or "")
