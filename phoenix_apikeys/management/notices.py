@@ -21,8 +21,9 @@ from django.db import IntegrityError, router, transaction
 
 from ..conf import phoenix_settings
 from ..keys import KeyKind
-from ..models import CONTROL, KEY_MODELS, AbstractAPIKey, ExpiryNotice, duration_text
+from ..models import KEY_MODELS, AbstractAPIKey, ExpiryNotice
 from ..notifications import admin_addresses, owner_address
+from ..rules import CONTROL, duration_text
 
 SUBJECT_PREFIX = "[phoenix_apikeys]"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -12,6 +11,7 @@ from django.utils import timezone
 
 from phoenix_apikeys.keys import KeyKind
 from phoenix_apikeys.models import KEY_MODELS, AbstractAPIKey
+from phoenix_apikeys.rules import CONTROL
 
 COLUMNS = (
     "id",
@@ -24,7 +24,6 @@ COLUMNS = (
     "expires_at",
     "last_used_at",
 )
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def row(key: AbstractAPIKey) -> dict[str, Any]:
