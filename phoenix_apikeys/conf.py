@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils import translation
 
 from .keys import KeyKind, Prefixes, Secret
 from .rules import RuleContext, admin_secret_problems, secret_problems
@@ -204,8 +205,9 @@ def guard(secrets: Secrets) -> Secrets:
     never the value.
     """
     secret, admin_secret = secrets.secret, secrets.admin_secret
-    secret_broken = secret_problems(secret)
-    admin_broken = admin_secret_problems(admin_secret, secret, rule_context())
+    with translation.override(None):  # log lines stay in English, whoever asked first
+        secret_broken = secret_problems(secret)
+        admin_broken = admin_secret_problems(admin_secret, secret, rule_context())
     for problem in secret_broken:
         logger.error("API keys are refused: %s (%s) Run `manage.py check`.", problem, problem.id)
     for problem in admin_broken:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 
 MIN_LENGTH = 32
 # Verification refuses longer credentials before hashing them.
@@ -32,18 +32,22 @@ DIGITS = frozenset(string.digits)
 LOWERCASE = frozenset(string.ascii_lowercase)
 # Printable ASCII without whitespace: what survives shells, env files and an HTTP header intact.
 PRINTABLE = frozenset(string.ascii_letters + string.digits + string.punctuation)
-GENERATE = 'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+# The command the hints suggest for a new secret: a command, never translated.
+GENERATE_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
 
 @dataclass(frozen=True)
 class Problem:
+    """One broken rule: ``message`` is the whole sentence (translated when the problem is found,
+    so ``manage.py check`` speaks the active language); ``variable`` names the setting."""
+
     id: str
     variable: str
     message: str
     hint: str
 
     def __str__(self) -> str:
-        return f"{self.variable} {self.message}."
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -56,20 +60,28 @@ class RuleContext:
     secret_fallbacks: tuple[str, ...] = ()  # PHOENIX_SECRET_FALLBACKS
 
 
-def _generate_hint(until: str) -> str:
-    return f"{GENERATE} (re-run until it has {until})."
+def _generate() -> str:
+    return gettext("Generate one with: %(command)s.") % {"command": GENERATE_COMMAND}
 
 
 def _strength_problems(variable: str, value: str, first_id: int) -> list[Problem]:
     """Length, an ASCII digit and an ASCII lowercase letter, ids ``first_id`` .. + 2."""
     problems = []
+    command = {"command": GENERATE_COMMAND}
     if len(value) < MIN_LENGTH:
         problems.append(
             Problem(
                 f"phoenix_apikeys.E{first_id:03d}",
                 variable,
-                f"is {len(value)} characters long; it must be at least {MIN_LENGTH}",
-                _generate_hint("a digit and a lowercase letter"),
+                gettext(
+                    "%(variable)s is %(length)d characters long; it must be at least %(minimum)d."
+                )
+                % {"variable": variable, "length": len(value), "minimum": MIN_LENGTH},
+                gettext(
+                    "Generate one with: %(command)s (re-run until it has a digit and a lowercase "
+                    "letter)."
+                )
+                % command,
             )
         )
     if DIGITS.isdisjoint(value):
@@ -77,8 +89,9 @@ def _strength_problems(variable: str, value: str, first_id: int) -> list[Problem
             Problem(
                 f"phoenix_apikeys.E{first_id + 1:03d}",
                 variable,
-                "must contain at least one ASCII digit (0-9)",
-                _generate_hint("a digit"),
+                gettext("%(variable)s must contain at least one ASCII digit (0-9).")
+                % {"variable": variable},
+                gettext("Generate one with: %(command)s (re-run until it has a digit).") % command,
             )
         )
     if LOWERCASE.isdisjoint(value):
@@ -86,8 +99,10 @@ def _strength_problems(variable: str, value: str, first_id: int) -> list[Problem
             Problem(
                 f"phoenix_apikeys.E{first_id + 2:03d}",
                 variable,
-                "must contain at least one ASCII lowercase letter (a-z)",
-                _generate_hint("a lowercase letter"),
+                gettext("%(variable)s must contain at least one ASCII lowercase letter (a-z).")
+                % {"variable": variable},
+                gettext("Generate one with: %(command)s (re-run until it has a lowercase letter).")
+                % command,
             )
         )
     return problems
@@ -113,10 +128,12 @@ def secret_problems(secret: str | None) -> list[Problem]:
             Problem(
                 "phoenix_apikeys.E001",
                 "PHOENIX_SECRET",
-                "is not set; API keys cannot be verified without it",
-                "Set PHOENIX_SECRET in your settings, or in the environment with no "
-                "PHOENIX_SECRET setting: a setting, even None or empty, hides the environment "
-                "variable (32+ characters, with a digit and a lowercase letter).",
+                gettext("PHOENIX_SECRET is not set; API keys cannot be verified without it."),
+                gettext(
+                    "Set PHOENIX_SECRET in your settings, or in the environment with no "
+                    "PHOENIX_SECRET setting: a setting, even None or empty, hides the environment "
+                    "variable (32+ characters, with a digit and a lowercase letter)."
+                ),
             )
         ]
     problems = _strength_problems("PHOENIX_SECRET", secret, first_id=2)
@@ -125,9 +142,11 @@ def secret_problems(secret: str | None) -> list[Problem]:
             Problem(
                 "phoenix_apikeys.E005",
                 "PHOENIX_SECRET",
-                "must be printable ASCII with no whitespace",
-                "Whitespace, control and non-ASCII characters are lost or changed by shells and "
-                "env files; use letters, digits and punctuation only.",
+                gettext("PHOENIX_SECRET must be printable ASCII with no whitespace."),
+                gettext(
+                    "Whitespace, control and non-ASCII characters are lost or changed by shells "
+                    "and env files; use letters, digits and punctuation only."
+                ),
             )
         )
     return problems
@@ -149,8 +168,10 @@ def admin_secret_problems(
             Problem(
                 "phoenix_apikeys.E011",
                 "PHOENIX_ADMIN_SECRET",
-                "cannot be set while PHOENIX_SECRET is not configured",
-                "Set PHOENIX_SECRET first, or remove PHOENIX_ADMIN_SECRET.",
+                gettext(
+                    "PHOENIX_ADMIN_SECRET cannot be set while PHOENIX_SECRET is not configured."
+                ),
+                gettext("Set PHOENIX_SECRET first, or remove PHOENIX_ADMIN_SECRET."),
             )
         )
     problems += _strength_problems("PHOENIX_ADMIN_SECRET", admin_secret, first_id=12)
@@ -159,8 +180,11 @@ def admin_secret_problems(
             Problem(
                 "phoenix_apikeys.E015",
                 "PHOENIX_ADMIN_SECRET",
-                "must differ from PHOENIX_SECRET and from PHOENIX_SECRET_FALLBACKS",
-                "Use two independent random values.",
+                gettext(
+                    "PHOENIX_ADMIN_SECRET must differ from PHOENIX_SECRET and from "
+                    "PHOENIX_SECRET_FALLBACKS."
+                ),
+                gettext("Use two independent random values."),
             )
         )
     return problems + _presentable_problems(admin_secret, context)
@@ -174,9 +198,16 @@ def _presentable_problems(admin_secret: str, context: RuleContext) -> list[Probl
             Problem(
                 "phoenix_apikeys.E016",
                 "PHOENIX_ADMIN_SECRET",
-                "must be printable ASCII with no whitespace; otherwise it can never be sent",
-                "HTTP headers are latin-1 and the Authorization header is split on whitespace; "
-                f"use letters, digits and punctuation only. {GENERATE}.",
+                gettext(
+                    "PHOENIX_ADMIN_SECRET must be printable ASCII with no whitespace; otherwise "
+                    "it can never be sent."
+                ),
+                gettext(
+                    "HTTP headers are latin-1 and the Authorization header is split on "
+                    "whitespace; use letters, digits and punctuation only. Generate one with: "
+                    "%(command)s."
+                )
+                % {"command": GENERATE_COMMAND},
             )
         )
     if any(admin_secret.startswith(prefix) for prefix in context.key_prefixes):
@@ -184,9 +215,16 @@ def _presentable_problems(admin_secret: str, context: RuleContext) -> list[Probl
             Problem(
                 "phoenix_apikeys.E017",
                 "PHOENIX_ADMIN_SECRET",
-                "starts with an API key prefix (PHOENIX_APIKEYS SYSTEM_KEY_PREFIX or "
-                "USER_KEY_PREFIX), so it is parsed as a key and can never authenticate",
-                f"Use a value that starts with neither key prefix. {GENERATE}.",
+                gettext(
+                    "PHOENIX_ADMIN_SECRET starts with an API key prefix (PHOENIX_APIKEYS "
+                    "SYSTEM_KEY_PREFIX or USER_KEY_PREFIX), so it is parsed as a key and can never "
+                    "authenticate."
+                ),
+                gettext(
+                    "Use a value that starts with neither key prefix. Generate one with: "
+                    "%(command)s."
+                )
+                % {"command": GENERATE_COMMAND},
             )
         )
     if admin_secret in (context.secret_key, *context.secret_key_fallbacks):
@@ -194,8 +232,10 @@ def _presentable_problems(admin_secret: str, context: RuleContext) -> list[Probl
             Problem(
                 "phoenix_apikeys.E018",
                 "PHOENIX_ADMIN_SECRET",
-                "must differ from SECRET_KEY and SECRET_KEY_FALLBACKS",
-                "Use an independent random value, so leaking one does not leak the other.",
+                gettext(
+                    "PHOENIX_ADMIN_SECRET must differ from SECRET_KEY and SECRET_KEY_FALLBACKS."
+                ),
+                gettext("Use an independent random value, so leaking one does not leak the other."),
             )
         )
     if len(admin_secret) > MAX_CREDENTIAL_LENGTH:
@@ -203,9 +243,12 @@ def _presentable_problems(admin_secret: str, context: RuleContext) -> list[Probl
             Problem(
                 "phoenix_apikeys.E019",
                 "PHOENIX_ADMIN_SECRET",
-                f"is {len(admin_secret)} characters long; a credential over "
-                f"{MAX_CREDENTIAL_LENGTH} is refused unread, so it could never authenticate",
-                f"{GENERATE}.",
+                gettext(
+                    "PHOENIX_ADMIN_SECRET is %(length)d characters long; a credential over "
+                    "%(maximum)d is refused unread, so it could never authenticate."
+                )
+                % {"length": len(admin_secret), "maximum": MAX_CREDENTIAL_LENGTH},
+                _generate(),
             )
         )
     return problems
@@ -232,8 +275,8 @@ def deploy_problems(
             Problem(
                 "phoenix_apikeys.W002",
                 "PHOENIX_SECRET",
-                "equals SECRET_KEY",
-                "Use a separate secret, so rotating one does not invalidate the other.",
+                gettext("PHOENIX_SECRET equals SECRET_KEY."),
+                gettext("Use a separate secret, so rotating one does not invalidate the other."),
             )
         )
     for variable, value in (("PHOENIX_SECRET", secret), ("PHOENIX_ADMIN_SECRET", admin_secret)):
@@ -242,9 +285,12 @@ def deploy_problems(
                 Problem(
                     "phoenix_apikeys.W003",
                     variable,
-                    f"has little variety (under {MIN_VARIETY_BITS} estimated bits from its "
-                    "character frequencies)",
-                    f"{GENERATE}.",
+                    gettext(
+                        "%(variable)s has little variety (under %(bits)d estimated bits from its "
+                        "character frequencies)."
+                    )
+                    % {"variable": variable, "bits": MIN_VARIETY_BITS},
+                    _generate(),
                 )
             )
     return problems

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.db import DatabaseError, connections, router
 from django.db.models import Q
+from django.utils.translation import gettext, ngettext
 
 from ..conf import DEFAULTS, read_secrets, rule_context
 from ..rules import deploy_problems
@@ -45,11 +46,19 @@ def check_keys_within_lifetime(**kwargs: Any) -> list[CheckMessage]:
         if count:
             warnings.append(
                 Warning(
-                    f"{count} {kind.value} key{'s' * (count != 1)} "
-                    f"outlive{'s' * (count == 1)} MAX_KEY_LIFETIME (never expiring, or expiring "
-                    "later than it allows).",
-                    hint="They keep working until they expire: list them with "
-                    f"`manage.py list_api_keys --kind {kind.value}` and rotate or revoke them.",
+                    ngettext(
+                        "%(count)d %(kind)s key outlives MAX_KEY_LIFETIME (never expiring, or "
+                        "expiring later than it allows).",
+                        "%(count)d %(kind)s keys outlive MAX_KEY_LIFETIME (never expiring, or "
+                        "expiring later than it allows).",
+                        count,
+                    )
+                    % {"count": count, "kind": kind.value},
+                    hint=gettext(
+                        "They keep working until they expire: list them with "
+                        "`manage.py list_api_keys --kind %(kind)s` and rotate or revoke them."
+                    )
+                    % {"kind": kind.value},
                     id="phoenix_apikeys.W006",
                 )
             )
@@ -73,8 +82,8 @@ def check_deployment(**kwargs: Any) -> list[CheckMessage]:
         if has_system_key:
             warnings.append(
                 Warning(
-                    "PHOENIX_ADMIN_SECRET is still set although a system API key exists.",
-                    hint="Provision with the system key and remove PHOENIX_ADMIN_SECRET.",
+                    gettext("PHOENIX_ADMIN_SECRET is still set although a system API key exists."),
+                    hint=gettext("Provision with the system key and remove PHOENIX_ADMIN_SECRET."),
                     id="phoenix_apikeys.W001",
                 )
             )
@@ -97,11 +106,17 @@ def check_cache(**kwargs: Any) -> list[CheckMessage]:
     if per_process:
         messages.append(
             Error(
-                f"PHOENIX_APIKEYS['CACHE_ALIAS'] = {alias!r} is a per-process (local-memory) "
-                "cache: a key revoked by another process (a worker, a command, another host) "
-                "would keep working here until its entry times out.",
-                hint="Point CACHE_ALIAS at a cache every process shares (Redis, e.g. "
-                "django-redis), or set it to None; until then keys are verified in the database.",
+                gettext(
+                    "PHOENIX_APIKEYS['CACHE_ALIAS'] = %(alias)s is a per-process (local-memory) "
+                    "cache: a key revoked by another process (a worker, a command, another host) "
+                    "would keep working here until its entry times out."
+                )
+                % {"alias": repr(alias)},
+                hint=gettext(
+                    "Point CACHE_ALIAS at a cache every process shares (Redis, e.g. "
+                    "django-redis), or set it to None; until then keys are verified in the "
+                    "database."
+                ),
                 id="phoenix_apikeys.E024",
             )
         )
@@ -110,21 +125,21 @@ def check_cache(**kwargs: Any) -> list[CheckMessage]:
         if _redis_without_timeout(getattr(settings, "CACHES", {}).get(name)):
             messages.append(
                 Warning(
-                    f"Cache {name!r} (used by phoenix_apikeys) is Redis without a socket timeout: "
-                    "a frozen Redis would hold every authenticated request for seconds.",
-                    hint="Set OPTIONS SOCKET_CONNECT_TIMEOUT and SOCKET_TIMEOUT (django-redis) "
-                    "or socket_connect_timeout and socket_timeout (Django's RedisCache) to a few "
-                    "tens of milliseconds, e.g. 0.05.",
+                    gettext(
+                        "Cache %(name)s (used by phoenix_apikeys) is Redis without a socket "
+                        "timeout: a frozen Redis would hold every authenticated request for "
+                        "seconds."
+                    )
+                    % {"name": repr(name)},
+                    hint=gettext(
+                        "Set OPTIONS SOCKET_CONNECT_TIMEOUT and SOCKET_TIMEOUT (django-redis) "
+                        "or socket_connect_timeout and socket_timeout (Django's RedisCache) to a "
+                        "few tens of milliseconds, e.g. 0.05."
+                    ),
                     id="phoenix_apikeys.W004",
                 )
             )
     return messages
-
-
-UNUSED = {
-    "CACHE_ALIAS": "keys are verified in the database every time",
-    "THROTTLE_CACHE_ALIAS": "failed attempts are not throttled",
-}
 
 
 def _unknown_cache_aliases(user_settings: dict[str, Any]) -> list[CheckMessage]:
@@ -138,16 +153,23 @@ def _unknown_cache_aliases(user_settings: dict[str, Any]) -> list[CheckMessage]:
     configured = getattr(settings, "CACHES", None) or {}
     return [
         Error(
-            f"PHOENIX_APIKEYS[{name!r}] = {alias!r} names no cache in CACHES, so it is not "
-            "used: "
-            + (
-                "keys are verified in the database"
+            (
+                gettext(
+                    "PHOENIX_APIKEYS[%(name)s] = %(alias)s names no cache in CACHES, so it is "
+                    "not used: keys are verified in the database."
+                )
                 if name == "CACHE_ALIAS"
-                else "failed attempts are not throttled"
+                else gettext(
+                    "PHOENIX_APIKEYS[%(name)s] = %(alias)s names no cache in CACHES, so it is "
+                    "not used: failed attempts are not throttled."
+                )
             )
-            + ".",
-            hint=f"Set {name} to one of CACHES' aliases ({', '.join(map(repr, configured))}) "
-            "or to None, or add a cache of that name to CACHES.",
+            % {"name": repr(name), "alias": repr(alias)},
+            hint=gettext(
+                "Set %(name)s to one of CACHES' aliases (%(aliases)s) or to None, or add a cache "
+                "of that name to CACHES."
+            )
+            % {"name": name, "aliases": ", ".join(map(repr, configured))},
             id="phoenix_apikeys.E025",
         )
         for name, alias in used
@@ -188,27 +210,38 @@ def check_system_user(**kwargs: Any) -> list[CheckMessage]:
     if getattr(user, "is_staff", False) or getattr(user, "is_superuser", False):
         errors.append(
             Error(
-                f"The system user (pk {user.pk}) is staff or superuser.",
-                hint="System keys and the admin secret act as this user: remove is_staff and "
-                "is_superuser from it.",
+                gettext("The system user (pk %(pk)s) is staff or superuser.") % {"pk": user.pk},
+                hint=gettext(
+                    "System keys and the admin secret act as this user: remove is_staff and "
+                    "is_superuser from it."
+                ),
                 id="phoenix_apikeys.E031",
             )
         )
     if user.has_usable_password():
         errors.append(
             Error(
-                f"The system user (pk {user.pk}) has a usable password.",
-                hint="Nobody may log in as it: call set_unusable_password() and save it.",
+                gettext("The system user (pk %(pk)s) has a usable password.") % {"pk": user.pk},
+                hint=gettext("Nobody may log in as it: call set_unusable_password() and save it."),
                 id="phoenix_apikeys.E032",
             )
         )
     if user.get_username() != phoenix_settings.SYSTEM_USERNAME:
         errors.append(
             Error(
-                f"The system user (pk {user.pk}) is named {user.get_username()!r}, not "
-                f"{phoenix_settings.SYSTEM_USERNAME!r} (SYSTEM_USERNAME).",
-                hint="Rename it back, or set PHOENIX_APIKEYS['SYSTEM_USERNAME'] to its name; "
-                "system keys act as this user whatever it is called.",
+                gettext(
+                    "The system user (pk %(pk)s) is named %(name)s, not %(expected)s "
+                    "(SYSTEM_USERNAME)."
+                )
+                % {
+                    "pk": user.pk,
+                    "name": repr(user.get_username()),
+                    "expected": repr(phoenix_settings.SYSTEM_USERNAME),
+                },
+                hint=gettext(
+                    "Rename it back, or set PHOENIX_APIKEYS['SYSTEM_USERNAME'] to its name; "
+                    "system keys act as this user whatever it is called."
+                ),
                 id="phoenix_apikeys.E033",
             )
         )
@@ -238,9 +271,12 @@ def check_tables_migrated(**kwargs: Any) -> list[CheckMessage]:
             missing.setdefault(using, []).append(model._meta.db_table)
     return [
         Warning(
-            f"Database {using!r} has no table {', '.join(names)}: every request with an API key "
-            "would be answered 503.",
-            hint=f"Run `manage.py migrate --database {using}`.",
+            gettext(
+                "Database %(database)s has no table %(tables)s: every request with an API key "
+                "would be answered 503."
+            )
+            % {"database": repr(using), "tables": ", ".join(names)},
+            hint=gettext("Run `manage.py migrate --database %(database)s`.") % {"database": using},
             id="phoenix_apikeys.W022",
         )
         for using, names in missing.items()

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import difflib
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import environ
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ..conf import DEFAULTS, SECRET_SETTINGS, read_secrets, rule_context
 from ..http import SCHEME
 from ..keys import PREFIX_PATTERN, KeyKind
 from ..rules import admin_secret_problems, secret_problems
 from .base import check
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 @check(Tags.security)
@@ -32,8 +37,8 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
     errors: list[CheckMessage] = [
         Error(
-            f"PHOENIX_APIKEYS has an unknown setting {name!r}.",
-            hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+            gettext("PHOENIX_APIKEYS has an unknown setting %(name)s.") % {"name": repr(name)},
+            hint=gettext("Known settings: %(names)s.") % {"names": ", ".join(sorted(DEFAULTS))},
             id="phoenix_apikeys.E021",
         )
         for name in sorted(set(user_settings) - set(DEFAULTS))
@@ -44,8 +49,9 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         if not isinstance(prefix, str) or not PREFIX_PATTERN.fullmatch(prefix):
             errors.append(
                 Error(
-                    f"PHOENIX_APIKEYS[{name!r}] = {prefix!r} is not a valid key prefix.",
-                    hint="Use 1-31 lowercase letters, digits, '_' or '-', ending in '_'.",
+                    gettext("PHOENIX_APIKEYS[%(name)s] = %(prefix)s is not a valid key prefix.")
+                    % {"name": repr(name), "prefix": repr(prefix)},
+                    hint=gettext("Use 1-31 lowercase letters, digits, '_' or '-', ending in '_'."),
                     id="phoenix_apikeys.E022",
                 )
             )
@@ -56,9 +62,14 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     ):
         errors.append(
             Error(
-                f"Key prefixes {system!r} and {user!r} overlap; the kind of a key would be "
-                "ambiguous.",
-                hint="Give system and user keys distinct prefixes, neither starting the other.",
+                gettext(
+                    "Key prefixes %(system)s and %(user)s overlap; the kind of a key would be "
+                    "ambiguous."
+                )
+                % {"system": repr(system), "user": repr(user)},
+                hint=gettext(
+                    "Give system and user keys distinct prefixes, neither starting the other."
+                ),
                 id="phoenix_apikeys.E023",
             )
         )
@@ -113,36 +124,36 @@ def _per_kind(rule: Any) -> Any:
 
 
 CENTURY = 100 * 365 * 86400
-LIFETIME = (
+LIFETIME = _(
     'None, or a timedelta or seconds from 1 second to 100 years; or {"system": ..., "user": ...} '
     "with such values"
 )
 # What each setting must be; a wrong type or range would otherwise surface as 500s on requests.
-VALUE_RULES: dict[str, tuple[Any, str]] = {
-    "AUTH_HEADER_KEYWORD": (_scheme, 'an HTTP authentication scheme word, such as "Bearer"'),
-    "SYSTEM_USERNAME": (_text, "a non-empty username"),
-    "LAST_USED_INTERVAL": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
+VALUE_RULES: dict[str, tuple[Any, StrOrPromise]] = {
+    "AUTH_HEADER_KEYWORD": (_scheme, _('an HTTP authentication scheme word, such as "Bearer"')),
+    "SYSTEM_USERNAME": (_text, _("a non-empty username")),
+    "LAST_USED_INTERVAL": (_between(0, CENTURY), _("a timedelta or seconds, 0 or more")),
     "MAX_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
     "DEFAULT_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
-    "CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
-    "CACHE_TIMEOUT": (_count(1), "a whole number of seconds, 1 or more"),
-    "LOCAL_CACHE": (lambda value: isinstance(value, bool), "True or False"),
-    "CACHE_RETRY_INTERVAL": (_between(0, 86400), "seconds, from 0 to 86400"),
-    "THROTTLE_CACHE_ALIAS": (_optional(_text), "None or the name of an alias in CACHES"),
-    "FAILED_AUTH_LIMIT": (_optional(_count(1)), "None, or a whole number, 1 or more"),
-    "FAILED_AUTH_WINDOW": (_count(1), "a whole number of seconds, 1 or more"),
-    "LEAK_REVOCATION_LIMIT": (_optional(_count(1)), "None, or a whole number, 1 or more"),
-    "CLIENT_ADDRESS_HEADER": (_optional(_text), "None or a request.META key"),
-    "TRUSTED_PROXY_COUNT": (_count(1), "a whole number, 1 or more"),
-    "ROTATION_GRACE_PERIOD": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
-    "MAX_ROTATION_GRACE_PERIOD": (_between(0, CENTURY), "a timedelta or seconds, 0 or more"),
+    "CACHE_ALIAS": (_optional(_text), _("None or the name of an alias in CACHES")),
+    "CACHE_TIMEOUT": (_count(1), _("a whole number of seconds, 1 or more")),
+    "LOCAL_CACHE": (lambda value: isinstance(value, bool), _("True or False")),
+    "CACHE_RETRY_INTERVAL": (_between(0, 86400), _("seconds, from 0 to 86400")),
+    "THROTTLE_CACHE_ALIAS": (_optional(_text), _("None or the name of an alias in CACHES")),
+    "FAILED_AUTH_LIMIT": (_optional(_count(1)), _("None, or a whole number, 1 or more")),
+    "FAILED_AUTH_WINDOW": (_count(1), _("a whole number of seconds, 1 or more")),
+    "LEAK_REVOCATION_LIMIT": (_optional(_count(1)), _("None, or a whole number, 1 or more")),
+    "CLIENT_ADDRESS_HEADER": (_optional(_text), _("None or a request.META key")),
+    "TRUSTED_PROXY_COUNT": (_count(1), _("a whole number, 1 or more")),
+    "ROTATION_GRACE_PERIOD": (_between(0, CENTURY), _("a timedelta or seconds, 0 or more")),
+    "MAX_ROTATION_GRACE_PERIOD": (_between(0, CENTURY), _("a timedelta or seconds, 0 or more")),
     "EXPIRY_NOTICE_THRESHOLDS": (
         _each(_between(0, CENTURY)),
-        "a list of timedeltas or seconds, each 0 or more (empty: no notices)",
+        _("a list of timedeltas or seconds, each 0 or more (empty: no notices)"),
     ),
-    "EVENT_RETENTION": (_between(1, CENTURY), "a timedelta or seconds, 1 second or more"),
-    "MAX_KEYS_PER_USER": (_optional(_count(1)), "None, or a whole number, 1 or more"),
-    "MAX_SYSTEM_KEYS": (_optional(_count(1)), "None, or a whole number, 1 or more"),
+    "EVENT_RETENTION": (_between(1, CENTURY), _("a timedelta or seconds, 1 second or more")),
+    "MAX_KEYS_PER_USER": (_optional(_count(1)), _("None, or a whole number, 1 or more")),
+    "MAX_SYSTEM_KEYS": (_optional(_count(1)), _("None, or a whole number, 1 or more")),
 }
 
 
@@ -152,8 +163,9 @@ def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
     user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
     errors: list[CheckMessage] = [
         Error(
-            f"PHOENIX_APIKEYS[{name!r}] = {user_settings[name]!r} is not valid.",
-            hint=f"It must be {expected}.",
+            gettext("PHOENIX_APIKEYS[%(name)s] = %(value)s is not valid.")
+            % {"name": repr(name), "value": repr(user_settings[name])},
+            hint=gettext("It must be %(expected)s.") % {"expected": expected},
             id="phoenix_apikeys.E026",
         )
         for name, (valid, expected) in VALUE_RULES.items()
@@ -164,9 +176,11 @@ def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
     if not getattr(settings, "USE_TZ", True):
         errors.append(
             Error(
-                "USE_TZ is False: key expiries are aware times, so keys with an expiry could "
-                "be neither made nor checked.",
-                hint="Set USE_TZ = True (Django's default since 5.0).",
+                gettext(
+                    "USE_TZ is False: key expiries are aware times, so keys with an expiry could "
+                    "be neither made nor checked."
+                ),
+                hint=gettext("Set USE_TZ = True (Django's default since 5.0)."),
                 id="phoenix_apikeys.E027",
             )
         )
@@ -183,9 +197,12 @@ def _default_beyond_maximum() -> list[CheckMessage]:
         if policy.default and policy.maximum and policy.default > policy.maximum:
             errors.append(
                 Error(
-                    f"DEFAULT_KEY_LIFETIME for {kind.value} keys is longer than their "
-                    "MAX_KEY_LIFETIME: every key made without an expiry would be refused.",
-                    hint="Make the default no longer than the maximum.",
+                    gettext(
+                        "DEFAULT_KEY_LIFETIME for %(kind)s keys is longer than their "
+                        "MAX_KEY_LIFETIME: every key made without an expiry would be refused."
+                    )
+                    % {"kind": kind.value},
+                    hint=gettext("Make the default no longer than the maximum."),
                     id="phoenix_apikeys.E028",
                 )
             )
@@ -204,11 +221,20 @@ def check_unknown_settings(**kwargs: Any) -> list[CheckMessage]:
     warnings: list[CheckMessage] = []
     for name in names:
         close = difflib.get_close_matches(name, KNOWN_SETTINGS, n=1)
-        guess = f" Did you mean {close[0]}?" if close else ""
+        if close:
+            text = gettext(
+                "Unknown setting %(name)s: phoenix_apikeys does not read it. Did you mean "
+                "%(guess)s?"
+            ) % {"name": name, "guess": close[0]}
+        else:
+            text = gettext("Unknown setting %(name)s: phoenix_apikeys does not read it.") % {
+                "name": name
+            }
         warnings.append(
             Warning(
-                f"Unknown setting {name}: phoenix_apikeys does not read it.{guess}",
-                hint=f"phoenix_apikeys reads {', '.join(sorted(KNOWN_SETTINGS))}.",
+                text,
+                hint=gettext("phoenix_apikeys reads %(names)s.")
+                % {"names": ", ".join(sorted(KNOWN_SETTINGS))},
                 id="phoenix_apikeys.W020",
             )
         )
@@ -221,10 +247,16 @@ def check_secrets_hidden_by_settings(**kwargs: Any) -> list[CheckMessage]:
     ``PHOENIX_SECRET = None`` hides a PHOENIX_SECRET exported in the environment."""
     return [
         Warning(
-            f"{name} is empty (None) in your settings, which hides the {name} set in the "
-            "environment: phoenix_apikeys reads the setting whenever it exists.",
-            hint=f"Delete {name} from your settings to use the environment's value, or set "
-            "the value in your settings.",
+            gettext(
+                "%(name)s is empty (None) in your settings, which hides the %(name)s set in the "
+                "environment: phoenix_apikeys reads the setting whenever it exists."
+            )
+            % {"name": name},
+            hint=gettext(
+                "Delete %(name)s from your settings to use the environment's value, or set "
+                "the value in your settings."
+            )
+            % {"name": name},
             id="phoenix_apikeys.W021",
         )
         for name in SECRET_SETTINGS
@@ -249,9 +281,11 @@ def check_rotation_grace(**kwargs: Any) -> list[CheckMessage]:
     if default > longest:
         errors.append(
             Error(
-                "ROTATION_GRACE_PERIOD is longer than MAX_ROTATION_GRACE_PERIOD: every rotation "
-                "without a grace period of its own would be refused.",
-                hint="Make the default grace period no longer than the maximum.",
+                gettext(
+                    "ROTATION_GRACE_PERIOD is longer than MAX_ROTATION_GRACE_PERIOD: every "
+                    "rotation without a grace period of its own would be refused."
+                ),
+                hint=gettext("Make the default grace period no longer than the maximum."),
                 id="phoenix_apikeys.E029",
             )
         )
@@ -259,9 +293,11 @@ def check_rotation_grace(**kwargs: Any) -> list[CheckMessage]:
     if VALUE_RULES["EVENT_RETENTION"][0](retention) and (_seconds(retention) or 0.0) < longest:
         errors.append(
             Error(
-                "EVENT_RETENTION is shorter than MAX_ROTATION_GRACE_PERIOD: prune_key_events "
-                "would erase the record of rotations whose old key still works.",
-                hint="Keep events at least as long as the longest grace period.",
+                gettext(
+                    "EVENT_RETENTION is shorter than MAX_ROTATION_GRACE_PERIOD: prune_key_events "
+                    "would erase the record of rotations whose old key still works."
+                ),
+                hint=gettext("Keep events at least as long as the longest grace period."),
                 id="phoenix_apikeys.E030",
             )
         )

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
@@ -40,12 +41,17 @@ def check_rest_framework_installed(**kwargs: Any) -> list[CheckMessage]:
         return []
     return [
         Error(
-            "'rest_framework' is not in INSTALLED_APPS, but REST_FRAMEWORK's "
-            f"DEFAULT_RENDERER_CLASSES has {', '.join(renderers)}, rendering DRF's templates: "
-            "every API response a browser asks for would be a server error "
-            "(TemplateDoesNotExist).",
-            hint="Add 'rest_framework' to INSTALLED_APPS (or set REST_FRAMEWORK"
-            "['DEFAULT_RENDERER_CLASSES'] to JSON renderers only).",
+            gettext(
+                "'rest_framework' is not in INSTALLED_APPS, but REST_FRAMEWORK's "
+                "DEFAULT_RENDERER_CLASSES has %(renderers)s, rendering DRF's templates: "
+                "every API response a browser asks for would be a server error "
+                "(TemplateDoesNotExist)."
+            )
+            % {"renderers": ", ".join(renderers)},
+            hint=gettext(
+                "Add 'rest_framework' to INSTALLED_APPS (or set REST_FRAMEWORK"
+                "['DEFAULT_RENDERER_CLASSES'] to JSON renderers only)."
+            ),
             id="phoenix_apikeys.E041",
         )
     ]
@@ -95,17 +101,28 @@ def check_authentication_order(**kwargs: Any) -> list[CheckMessage]:
     scheme = _challenge_scheme(first)
     if scheme == keyword.lower():
         return []
-    answer = "403 without WWW-Authenticate" if scheme is None else f"401 challenging {scheme!r}"
+    answer = (
+        gettext("403 without WWW-Authenticate")
+        if scheme is None
+        else gettext("401 challenging %(scheme)s") % {"scheme": repr(scheme)}
+    )
     return [
         Warning(
-            f"REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'] lists {first.__name__} before "
-            f"APIKeyAuthentication: DRF takes WWW-Authenticate from the first class, so a bad key "
-            f"gets {answer} instead of 401 with 'WWW-Authenticate: {keyword}'. With "
-            "APIKeyMiddleware on, a session class listed first also claims requests the "
-            "middleware authenticated by key: request.auth is then None in your views "
-            "(phoenix_apikeys.permissions still sees the key, through credential_of(request)).",
-            hint=f"Put APIKeyAuthentication first: move {KEY_AUTHENTICATION!r} to the top of "
-            "REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'].",
+            gettext(
+                "REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'] lists %(first)s before "
+                "APIKeyAuthentication: DRF takes WWW-Authenticate from the first class, so a bad "
+                "key gets %(answer)s instead of 401 with 'WWW-Authenticate: %(keyword)s'. With "
+                "APIKeyMiddleware on, a session class listed first also claims requests the "
+                "middleware authenticated by key: request.auth is then None in your views "
+                "(phoenix_apikeys.permissions still sees the key, through "
+                "credential_of(request))."
+            )
+            % {"first": first.__name__, "answer": answer, "keyword": keyword},
+            hint=gettext(
+                "Put APIKeyAuthentication first: move %(path)s to the top of "
+                "REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']."
+            )
+            % {"path": repr(KEY_AUTHENTICATION)},
             id="phoenix_apikeys.W005",
         )
     ]
@@ -131,10 +148,14 @@ def check_middleware_order(**kwargs: Any) -> list[CheckMessage]:
         return []
     return [
         Error(
-            f"{middleware[ours]!r} comes before {middleware[django_auth]!r} in MIDDLEWARE: "
-            "AuthenticationMiddleware then replaces the key's user with the session's, so plain "
-            "Django views see an anonymous (or another, logged-in) user instead of the key's.",
-            hint=f"Move {KEY_MIDDLEWARE!r} below {AUTHENTICATION_MIDDLEWARE!r} in MIDDLEWARE.",
+            gettext(
+                "%(ours)s comes before %(theirs)s in MIDDLEWARE: AuthenticationMiddleware then "
+                "replaces the key's user with the session's, so plain Django views see an "
+                "anonymous (or another, logged-in) user instead of the key's."
+            )
+            % {"ours": repr(middleware[ours]), "theirs": repr(middleware[django_auth])},
+            hint=gettext("Move %(ours)s below %(theirs)s in MIDDLEWARE.")
+            % {"ours": repr(KEY_MIDDLEWARE), "theirs": repr(AUTHENTICATION_MIDDLEWARE)},
             id="phoenix_apikeys.E042",
         )
     ]
