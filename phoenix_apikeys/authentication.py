@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import DatabaseError
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
@@ -28,7 +29,7 @@ class Unavailable(exceptions.APIException):
     """503 with Retry-After (DRF's exception handler sends ``wait`` as Retry-After)."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "API keys cannot be verified right now: the database is unavailable."
+    default_detail = _("API keys cannot be verified right now: the database is unavailable.")
 
     def __init__(self, wait: int) -> None:
         super().__init__()

@@ -33,6 +33,7 @@ from django.core.signals import setting_changed
 from django.db import transaction
 from django.dispatch import receiver
 from django.utils.crypto import get_random_string
+from django.utils.translation import gettext
 
 from . import coherence
 from .conf import phoenix_settings
@@ -273,8 +274,10 @@ class CacheUnreachable(Exception):
 
     def __init__(self) -> None:
         super().__init__(
-            "The API key cache cannot be reached, so this revocation could not reach every "
-            "server; nothing was revoked. Retry shortly."
+            gettext(
+                "The API key cache cannot be reached, so this revocation could not reach every "
+                "server; nothing was revoked. Retry shortly."
+            )
         )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 
@@ -38,12 +40,14 @@ logger = logging.getLogger("phoenix_apikeys")
 SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CREDENTIALS = re.compile(r"[ \t]+([\x21-\x7e]+)[ \t]*")
 _SEPARATOR = re.compile(r"[ \t]+")
-MALFORMED_HEADER = "Invalid Authorization header: expected one credential after the keyword."
+MALFORMED_HEADER = _("Invalid Authorization header: expected one credential after the keyword.")
 
 
 def keyword_hint() -> str:
     """The 401 detail for one of our keys sent without our keyword: how to send it instead."""
-    return f'Send the key as "Authorization: {phoenix_settings.AUTH_HEADER_KEYWORD} <key>".'
+    return gettext('Send the key as "Authorization: %(keyword)s <key>".') % {
+        "keyword": phoenix_settings.AUTH_HEADER_KEYWORD
+    }
 
 
 @sensitive_variables()
@@ -63,7 +67,7 @@ def credential_from_header(header: str | None) -> str | None:
         return None  # another scheme ("Bearerish" included): other authentication's business
     credentials = _CREDENTIALS.fullmatch(header, scheme.end())
     if credentials is None:
-        reject("malformed Authorization header", detail=MALFORMED_HEADER)
+        reject("malformed Authorization header", detail=str(MALFORMED_HEADER))
     return Secret(credentials.group(1))
 
 
@@ -272,11 +276,20 @@ def refusal_response(error: Exception) -> JsonResponse:
         status, detail = 403, error.detail
     elif isinstance(error, (throttle.TooManyFailures, VerificationUnavailable)):
         status = 429 if isinstance(error, throttle.TooManyFailures) else 503
-        detail = f"{error} Retry in {error.retry_after} seconds."
+        detail = retry_text(str(error), error.retry_after)
         headers["Retry-After"] = str(error.retry_after)
     else:
         raise error
     return json_response(detail, status=status, headers=headers)
+
+
+def retry_text(reason: str, seconds: int) -> str:
+    """A 429 or 503 detail: why, and when to come back."""
+    return ngettext(
+        "%(reason)s Retry in %(seconds)d second.",
+        "%(reason)s Retry in %(seconds)d seconds.",
+        seconds,
+    ) % {"reason": reason, "seconds": seconds}
 
 
 def json_response(

@@ -12,6 +12,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
+from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
 
 from .http import (
@@ -75,7 +76,7 @@ class APIKeyMiddleware:
         if getattr(request, PRINCIPAL_ATTRIBUTE, None) is None:
             return None
         return json_response(
-            "API keys cannot open the Django admin; log in with a password.", status=403
+            gettext("API keys cannot open the Django admin; log in with a password."), status=403
         )
 
 

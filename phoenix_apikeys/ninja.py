@@ -16,12 +16,13 @@ from django.views.decorators.debug import sensitive_variables
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.security.base import AuthBase
+from rest_framework.exceptions import NotAuthenticated
 
 from .http import PRINCIPAL_ATTRIBUTE, REFUSALS, averify_request, refusal_response, verify_request
 from .verification import CredentialRejected, Principal
 
-# DRF's words for a request that presents no credential.
-NO_CREDENTIAL = "Authentication credentials were not provided."
+# DRF's words for a request that presents no credential (translated by DRF's own catalog).
+NO_CREDENTIAL = NotAuthenticated.default_detail
 
 
 class RefusedCredential(HttpError):
@@ -45,7 +46,7 @@ def handle_refusals(api: NinjaAPI) -> NinjaAPI:
 def _no_credential(
     request: HttpRequest, error: AuthenticationError | type[AuthenticationError]
 ) -> HttpResponse:
-    return refusal_response(CredentialRejected("no credential", NO_CREDENTIAL))
+    return refusal_response(CredentialRejected("no credential", str(NO_CREDENTIAL)))
 
 
 def _refusal(

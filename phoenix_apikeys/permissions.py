@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -44,28 +45,28 @@ def is_admin(request: Request) -> bool:
 
 
 class IsAdminOrAdminSecret(BasePermission):
-    message = "Only an administrator or the admin secret may do this."
+    message = _("Only an administrator or the admin secret may do this.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return is_admin_secret(request) or is_admin(request)
 
 
 class IsAdminSecret(BasePermission):
-    message = "Only the admin secret may do this."
+    message = _("Only the admin secret may do this.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return is_admin_secret(request)
 
 
 class IsSystemKey(BasePermission):
-    message = "Only a system API key may do this."
+    message = _("Only a system API key may do this.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(credential_of(request), SystemKey)
 
 
 class IsUserKey(BasePermission):
-    message = "Only a user API key may do this."
+    message = _("Only a user API key may do this.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(credential_of(request), UserKey)
@@ -74,8 +75,8 @@ class IsUserKey(BasePermission):
 class IsHumanLogin(BasePermission):
     """An authenticated person (session or basic auth), not any kind of API key."""
 
-    message = "API keys cannot do this; log in as a person."
-    ADMIN_SECRET_MESSAGE = (
+    message = _("API keys cannot do this; log in as a person.")
+    ADMIN_SECRET_MESSAGE = _(
         "The admin secret acts as the system user, which owns no user keys; log in as a person."
     )
 
@@ -107,7 +108,7 @@ def has_admin_permission(request: Request, permission: str) -> bool:
 
 
 class CanViewSystemKeys(BasePermission):
-    message = "Only an administrator or the admin secret may list system keys."
+    message = _("Only an administrator or the admin secret may list system keys.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return has_admin_permission(request, VIEW_SYSTEM_KEYS)
@@ -116,7 +117,7 @@ class CanViewSystemKeys(BasePermission):
 class CanCreateSystemKeys(BasePermission):
     """The admin secret, or an admin logged in as a person: keys cannot mint keys."""
 
-    message = (
+    message = _(
         "Only an administrator logged in as a person, or the admin secret, may create system "
         "keys; API keys cannot create keys."
     )
@@ -128,14 +129,14 @@ class CanCreateSystemKeys(BasePermission):
 
 
 class CanDeleteSystemKeys(BasePermission):
-    message = "Only an administrator or the admin secret may delete system keys."
+    message = _("Only an administrator or the admin secret may delete system keys.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return has_admin_permission(request, DELETE_SYSTEM_KEYS)
 
 
 class CanViewAllUserKeys(BasePermission):
-    message = "Only an administrator or the admin secret may list every user's keys."
+    message = _("Only an administrator or the admin secret may list every user's keys.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return has_admin_permission(request, VIEW_ALL_USER_KEYS)
@@ -144,7 +145,7 @@ class CanViewAllUserKeys(BasePermission):
 class IsNotSystemKey(BasePermission):
     """Any authenticated caller except a system key, which has no key-management authority."""
 
-    message = "System API keys have no key-management authority."
+    message = _("System API keys have no key-management authority.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
@@ -155,7 +156,7 @@ class IsNotSystemKey(BasePermission):
 class IsNotScopedKey(BasePermission):
     """Anything but a scoped key: a key that may do less than its owner never manages keys."""
 
-    message = "A scoped key cannot manage API keys."
+    message = _("A scoped key cannot manage API keys.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return not getattr(credential_of(request), "scopes", "")

@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.utils.translation import gettext, ngettext
+
 READ = "read"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_SCOPES = 100
@@ -43,14 +45,25 @@ def problems(scopes: Iterable[Any]) -> list[str]:
     found = []
     scopes = list(scopes)
     if len(scopes) > MAX_SCOPES:
-        found.append(f"A key may have at most {MAX_SCOPES} scopes.")
+        found.append(
+            ngettext(
+                "A key may have at most %(count)d scope.",
+                "A key may have at most %(count)d scopes.",
+                MAX_SCOPES,
+            )
+            % {"count": MAX_SCOPES}
+        )
     for scope in scopes:
         if not isinstance(scope, str):
-            found.append("Each scope must be a string.")
+            found.append(gettext("Each scope must be a string."))
         elif scope != READ and not (len(scope) <= MAX_SCOPE_LENGTH and PERMISSION.fullmatch(scope)):
             shown = scope if len(scope) <= 40 else scope[:40] + "…"
             found.append(
-                f'Scope "{shown}" is neither "read" nor a permission such as "app_label.codename".'
+                gettext(
+                    'Scope "%(scope)s" is neither "read" nor a permission such as '
+                    '"app_label.codename".'
+                )
+                % {"scope": shown}
             )
     return found
 
@@ -62,7 +75,9 @@ def permissions(scopes: Iterable[str]) -> frozenset[str]:
 def method_refusal(scopes: Iterable[str], method: str | None) -> str | None:
     """Why a key with these scopes may not make a ``method`` request; None when it may."""
     if READ in scopes and (method or "").upper() not in SAFE_METHODS:
-        return f'This key is read-only (scope "{READ}"): only GET, HEAD and OPTIONS.'
+        return gettext('This key is read-only (scope "%(scope)s"): only GET, HEAD and OPTIONS.') % {
+            "scope": READ
+        }
     return None
 
 

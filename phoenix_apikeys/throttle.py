@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import BaseCache
+from django.utils.translation import gettext
 
 from . import cache
 from .conf import phoenix_settings
@@ -44,11 +45,9 @@ MAX_TALLIES = 10_000
 class TooManyFailures(Exception):
     """The address failed too often; ``retry_after`` is in seconds."""
 
-    def __init__(
-        self,
-        retry_after: int,
-        message: str = "Too many failed authentications from your address.",
-    ) -> None:
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        if message is None:
+            message = gettext("Too many failed authentications from your address.")
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -157,7 +156,7 @@ def count_leak_report(source: Source) -> None:
         alias, lambda backend: _add(backend, address, 1, window, _LEAK_NAMESPACE), None
     )
     if count is not None and count > int(limit):
-        raise TooManyFailures(window, "Too many leak reports from your address.")
+        raise TooManyFailures(window, gettext("Too many leak reports from your address."))
 
 
 def _add(

@@ -1,6 +1,7 @@
 """The Phoenix-compatible key-management REST API; mount with path("v1/", include(...))."""
 
 from django.urls import URLPattern, path, register_converter
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,7 +41,7 @@ class RouteIndexView(KeyAPIView):
 
     @document(
         "listRoutes",
-        "The routes of this API",
+        _("The routes of this API"),
         responses={200: RouteIndexEnvelopeSerializer, **UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:

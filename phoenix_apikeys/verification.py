@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, OperationalError, ProgrammingError, router, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
 
 from . import audit, cache, scopes, throttle
@@ -58,16 +59,19 @@ class VerificationUnavailable(Exception):
     retry_after = RETRY_AFTER_UNAVAILABLE
 
     def __init__(self) -> None:
-        super().__init__("API keys cannot be verified right now: the database is unavailable.")
+        super().__init__(
+            gettext("API keys cannot be verified right now: the database is unavailable.")
+        )
 
 
 class CredentialRejected(Exception):
-    """Authentication failed; ``detail`` is safe to show the caller, ``reason`` is for logs."""
+    """Authentication failed; ``detail`` is safe to show the caller (in the active language),
+    ``reason`` is for logs and metrics (English, never translated)."""
 
-    def __init__(self, reason: str, detail: str = "Invalid API key.") -> None:
+    def __init__(self, reason: str, detail: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.detail = detail
+        self.detail = gettext("Invalid API key.") if detail is None else detail
 
 
 @sensitive_variables()
@@ -294,7 +298,7 @@ def _record_admin_secret_use(source: throttle.Source) -> None:
 def reject(
     reason: str,
     *,
-    detail: str = "Invalid API key.",
+    detail: str | None = None,
     kind: Credential | None = None,
     key: AbstractAPIKey | None = None,
 ) -> NoReturn:

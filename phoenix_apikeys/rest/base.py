@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError
 from django.db.models import QuerySet
+from django.utils.functional import lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
@@ -39,6 +42,9 @@ from .serializers import (
     RotatedKeyEnvelopeSerializer,
 )
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 logger = logging.getLogger("phoenix_apikeys")
 
 ViewMethod = Callable[..., Any]
@@ -51,7 +57,18 @@ FORBIDDEN = {401: ErrorSerializer, 403: ErrorSerializer}
 CREATE_ERRORS = {**FORBIDDEN, 413: ErrorSerializer, 415: ErrorSerializer, 422: ErrorSerializer}
 
 
-def document(operation_id: str, summary: str, *, id_path: bool = False, **kwargs: Any) -> Decorator:
+def _interpolate(text: StrOrPromise, values: dict[str, Any]) -> str:
+    return str(text) % values
+
+
+# ``_("... %(name)s ...") % values``, worked out when the schema is rendered (in the language of
+# that request), not when this module is imported.
+interpolate_lazy = lazy(_interpolate, str)
+
+
+def document(
+    operation_id: str, summary: StrOrPromise, *, id_path: bool = False, **kwargs: Any
+) -> Decorator:
     """``extend_schema`` when drf-spectacular is installed (the [openapi] extra), else nothing.
 
     ``id_path`` describes the ``{id}`` in the route as the opaque key id it is.
@@ -63,7 +80,7 @@ def document(operation_id: str, summary: str, *, id_path: bool = False, **kwargs
     if id_path:
         kwargs["parameters"] = [
             OpenApiParameter(
-                "id", str, OpenApiParameter.PATH, description="The key's opaque id, as listed."
+                "id", str, OpenApiParameter.PATH, description=_("The key's opaque id, as listed.")
             )
         ]
     decorate: Decorator = extend_schema(
@@ -83,19 +100,29 @@ DELETION: dict[str, Any] = {
 }
 
 
-def may_create(who: str) -> str:
-    return f"{who}; API keys cannot create keys. The plaintext key is in this response only."
+def may_create(who: StrOrPromise) -> StrOrPromise:
+    return interpolate_lazy(
+        _("%(who)s; API keys cannot create keys. The plaintext key is in this response only."),
+        {"who": who},
+    )
 
 
-def rotation(operation_id: str, summary: str, who: str, not_found: str) -> Decorator:
+def rotation(
+    operation_id: str, summary: StrOrPromise, who: StrOrPromise, not_found: StrOrPromise
+) -> Decorator:
     """What both rotation routes declare: the creation response plus ``replaces``, and 404."""
     return document(
         operation_id,
         summary,
         id_path=True,
-        description="The new key copies the old one's name, description and scopes; the old "
-        "key keeps working for the grace period (0: revoked now). An expired key cannot be "
-        f"rotated (422). {may_create(who)} {not_found}",
+        description=interpolate_lazy(
+            _(
+                "The new key copies the old one's name, description and scopes; the old key "
+                "keeps working for the grace period (0: revoked now). An expired key cannot be "
+                "rotated (422). %(may_create)s %(not_found)s"
+            ),
+            {"may_create": may_create(who), "not_found": not_found},
+        ),
         request=KeyRotateRequestSerializer,
         responses={201: RotatedKeyEnvelopeSerializer, 404: ErrorSerializer, **CREATE_ERRORS},
     )
@@ -103,7 +130,7 @@ def rotation(operation_id: str, summary: str, who: str, not_found: str) -> Decor
 
 class SecretUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "API keys are disabled: PHOENIX_SECRET is missing or breaks a rule."
+    default_detail = _("API keys are disabled: PHOENIX_SECRET is missing or breaks a rule.")
 
 
 class BoundedJSONParser(JSONParser):
@@ -113,7 +140,7 @@ class BoundedJSONParser(JSONParser):
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
+            raise ParseError(gettext("JSON parse error - nested too deeply.")) from None
 
 
 class KeyAPIView(APIView):
@@ -149,7 +176,7 @@ class KeyAPIView(APIView):
         if isinstance(exc, DatabaseError):
             database_failed(exc)
             return Response(
-                {"detail": "The database is unavailable; retry shortly."},
+                {"detail": gettext("The database is unavailable; retry shortly.")},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
             )
@@ -159,7 +186,7 @@ class KeyAPIView(APIView):
         if isinstance(exc, RequestDataTooBig):
             # Django would answer with an HTML 400; API clients get JSON.
             return Response(
-                {"detail": "body: The request body is too large."},
+                {"detail": "body: " + gettext("The request body is too large.")},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         return super().handle_exception(exc)
@@ -219,7 +246,7 @@ def rotate(request: Request, old: AbstractAPIKey, **creator: Any) -> Response:
     except MissingSecretError:
         raise SecretUnavailable from None
     except type(old).DoesNotExist:  # revoked by a concurrent request
-        raise NotFound("No such API key.") from None
+        raise NotFound(gettext("No such API key.")) from None
     rotated = RotatedKeyEnvelopeSerializer(
         {"data": key}, context={"plaintext": plaintext, "replaces": replaces}
     )
@@ -256,7 +283,7 @@ def find_key(model: type[KeyT], value: str) -> KeyT:
     try:
         key: KeyT = model._default_manager.get_by_key_id(value)
     except model.DoesNotExist:
-        raise NotFound("No such API key.") from None
+        raise NotFound(gettext("No such API key.")) from None
     return key
 
 
@@ -265,5 +292,5 @@ def revoke(request: Request, key: AbstractAPIKey) -> Response:
     with acting_for(request):
         revoked = type(key)._default_manager.revoke(key)
     if not revoked:
-        raise NotFound("No such API key.")
+        raise NotFound(gettext("No such API key."))
     return Response(status=status.HTTP_204_NO_CONTENT)

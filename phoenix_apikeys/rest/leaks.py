@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
@@ -12,7 +14,7 @@ from rest_framework.response import Response
 
 from .. import throttle
 from ..cache import CacheUnreachable, ready_for_changes
-from ..http import lazy_address
+from ..http import lazy_address, retry_text
 from ..models import MissingSecretError, revoke_leaked
 from .base import (
     KeyAPIView,
@@ -50,14 +52,16 @@ class LeakRevocationView(KeyAPIView):
 
     @document(
         "revokeLeakedApiKeys",
-        "Report leaked keys, revoking them",
-        description="No credential: anyone holding a key may report it (an Authorization "
-        "header is ignored). Every live key of this deployment listed is revoked at once and "
-        "its owner (user keys) or ADMINS (system keys) emailed; anything else listed is ignored "
-        "without a word. The answer is the same 202 whatever was found (503 for every report "
-        "while the key cache cannot be reached). At most 100 keys of at "
-        "most 255 characters, in a JSON body of at most 64 KB; LEAK_REVOCATION_LIMIT reports "
-        "per client address per FAILED_AUTH_WINDOW (429 past it).",
+        _("Report leaked keys, revoking them"),
+        description=_(
+            "No credential: anyone holding a key may report it (an Authorization "
+            "header is ignored). Every live key of this deployment listed is revoked at once and "
+            "its owner (user keys) or ADMINS (system keys) emailed; anything else listed is "
+            "ignored without a word. The answer is the same 202 whatever was found (503 for "
+            "every report while the key cache cannot be reached). At most 100 keys of at "
+            "most 255 characters, in a JSON body of at most 64 KB; LEAK_REVOCATION_LIMIT reports "
+            "per client address per FAILED_AUTH_WINDOW (429 past it)."
+        ),
         auth=[{}],  # OpenAPI's "no credential"
         request=LeakReportRequestSerializer,
         responses={
@@ -75,13 +79,17 @@ class LeakRevocationView(KeyAPIView):
             throttle.count_leak_report(source)  # every report counts, whatever it names
         except throttle.TooManyFailures as error:
             return Response(
-                {"detail": f"{error} Retry in {error.retry_after} seconds."},
+                {"detail": retry_text(str(error), error.retry_after)},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(error.retry_after)},
             )
         if declared_length(request) > MAX_LEAK_REPORT_BYTES:
             return Response(
-                {"detail": f"body: A leak report is at most {MAX_LEAK_REPORT_BYTES} bytes."},
+                {
+                    "detail": "body: "
+                    + gettext("A leak report is at most %(bytes)d bytes.")
+                    % {"bytes": MAX_LEAK_REPORT_BYTES}
+                },
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         # The transaction first: with the database unreachable every report is 503 alike; and

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 from typing import Any
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from ..ids import USER_TYPE, global_id, parse_key_id
@@ -47,8 +49,10 @@ class UserSummarySerializer(serializers.Serializer[Any]):
 
 class CurrentUserSerializer(UserSummarySerializer):
     credential = serializers.SerializerMethodField(
-        help_text="How the caller authenticated: login, user_key, system_key, admin_secret or "
-        "other (an authentication class of the host's)."
+        help_text=_(
+            "How the caller authenticated: login, user_key, system_key, admin_secret or "
+            "other (an authentication class of the host's)."
+        )
     )
 
     def get_credential(self, user: Any) -> str:
@@ -56,15 +60,17 @@ class CurrentUserSerializer(UserSummarySerializer):
 
 
 class KeySerializer(serializers.Serializer[AbstractAPIKey]):
-    id = serializers.SerializerMethodField(help_text="Opaque id; names the kind of key.")
+    id = serializers.SerializerMethodField(help_text=_("Opaque id; names the kind of key."))
     name = serializers.CharField(read_only=True)
     description = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
     last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
     scopes = serializers.SerializerMethodField(
-        help_text='What the key may do: empty for its owner\'s whole authority; "read" for '
-        'safe methods only; "app_label.codename" permissions.'
+        help_text=_(
+            'What the key may do: empty for its owner\'s whole authority; "read" for '
+            'safe methods only; "app_label.codename" permissions.'
+        )
     )
 
     def get_id(self, key: AbstractAPIKey) -> str:
@@ -75,7 +81,7 @@ class KeySerializer(serializers.Serializer[AbstractAPIKey]):
 
 
 class CreatedKeySerializer(KeySerializer):
-    key = serializers.SerializerMethodField(help_text="The plaintext key: shown this once only.")
+    key = serializers.SerializerMethodField(help_text=_("The plaintext key: shown this once only."))
 
     def get_key(self, key: AbstractAPIKey) -> str:
         return str(self.context["plaintext"])
@@ -83,8 +89,9 @@ class CreatedKeySerializer(KeySerializer):
 
 class RotatedKeySerializer(CreatedKeySerializer):
     replaces = serializers.SerializerMethodField(
-        help_text="The id of the key this one replaces, which keeps working until its grace "
-        "period ends."
+        help_text=_(
+            "The id of the key this one replaces, which keeps working until its grace period ends."
+        )
     )
 
     def get_replaces(self, key: AbstractAPIKey) -> str:
@@ -114,8 +121,10 @@ class KeyCreateSerializer(serializers.Serializer[Any]):
         required=False,
         default=list,
         max_length=MAX_SCOPES,
-        help_text='Optional: "read" and/or permissions "app_label.codename" the owner has; '
-        "fixed once the key is made.",
+        help_text=_(
+            'Optional: "read" and/or permissions "app_label.codename" the owner has; '
+            "fixed once the key is made."
+        ),
     )
     # A naive time is read as UTC, whatever the host's TIME_ZONE. The expiry rules are the
     # model's (create_key), so every surface gives the same errors.
@@ -137,8 +146,10 @@ class KeyRotateSerializer(serializers.Serializer[Any]):
     grace_period = WholeNumberField(
         required=False,
         min_value=0,
-        help_text="Seconds the replaced key keeps working; 0 revokes it now. Default: "
-        "ROTATION_GRACE_PERIOD (24 hours); at most MAX_ROTATION_GRACE_PERIOD (30 days).",
+        help_text=_(
+            "Seconds the replaced key keeps working; 0 revokes it now. Default: "
+            "ROTATION_GRACE_PERIOD (24 hours); at most MAX_ROTATION_GRACE_PERIOD (30 days)."
+        ),
     )
     # Absent: the old key's lifetime counted from now; null: never. The model's expiry rules.
     expires_at = serializers.DateTimeField(
@@ -169,8 +180,10 @@ class LeakedKeysSerializer(serializers.Serializer[Any]):
     keys = serializers.ListField(
         child=TextField(max_length=MAX_LEAKED_KEY_LENGTH, allow_blank=True, trim_whitespace=False),
         max_length=MAX_LEAKED_KEYS,
-        help_text="Plaintext keys found where they should not be, at most 100. Text that is no "
-        "live key of this deployment is ignored without a word.",
+        help_text=_(
+            "Plaintext keys found where they should not be, at most 100. Text that is no "
+            "live key of this deployment is ignored without a word."
+        ),
     )
 
 
@@ -180,7 +193,7 @@ class LeakReportRequestSerializer(serializers.Serializer[Any]):
 
 class LeakReceiptSerializer(serializers.Serializer[Any]):
     received = serializers.IntegerField(
-        help_text="How many keys the request listed: the same whatever was found."
+        help_text=_("How many keys the request listed: the same whatever was found.")
     )
 
 
@@ -193,16 +206,19 @@ class PageQuerySerializer(serializers.Serializer[Any]):
     (``context["kind"]``)."""
 
     limit = serializers.IntegerField(
-        min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, help_text="Page size, 1 to 1000."
+        min_value=1,
+        max_value=MAX_LIMIT,
+        default=DEFAULT_LIMIT,
+        help_text=_("Page size, 1 to 1000."),
     )
     cursor = serializers.CharField(
-        required=False, max_length=64, help_text="The next_cursor of the previous page."
+        required=False, max_length=64, help_text=_("The next_cursor of the previous page.")
     )
 
     def validate_cursor(self, value: str) -> int:
         parsed = parse_key_id(value, self.context["kind"])
         if parsed is None:
-            raise serializers.ValidationError("Not a cursor from this API.")
+            raise serializers.ValidationError(gettext("Not a cursor from this API."))
         return parsed[1]
 
 
@@ -212,7 +228,7 @@ class CurrentUserEnvelopeSerializer(serializers.Serializer[Any]):
 
 class KeyListEnvelopeSerializer(serializers.Serializer[Any]):
     data = KeySerializer(many=True)  # type: ignore[assignment]
-    next_cursor = serializers.CharField(allow_null=True, help_text="null on the last page.")
+    next_cursor = serializers.CharField(allow_null=True, help_text=_("null on the last page."))
 
 
 class CreatedKeyEnvelopeSerializer(serializers.Serializer[Any]):
@@ -225,7 +241,7 @@ class RotatedKeyEnvelopeSerializer(serializers.Serializer[Any]):
 
 class InventoryEnvelopeSerializer(serializers.Serializer[Any]):
     data = OwnedKeySerializer(many=True)  # type: ignore[assignment]
-    next_cursor = serializers.CharField(allow_null=True, help_text="null on the last page.")
+    next_cursor = serializers.CharField(allow_null=True, help_text=_("null on the last page."))
 
 
 class ErrorSerializer(serializers.Serializer[Any]):

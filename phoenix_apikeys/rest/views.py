@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,7 +50,7 @@ class CurrentUserView(KeyAPIView):
 
     @document(
         "getViewer",
-        "Who am I",
+        _("Who am I"),
         responses={200: CurrentUserEnvelopeSerializer, **UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
@@ -63,9 +65,11 @@ class UserKeysView(KeyAPIView):
 
     @document(
         "listUserApiKeys",
-        "List your own user keys",
-        description="Newest first, with cursor pagination: pass next_cursor back as cursor. "
-        "A system key or the admin secret owns no user keys: the list is empty.",
+        _("List your own user keys"),
+        description=_(
+            "Newest first, with cursor pagination: pass next_cursor back as cursor. "
+            "A system key or the admin secret owns no user keys: the list is empty."
+        ),
         parameters=[PageQuerySerializer],
         responses={200: KeyListEnvelopeSerializer, 422: ErrorSerializer, **UNAUTHENTICATED},
     )
@@ -77,8 +81,8 @@ class UserKeysView(KeyAPIView):
 
     @document(
         "createUserApiKey",
-        "Create a user key for yourself",
-        description=may_create("Only a person logged in may do this"),
+        _("Create a user key for yourself"),
+        description=may_create(_("Only a person logged in may do this")),
         **CREATION,
     )
     def post(self, request: Request) -> Response:
@@ -92,15 +96,17 @@ class UserKeyView(KeyAPIView):
 
     @document(
         "deleteUserApiKey",
-        "Delete a user key",
-        description="Your own, or anyone's for an administrator or the admin secret; "
-        "a key that is not yours, or an id of another kind, is 404. System keys: 403.",
+        _("Delete a user key"),
+        description=_(
+            "Your own, or anyone's for an administrator or the admin secret; "
+            "a key that is not yours, or an id of another kind, is 404. System keys: 403."
+        ),
         **DELETION,
     )
     def delete(self, request: Request, id: str) -> Response:
         key = find_key(UserKey, id)
         if key.user_id != request.user.pk and not has_admin_permission(request, VIEW_ALL_USER_KEYS):
-            raise NotFound("No such API key.")
+            raise NotFound(gettext("No such API key."))
         return revoke(request, key)
 
 
@@ -111,14 +117,14 @@ class UserKeyRotationView(KeyAPIView):
 
     @rotation(
         "rotateUserApiKey",
-        "Rotate one of your user keys",
-        "Only its owner, logged in as a person, may do this",
-        "Another user's key, or an id of another kind, is 404.",
+        _("Rotate one of your user keys"),
+        _("Only its owner, logged in as a person, may do this"),
+        _("Another user's key, or an id of another kind, is 404."),
     )
     def post(self, request: Request, id: str) -> Response:
         key = find_key(UserKey, id)
         if key.user_id != request.user.pk:  # nobody mints a key that acts as someone else
-            raise NotFound("No such API key.")
+            raise NotFound(gettext("No such API key."))
         return rotate(request, key)
 
 
@@ -129,8 +135,8 @@ class UserKeyInventoryView(KeyAPIView):
 
     @document(
         "listAllUserApiKeys",
-        "List every user's keys",
-        description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
+        _("List every user's keys"),
+        description=_("Newest first, with cursor pagination: pass next_cursor back as cursor."),
         parameters=[PageQuerySerializer],
         responses={200: InventoryEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
     )
@@ -146,8 +152,8 @@ class SystemKeysView(KeyAPIView):
 
     @document(
         "listSystemApiKeys",
-        "List system keys",
-        description="Newest first, with cursor pagination: pass next_cursor back as cursor.",
+        _("List system keys"),
+        description=_("Newest first, with cursor pagination: pass next_cursor back as cursor."),
         parameters=[PageQuerySerializer],
         responses={200: KeyListEnvelopeSerializer, 422: ErrorSerializer, **FORBIDDEN},
     )
@@ -156,8 +162,8 @@ class SystemKeysView(KeyAPIView):
 
     @document(
         "createSystemApiKey",
-        "Create a system key",
-        description=may_create("An administrator logged in as a person, or the admin secret"),
+        _("Create a system key"),
+        description=may_create(_("An administrator logged in as a person, or the admin secret")),
         **CREATION,
     )
     def post(self, request: Request) -> Response:
@@ -172,8 +178,8 @@ class SystemKeyView(KeyAPIView):
 
     @document(
         "deleteSystemApiKey",
-        "Delete a system key",
-        description="A user key's id, or garbage, is 404.",
+        _("Delete a system key"),
+        description=_("A user key's id, or garbage, is 404."),
         **DELETION,
     )
     def delete(self, request: Request, id: str) -> Response:
@@ -187,9 +193,9 @@ class SystemKeyRotationView(KeyAPIView):
 
     @rotation(
         "rotateSystemApiKey",
-        "Rotate a system key",
-        "An administrator logged in as a person, or the admin secret",
-        "A user key's id, or garbage, is 404.",
+        _("Rotate a system key"),
+        _("An administrator logged in as a person, or the admin secret"),
+        _("A user key's id, or garbage, is 404."),
     )
     def post(self, request: Request, id: str) -> Response:
         # The caller is recorded as the new key's creator, as on creation.
