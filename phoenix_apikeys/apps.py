@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PhoenixAPIKeysConfig(AppConfig):
     name = "phoenix_apikeys"
-    verbose_name = "API keys"
+    verbose_name = _("API keys")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -281,7 +281,7 @@ def test_system_keys_are_bounded_too(settings: Any, admin_secret: str) -> None:
         HTTP_AUTHORIZATION=f"Bearer {admin_secret}",
     )
     assert response.status_code == 422
-    assert response.json()["detail"].startswith("data: There are 1 live system keys")
+    assert response.json()["detail"].startswith("data: There is 1 live system key, ")
     assert SystemKey.objects.count() == 1
 
 

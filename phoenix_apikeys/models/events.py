@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import models, router, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from .. import audit
 from ..keys import Credential, KeyKind
@@ -77,22 +79,23 @@ class KeyEvent(models.Model):
     a queryset delete. It names the key by its opaque id and name and never holds a secret.
     """
 
+    # The values are stored and filtered on; the labels are what the admin shows.
     class Action(models.TextChoices):
-        CREATED = "created"
-        ROTATED = "rotated"
-        REVOKED = "revoked"
-        EXPIRED_PRUNED = "expired_pruned"
-        LEAK_REVOKED = "leak_revoked"
-        ADMIN_SECRET_USED = "admin_secret_used"
+        CREATED = "created", _("Created")
+        ROTATED = "rotated", _("Rotated")
+        REVOKED = "revoked", _("Revoked")
+        EXPIRED_PRUNED = "expired_pruned", _("Expired Pruned")
+        LEAK_REVOKED = "leak_revoked", _("Leak Revoked")
+        ADMIN_SECRET_USED = "admin_secret_used", _("Admin Secret Used")
 
     class Kind(models.TextChoices):
-        SYSTEM = KeyKind.SYSTEM.value
-        USER = KeyKind.USER.value
-        ADMIN_SECRET = Credential.ADMIN_SECRET.value
+        SYSTEM = KeyKind.SYSTEM.value, _("System")
+        USER = KeyKind.USER.value, _("User")
+        ADMIN_SECRET = Credential.ADMIN_SECRET.value, _("Admin Secret")
 
     action = models.CharField(max_length=32, choices=Action.choices)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    key_id = models.CharField(max_length=64, blank=True, help_text="Blank for the admin secret.")
+    key_id = models.CharField(max_length=64, blank=True, help_text=_("Blank for the admin secret."))
     key_name = models.CharField(max_length=255, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -102,20 +105,25 @@ class KeyEvent(models.Model):
         related_name="+",
     )
     actor_label = models.CharField(
-        max_length=150, help_text='The username, or "command", "admin secret", "anonymous".'
+        max_length=150, help_text=_('The username, or "command", "admin secret", "anonymous".')
     )
-    source = models.CharField(max_length=64, blank=True, help_text="The client's address.")
+    source = models.CharField(max_length=64, blank=True, help_text=_("The client's address."))
     at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = KeyEventQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "key event"
+        verbose_name = _("key event")
+        verbose_name_plural = _("key events")
         ordering = ("-at", "-id")
 
     def __str__(self) -> str:
-        what = self.key_id or "admin secret"
-        return f"{self.action} {what} by {self.actor_label}"
+        what = self.key_id or gettext("admin secret")
+        return gettext("%(action)s %(what)s by %(actor)s") % {
+            "action": self.action,
+            "what": what,
+            "actor": self.actor_label,
+        }
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):

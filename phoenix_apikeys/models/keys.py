@@ -18,6 +18,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, router
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from .. import lookup, scopes
@@ -52,7 +54,14 @@ class KeyStatus(str, enum.Enum):
 
     @property
     def label(self) -> str:
-        return "expires soon" if self is KeyStatus.EXPIRING else self.value.replace("_", " ")
+        """What a person reads (translated); ``value`` is what filters and listings use."""
+        labels = {
+            KeyStatus.ACTIVE: gettext("active"),
+            KeyStatus.EXPIRING: gettext("expires soon"),
+            KeyStatus.EXPIRED: gettext("expired"),
+            KeyStatus.OWNER_INACTIVE: gettext("owner inactive"),
+        }
+        return labels[self]
 
 
 class APIKeyQuerySet(models.QuerySet[KeyT]):
@@ -186,16 +195,19 @@ class AbstractAPIKey(models.Model):
         self.name = (self.name or "").strip()
         if not any(char.isprintable() and not char.isspace() for char in self.name):
             # Blank, or only invisible characters (zero-width spaces, byte-order marks).
-            raise ValidationError({"name": "Name must not be blank."})
+            raise ValidationError({"name": gettext("Name must not be blank.")})
         if CONTROL.search(self.name):
-            raise ValidationError({"name": "Name must not contain control characters."})
+            raise ValidationError({"name": gettext("Name must not contain control characters.")})
         if len(self.description) > MAX_DESCRIPTION_LENGTH:
             raise ValidationError(
-                {"description": f"Description must be at most {MAX_DESCRIPTION_LENGTH} characters."}
+                {
+                    "description": gettext("Description must be at most %(maximum)d characters.")
+                    % {"maximum": MAX_DESCRIPTION_LENGTH}
+                }
             )
         if CONTROL.search(self.description.replace("\n", "").replace("\t", "")):
             raise ValidationError(
-                {"description": "Description must not contain control characters."}
+                {"description": gettext("Description must not contain control characters.")}
             )
         if self._state.adding:
             validate_expiry(self.expires_at, kind=self.kind)
@@ -219,10 +231,16 @@ class AbstractAPIKey(models.Model):
             "content_type__app_label", "codename"
         )
         known = {f"{app_label}.{codename}" for app_label, codename in existing}
-        errors = [f'No permission "{scope}" exists.' for scope in sorted(wanted - known)]
+        errors = [
+            gettext('No permission "%(scope)s" exists.') % {"scope": scope}
+            for scope in sorted(wanted - known)
+        ]
         if self.user_id is not None:  # else judged once the owner is set (the admin's form)
             errors += [
-                f'The owner does not have "{scope}"; a key cannot carry more than its owner.'
+                gettext(
+                    'The owner does not have "%(scope)s"; a key cannot carry more than its owner.'
+                )
+                % {"scope": scope}
                 for scope in sorted(wanted & known)
                 if not self.user.has_perm(scope)
             ]
@@ -293,14 +311,14 @@ class SystemKey(AbstractAPIKey):
         blank=True,
         related_name="created_system_keys",
         editable=False,
-        help_text="Audit only: the key keeps working when this user is deleted.",
+        help_text=_("Audit only: the key keeps working when this user is deleted."),
     )
 
     objects = KeyManager.from_queryset(APIKeyQuerySet)()
 
     class Meta(AbstractAPIKey.Meta):
-        verbose_name = "system API key"
-        verbose_name_plural = "system API keys"
+        verbose_name = _("system API key")
+        verbose_name_plural = _("system API keys")
 
     def owner_checks(self) -> None:
         if self.user_id is None:  # scopes are checked against the system user's permissions
@@ -322,9 +340,9 @@ class UserKey(AbstractAPIKey):
     objects = KeyManager.from_queryset(APIKeyQuerySet)()
 
     class Meta(AbstractAPIKey.Meta):
-        verbose_name = "user API key"
-        verbose_name_plural = "user API keys"
-        permissions = (("view_all_userkeys", "Can view and revoke every user's API keys"),)
+        verbose_name = _("user API key")
+        verbose_name_plural = _("user API keys")
+        permissions = (("view_all_userkeys", _("Can view and revoke every user's API keys")),)
         # A user's keys newest first (their list, their admin page) without reading others'.
         indexes = (models.Index(fields=("user", "id"), name="phoenix_apikeys_userkey_owner"),)
 
@@ -333,10 +351,12 @@ class UserKey(AbstractAPIKey):
             return
         if is_system_user(self.user):
             raise ValidationError(
-                {"user": "The system user owns no user keys; create a system key instead."}
+                {"user": gettext("The system user owns no user keys; create a system key instead.")}
             )
         if not self.user.is_active:
-            raise ValidationError({"user": "The user is inactive; the key would not work."})
+            raise ValidationError(
+                {"user": gettext("The user is inactive; the key would not work.")}
+            )
 
 
 KEY_MODELS: dict[KeyKind, type[AbstractAPIKey]] = {KeyKind.SYSTEM: SystemKey, KeyKind.USER: UserKey}
@@ -373,23 +393,33 @@ def validate_expiry(
         if lifetime is not None:
             raise ValidationError(
                 {
-                    "expires_at": f"Keys must expire here, within {duration_text(lifetime)} "
-                    "(MAX_KEY_LIFETIME)."
+                    "expires_at": gettext(
+                        "Keys must expire here, within %(lifetime)s (MAX_KEY_LIFETIME)."
+                    )
+                    % {"lifetime": duration_text(lifetime)}
                 }
             )
         return
     now = now or timezone.now()
     if timezone.is_naive(expires_at):
-        raise ValidationError({"expires_at": "Expiry must include a time zone."})
+        raise ValidationError({"expires_at": gettext("Expiry must include a time zone.")})
     try:
         in_utc = expires_at.astimezone(dt_timezone.utc)
     except OverflowError:
         in_utc = None
     if in_utc is None or in_utc.year > LAST_EXPIRY_YEAR:
-        raise ValidationError({"expires_at": f"Expiry must be before {LAST_EXPIRY_YEAR + 1}."})
+        raise ValidationError(
+            {
+                "expires_at": gettext("Expiry must be before %(year)d.")
+                % {"year": LAST_EXPIRY_YEAR + 1}
+            }
+        )
     if expires_at <= now:
-        raise ValidationError({"expires_at": "Expiry must be in the future."})
+        raise ValidationError({"expires_at": gettext("Expiry must be in the future.")})
     if lifetime is not None and expires_at > now + lifetime:
         raise ValidationError(
-            {"expires_at": f"Expiry must be within {duration_text(lifetime)} (MAX_KEY_LIFETIME)."}
+            {
+                "expires_at": gettext("Expiry must be within %(lifetime)s (MAX_KEY_LIFETIME).")
+                % {"lifetime": duration_text(lifetime)}
+            }
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ..ids import key_id
 from ..keys import KeyKind
@@ -16,13 +18,16 @@ class ExpiryNotice(models.Model):
     key (revoked, pruned) and its notices are never sent again.
     """
 
-    kind = models.CharField(max_length=6, choices=[(kind.value, kind.value) for kind in KeyKind])
+    kind = models.CharField(
+        max_length=6, choices=[(KeyKind.SYSTEM.value, _("system")), (KeyKind.USER.value, _("user"))]
+    )
     key_pk = models.BigIntegerField()
-    threshold = models.BigIntegerField(help_text="Seconds before the expiry; 0: expired.")
+    threshold = models.BigIntegerField(help_text=_("Seconds before the expiry; 0: expired."))
     sent_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name = "expiry notice"
+        verbose_name = _("expiry notice")
+        verbose_name_plural = _("expiry notices")
         ordering = ("-sent_at", "-id")
         constraints = (
             models.UniqueConstraint(
@@ -31,4 +36,7 @@ class ExpiryNotice(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{key_id(KeyKind(self.kind), self.key_pk)} at {self.threshold} s"
+        return gettext("%(key)s at %(threshold)d s") % {
+            "key": key_id(KeyKind(self.kind), self.key_pk),
+            "threshold": self.threshold,
+        }

@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import connections, models, router, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.debug import sensitive_variables
 
 from .. import cache, scopes
@@ -102,7 +103,9 @@ class KeyManager(models.Manager[KeyT]):
         creations are counted one after another against the owner's limit of live keys."""
         owner = lock_owner(key.user_id, using)
         if key.kind is KeyKind.USER and not getattr(owner, "is_active", False):
-            raise ValidationError({"user": "The user is inactive; the key would not work."})
+            raise ValidationError(
+                {"user": gettext("The user is inactive; the key would not work.")}
+            )
         setting = "MAX_KEYS_PER_USER" if key.kind is KeyKind.USER else "MAX_SYSTEM_KEYS"
         limit: int | None = getattr(phoenix_settings, setting)
         if limit is None or not counted:
@@ -113,12 +116,25 @@ class KeyManager(models.Manager[KeyT]):
             .exclude(expires_at__lte=timezone.now())
         )
         if live.count() >= limit:
-            owner = "This user has" if key.kind is KeyKind.USER else "There are"
-            message = (
-                f"{owner} {limit} live {key.kind.value} keys, the most allowed ({setting}); "
-                "revoke one first."
+            if key.kind is KeyKind.USER:
+                message = ngettext(
+                    "This user has %(limit)d live user key, the most allowed (%(setting)s); "
+                    "revoke one first.",
+                    "This user has %(limit)d live user keys, the most allowed (%(setting)s); "
+                    "revoke one first.",
+                    limit,
+                )
+            else:
+                message = ngettext(
+                    "There is %(limit)d live system key, the most allowed (%(setting)s); "
+                    "revoke one first.",
+                    "There are %(limit)d live system keys, the most allowed (%(setting)s); "
+                    "revoke one first.",
+                    limit,
+                )
+            raise ValidationError(
+                {NON_FIELD_ERRORS: message % {"limit": limit, "setting": setting}}
             )
-            raise ValidationError({NON_FIELD_ERRORS: message})
 
     @sensitive_variables()
     def rotate(
@@ -185,11 +201,9 @@ class KeyManager(models.Manager[KeyT]):
         if current is None:
             raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {old.pk}.")
         if current.is_expired(timezone.now()):
-            raise ValidationError({"id": "The key has expired; create a new one."})
+            raise ValidationError({"id": gettext("The key has expired; create a new one.")})
         if current.replaced_by:  # a retry would make a key that dies with the grace period
-            raise ValidationError(
-                {"id": "The key was already replaced by a rotation; rotate its replacement."}
-            )
+            raise ValidationError({"id": already_replaced()})
         return current
 
     def _retire_rotated(self, current: KeyT, new: KeyT, now: datetime, grace: timedelta) -> Any:
@@ -215,9 +229,7 @@ class KeyManager(models.Manager[KeyT]):
         cache.retire([cache.key_name(key.digest)], using)
         changed = self.db_manager(using).filter(pk=key.pk, replaced_by="").update(**fields)
         if not changed:
-            raise ValidationError(
-                {"id": "The key was already replaced by a rotation; rotate its replacement."}
-            )
+            raise ValidationError({"id": already_replaced()})
 
     def revoke(
         self,
@@ -268,18 +280,24 @@ def lock_owner(pk: Any, using: str) -> Any:
     return owners.select_for_update(no_key=no_key).filter(pk=pk).first()
 
 
+def already_replaced() -> str:
+    return gettext("The key was already replaced by a rotation; rotate its replacement.")
+
+
 def rotation_grace(grace_period: timedelta | None) -> timedelta:
     grace = phoenix_settings.ROTATION_GRACE_PERIOD if grace_period is None else grace_period
     longest = phoenix_settings.MAX_ROTATION_GRACE_PERIOD
     if grace < timedelta(0):
-        raise ValidationError({"grace_period": "Grace period must be 0 or more."})
+        raise ValidationError({"grace_period": gettext("Grace period must be 0 or more.")})
     if grace > longest:
         from ..rules import duration_text
 
         raise ValidationError(
             {
-                "grace_period": f"Grace period must be at most {duration_text(longest)} "
-                "(MAX_ROTATION_GRACE_PERIOD)."
+                "grace_period": gettext(
+                    "Grace period must be at most %(longest)s (MAX_ROTATION_GRACE_PERIOD)."
+                )
+                % {"longest": duration_text(longest)}
             }
         )
     return grace

@@ -9,6 +9,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import make_password
 from django.db import models, router
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from .. import lookup
 from ..conf import phoenix_settings
@@ -24,10 +26,11 @@ class SystemUser(models.Model):
     )
 
     class Meta:
-        verbose_name = "system user binding"
+        verbose_name = _("system user binding")
+        verbose_name_plural = _("system user bindings")
 
     def __str__(self) -> str:
-        return f"system user {self.user_id}"
+        return gettext("system user %(pk)s") % {"pk": self.user_id}
 
 
 def system_user() -> AbstractBaseUser:
