@@ -13,6 +13,9 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from .. import scopes
 from ..models import AbstractAPIKey, KeyStatus
@@ -46,11 +49,11 @@ def status_css_class(status: KeyStatus) -> str:
 
 
 class StatusFilter(admin.SimpleListFilter):
-    title = "status"
+    title = _("status")
     parameter_name = STATUS
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(status.value, status.label.capitalize()) for status in KeyStatus]
+        return [(status.value, capfirst(status.label)) for status in KeyStatus]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         value = self.value()
@@ -69,54 +72,54 @@ class KeyColumns:
         annotated: QuerySet[Any] = queryset.with_status()
         return annotated
 
-    @admin.display(description="key")
+    @admin.display(description=_("key"))
     def key_hint(self, key: AbstractAPIKey) -> str:
         """The hint, and under it what the key may do: every list shows the scopes."""
         return format_html(
             '<code class="phoenix-key-hint">{}</code>{}', key.prefixed_hint, self.key_scopes(key)
         )
 
-    @admin.display(description="scopes")
+    @admin.display(description=_("scopes"))
     def key_scopes(self, key: AbstractAPIKey) -> str:
         """Compact in lists ("all", "read", "read + 2 perms"); every scope in the tooltip."""
         listed = key.scope_list
         if not listed:
-            return format_html('<span class="phoenix-key-scopes">{}</span>', "all")
+            return format_html('<span class="phoenix-key-scopes">{}</span>', gettext("all"))
         perms = len(scopes.permissions(listed))
         parts = [scopes.READ] if scopes.READ in listed else []
         if perms:
-            parts.append(f"{perms} perm{'' if perms == 1 else 's'}")
+            parts.append(ngettext("%(count)d perm", "%(count)d perms", perms) % {"count": perms})
         return format_html(
             '<span class="phoenix-key-scopes" title="{}">{}</span>',
             " ".join(listed),
             " + ".join(parts),
         )
 
-    @admin.display(description="scopes")
+    @admin.display(description=_("scopes"))
     def scope_details(self, key: AbstractAPIKey) -> str:
         """On the key's own page: every scope, one per line."""
         listed = key.scope_list
         if not listed:
-            return "All of its owner's authority (no scopes)."
+            return gettext("All of its owner's authority (no scopes).")
         return format_html_join(
             mark_safe("<br>"), "<code>{}</code>", ((scope,) for scope in listed)
         )
 
-    @admin.display(description="status", ordering=STATUS)
+    @admin.display(description=_("status"), ordering=STATUS)
     def key_status(self, key: AbstractAPIKey) -> str:
         status = KeyStatus(getattr(key, STATUS))
         css = status_css_class(status)
         return format_html('<span class="phoenix-key-status {}">{}</span>', css, status.label)
 
-    @admin.display(description="created", ordering="created_at")
+    @admin.display(description=_("created"), ordering="created_at")
     def created(self, key: AbstractAPIKey) -> str:
         return short_datetime(key.created_at)
 
-    @admin.display(description="expires", ordering="expires_at")
+    @admin.display(description=_("expires"), ordering="expires_at")
     def expires(self, key: AbstractAPIKey) -> str:
         return short_datetime(key.expires_at)
 
-    @admin.display(description="last used", ordering="last_used_at")
+    @admin.display(description=_("last used"), ordering="last_used_at")
     def last_used(self, key: AbstractAPIKey) -> str:
         return short_datetime(key.last_used_at)
 
@@ -125,7 +128,7 @@ def short_datetime(value: datetime | None) -> str:
     """Compact and sortable by eye, in the current time zone; "Never" for no value. Date and
     time each stay whole: a narrow column breaks the line between them, never inside a date."""
     if value is None:
-        return "Never"
+        return gettext("Never")
     local = timezone.localtime(value)
     return format_html(
         '<span class="phoenix-date">{}</span> <span class="phoenix-date">{}</span>',

@@ -15,6 +15,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import get_random_string
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from .. import scopes
 from ..conf import phoenix_settings
@@ -43,13 +45,13 @@ def expiry_choices(kind: KeyKind) -> list[tuple[str, str]]:
     if policy.default is not None and policy.default.days >= 1:
         days.add(policy.default.days)
     choices = [
-        (str(count), f"In {count} days")
+        (str(count), ngettext("In %(count)d day", "In %(count)d days", count) % {"count": count})
         for count in sorted(days)
         if policy.maximum is None or timedelta(days=count) <= policy.maximum
     ]
     if policy.may_never_expire:
-        choices.append((NEVER, "Never"))
-    choices.append((ON_DATE, "On a date…"))
+        choices.append((NEVER, gettext("Never")))
+    choices.append((ON_DATE, gettext("On a date…")))
     return choices
 
 
@@ -63,8 +65,10 @@ def default_expiry_choice(kind: KeyKind) -> str:
 def lifetime_help(kind: KeyKind) -> str:
     lifetime = phoenix_settings.lifetime_policy(kind).maximum
     if lifetime is None:
-        return "An expired key stops working; it cannot be extended later."
-    return f"Keys may live at most {duration_text(lifetime)} here (MAX_KEY_LIFETIME)."
+        return gettext("An expired key stops working; it cannot be extended later.")
+    return gettext("Keys may live at most %(lifetime)s here (MAX_KEY_LIFETIME).") % {
+        "lifetime": duration_text(lifetime)
+    }
 
 
 class KeyAddForm(ModelForm):
@@ -74,31 +78,37 @@ class KeyAddForm(ModelForm):
     on its fields when the admin answers with the same form again.
     """
 
-    name = forms.CharField(max_length=255, help_text="What or who will use this key.")
+    name = forms.CharField(
+        label=_("Name"), max_length=255, help_text=_("What or who will use this key.")
+    )
     description = forms.CharField(
+        label=_("Description"),
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
         max_length=MAX_DESCRIPTION_LENGTH,
     )
-    expires_in = forms.ChoiceField(label="Expiration", choices=())
+    expires_in = forms.ChoiceField(label=_("Expiration"), choices=())
     expires_on = forms.DateField(
-        label="Expiry date",
+        label=_("Expiry date"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Only with “On a date…”: the key stops working at 00:00 that day.",
+        help_text=_("Only with “On a date…”: the key stops working at 00:00 that day."),
     )
     read_only = forms.BooleanField(
-        label="Read only",
+        label=_("Read only"),
         required=False,
-        help_text="Only GET, HEAD and OPTIONS requests; any other method is refused (403).",
+        help_text=_("Only GET, HEAD and OPTIONS requests; any other method is refused (403)."),
     )
     permissions = forms.MultipleChoiceField(
+        label=_("Permissions"),
         required=False,
         choices=(),
         widget=forms.SelectMultiple(attrs={"size": 8}),
-        help_text="Narrow the key to these of its owner's permissions (hold Ctrl, or ⌘ on a "
-        "Mac, to select more than one); none selected and not read only: the owner's whole "
-        "authority. Scopes cannot change later.",
+        help_text=_(
+            "Narrow the key to these of its owner's permissions (hold Ctrl, or ⌘ on a "
+            "Mac, to select more than one); none selected and not read only: the owner's whole "
+            "authority. Scopes cannot change later."
+        ),
     )
     nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
@@ -116,7 +126,7 @@ class KeyAddForm(ModelForm):
         permissions: Any = self.fields["permissions"]
         permissions.choices = [(perm, perm) for perm in self.owner_permissions]
         if not self.owner_permissions:
-            permissions.help_text = (
+            permissions.help_text = gettext(
                 "The key's owner has no permissions to narrow it to. For a system key, give the "
                 "system user permissions in the user admin first."
             )
@@ -167,12 +177,12 @@ class KeyAddForm(ModelForm):
 def expires_at(choice: str, on_date: Any) -> datetime | None:
     """The expiry an expiry choice means; whether it is allowed is the model's to say."""
     if choice != ON_DATE and on_date is not None:
-        raise ValidationError("Choose “On a date…” to use a date, or clear the date.")
+        raise ValidationError(gettext("Choose “On a date…” to use a date, or clear the date."))
     if choice == NEVER:
         return None
     if choice == ON_DATE:
         if on_date is None:
-            raise ValidationError("Pick the date the key stops working.")
+            raise ValidationError(gettext("Pick the date the key stops working."))
         return timezone.make_aware(datetime.combine(on_date, time.min))
     return timezone.now() + timedelta(days=int(choice))
 

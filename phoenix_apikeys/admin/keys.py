@@ -20,6 +20,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from ..cache import CacheUnreachable
@@ -43,6 +45,8 @@ from .columns import (
 from .forms import KeyAddForm, initial_add_data, nonce_was_used, record_nonce
 
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
+    from django_stubs_ext import StrOrPromise
+
     ModelAdmin = admin.ModelAdmin[Any]
 else:
     ModelAdmin = admin.ModelAdmin
@@ -63,7 +67,7 @@ class KeyRefused(Exception):
 class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     """What both kinds share: columns, read-only fields, the add flow and revocation."""
 
-    kind_label: ClassVar[str]
+    kind_label: ClassVar[StrOrPromise]
     list_display = KEY_COLUMNS
     list_filter = (StatusFilter,)
     search_fields = ("name", "hint")
@@ -73,11 +77,13 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     add_fieldsets = (
         (None, {"fields": ("name", "description", "expires_in", "expires_on", "nonce")}),
         (
-            "Scopes",
+            _("Scopes"),
             {
                 "fields": ("read_only", "permissions"),
-                "description": "A key may do less than its owner. Leave both empty for the "
-                "owner's whole authority.",
+                "description": _(
+                    "A key may do less than its owner. Leave both empty for the owner's whole "
+                    "authority."
+                ),
             },
         ),
     )
@@ -133,8 +139,10 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         except self.model.DoesNotExist:  # revoked between the form's load and its save
             self.message_user(
                 request,
-                "That key was revoked meanwhile; nothing was saved. A revoked key cannot be "
-                "edited or brought back.",
+                gettext(
+                    "That key was revoked meanwhile; nothing was saved. A revoked key cannot be "
+                    "edited or brought back."
+                ),
                 messages.ERROR,
             )
             return HttpResponseRedirect(reverse(self.url_name("changelist")))
@@ -203,8 +211,10 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     def refuse_replay(self, request: HttpRequest) -> HttpResponse:
         self.message_user(
             request,
-            "That key was already created and its value is not shown again. "
-            "If it was not copied, revoke it and create a new one.",
+            gettext(
+                "That key was already created and its value is not shown again. "
+                "If it was not copied, revoke it and create a new one."
+            ),
             messages.WARNING,
         )
         return HttpResponseRedirect(reverse(self.url_name("changelist")))
@@ -218,7 +228,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     def rotation_fields(self, request: HttpRequest) -> dict[str, Any]:
         return {}
 
-    @admin.action(description="Rotate selected key", permissions=["add"])
+    @admin.action(description=_("Rotate selected key"), permissions=["add"])
     @sensitive_variables()
     def rotate_selected(
         self, request: HttpRequest, queryset: QuerySet[AbstractAPIKey]
@@ -229,13 +239,17 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         if len(selected) != 1:
             self.message_user(
                 request,
-                "Select exactly one key to rotate: each new key is shown once, on its own page.",
+                gettext(
+                    "Select exactly one key to rotate: each new key is shown once, on its own page."
+                ),
                 messages.WARNING,
             )
             return None
         old = selected[0]
         if not self.may_rotate(request, old):
-            self.message_user(request, "You may rotate only your own keys.", messages.ERROR)
+            self.message_user(
+                request, gettext("You may rotate only your own keys."), messages.ERROR
+            )
             return None
         replaced = {"replaces": str(old), "replaces_id": old.key_id}
         manager: Any = type(old)._default_manager
@@ -248,7 +262,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return None
         except type(old).DoesNotExist:
-            self.message_user(request, "That key was revoked meanwhile.", messages.ERROR)
+            self.message_user(request, gettext("That key was revoked meanwhile."), messages.ERROR)
             return None
         ends = old.expires_at
         replaced["replaced_until"] = ends if ends and ends > timezone.now() else None
@@ -266,7 +280,8 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             **(replaced or {}),
-            "title": f"{self.kind_label} {'rotated' if replaced else 'created'}",
+            "title": (gettext("%(kind)s rotated") if replaced else gettext("%(kind)s created"))
+            % {"kind": self.kind_label},
             "opts": self.model._meta,
             "key": key,
             "plaintext": plaintext,
@@ -287,7 +302,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
 
 
 class SystemKeyAdmin(APIKeyAdmin):
-    kind_label = "System API key"
+    kind_label = _("System API key")
     list_display = (*KEY_COLUMNS, "created_by")
     list_select_related = ("created_by",)
     readonly_fields = (*READ_ONLY_KEY_FIELDS, "created_by")
@@ -303,13 +318,13 @@ class SystemKeyAdmin(APIKeyAdmin):
         return system_user()
 
     def acts_as(self, request: HttpRequest) -> str:
-        return f"the system user “{phoenix_settings.SYSTEM_USERNAME}”"
+        return gettext("the system user “%(name)s”") % {"name": phoenix_settings.SYSTEM_USERNAME}
 
 
 class UserKeyAdmin(APIKeyAdmin):
     """Staff see and create their own keys; the full inventory needs ``view_all_userkeys``."""
 
-    kind_label = "User API key"
+    kind_label = _("User API key")
     list_select_related = ("user",)
     readonly_fields = (*READ_ONLY_KEY_FIELDS, "user")
     fields = (*EDITABLE_KEY_FIELDS, *READ_ONLY_KEY_FIELDS, "user")
@@ -319,7 +334,7 @@ class UserKeyAdmin(APIKeyAdmin):
             return (*KEY_COLUMNS, "owner")
         return self.list_display
 
-    @admin.display(description="owner", ordering=f"user__{get_user_model().USERNAME_FIELD}")
+    @admin.display(description=_("owner"), ordering=f"user__{get_user_model().USERNAME_FIELD}")
     def owner(self, key: UserKey) -> str:
         return str(key.user.get_username())
 
@@ -339,7 +354,7 @@ class UserKeyAdmin(APIKeyAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         if not sees_all_user_keys(request):
-            extra_context = {"title": "Your API keys", **(extra_context or {})}
+            extra_context = {"title": gettext("Your API keys"), **(extra_context or {})}
         response: HttpResponse = super().changelist_view(request, extra_context)
         return response
 
@@ -372,4 +387,4 @@ class UserKeyAdmin(APIKeyAdmin):
         return request.user
 
     def acts_as(self, request: HttpRequest) -> str:
-        return f"you (“{request.user.get_username()}”)"
+        return gettext("you (“%(name)s”)") % {"name": request.user.get_username()}

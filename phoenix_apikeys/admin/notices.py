@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from ..ids import key_id
 from ..keys import KeyKind
@@ -21,7 +22,7 @@ class ExpiryNoticeAdmin(ModelAdmin):
     list_display = ("key", "kind", "threshold", "sent_at")
     list_filter = ("kind",)
 
-    @admin.display(description="key id")
+    @admin.display(description=_("key id"))
     def key(self, notice: ExpiryNotice) -> str:
         return key_id(KeyKind(notice.kind), notice.key_pk)
 

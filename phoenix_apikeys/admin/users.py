@@ -15,6 +15,8 @@ from django.core.checks import CheckMessage, Tags, Warning, register
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ..conf import phoenix_settings
 from ..models import UserKey
@@ -40,7 +42,7 @@ class UserKeyInline(KeyColumns, TabularInline):
     fk_name = "user"
     extra = 0
     fields = readonly_fields = KEY_COLUMNS
-    verbose_name_plural = "API keys (tick “Delete?” and save to revoke)"
+    verbose_name_plural = _("API keys (tick “Delete?” and save to revoke)")
 
     class Media:
         css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
@@ -62,13 +64,15 @@ class UserKeyInline(KeyColumns, TabularInline):
         )
         if len(newest) == self.shown and (total := keys.count()) > self.shown:
             url = reverse(f"{self.admin_site.name}:phoenix_apikeys_userkey_changelist")
+            # HTML: format_html's named placeholders escape what goes in, as Django's admin does.
             self.verbose_name_plural = format_html(
-                'API keys: the newest {} of {} (<a href="{}?user__id__exact={}">see all</a>; '
-                "tick “Delete?” and save to revoke)",
-                self.shown,
-                total,
-                url,
-                owner.pk,
+                gettext(
+                    'API keys: the newest {shown} of {total} (<a href="{url}">see all</a>; '
+                    "tick “Delete?” and save to revoke)"
+                ),
+                shown=self.shown,
+                total=total,
+                url=f"{url}?user__id__exact={owner.pk}",
             )
         return keys.filter(pk__in=newest)
 
@@ -79,7 +83,7 @@ class UserKeyInline(KeyColumns, TabularInline):
         return may_manage_keys_of(request, obj)
 
 
-SYSTEM_USER_NOTE = (
+SYSTEM_USER_NOTE = _(
     "This is the system user: system API keys and the admin secret act as it. It cannot log in, "
     "and cannot be renamed, made staff or superuser, given a password or deleted here; "
     "deactivating it stops every system key and the admin secret. Permissions and groups given "
@@ -103,7 +107,9 @@ class ReservedSystemUsername:
         username_field = form._meta.model.USERNAME_FIELD
         taken = form.cleaned_data.get(username_field) == phoenix_settings.SYSTEM_USERNAME
         if taken and not (form.instance.pk and _is_system_user(form.instance)):
-            form.add_error(username_field, "This username is reserved for the system user.")
+            form.add_error(
+                username_field, gettext("This username is reserved for the system user.")
+            )
         return cleaned
 
 
@@ -168,7 +174,7 @@ class SystemUserProtection(RefusesUnheardRevocations):
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         user = self.get_object(request, unquote(id))  # type: ignore[attr-defined]
         if user is not None and _is_system_user(user):
-            messages.error(request, "The system user cannot be given a password.")
+            messages.error(request, gettext("The system user cannot be given a password."))
             opts, site = user._meta, self.admin_site.name  # type: ignore[attr-defined]
             change = f"{site}:{opts.app_label}_{opts.model_name}_change"
             return HttpResponseRedirect(reverse(change, args=[user.pk]))
@@ -210,7 +216,7 @@ def register_user_admin(site: admin.AdminSite = admin.site, base: Any = None) ->
 
 # The check ------------------------------------------------------------------------------------
 
-NOT_EXTENDED_HINT = (
+NOT_EXTENDED_HINT = _(
     "In an admin.py: from phoenix_apikeys.admin import register_user_admin; then "
     "register_user_admin() for Django's UserAdmin, or register_user_admin(base=MyUserAdmin) "
     "for yours. If your users live on another AdminSite you wired yourself "
@@ -230,10 +236,13 @@ def user_admin_warnings(site: admin.AdminSite) -> list[CheckMessage]:
         return []
     return [
         Warning(
-            f"The user admin of admin site {site.name!r} lacks phoenix_apikeys' system-user "
-            "protections and API key inline: the system user can be deleted, renamed or given "
-            "a password there, and users' keys are not listed.",
-            hint=NOT_EXTENDED_HINT,
+            gettext(
+                "The user admin of admin site %(site)s lacks phoenix_apikeys' system-user "
+                "protections and API key inline: the system user can be deleted, renamed or given "
+                "a password there, and users' keys are not listed."
+            )
+            % {"site": repr(site.name)},
+            hint=str(NOT_EXTENDED_HINT),
             id="phoenix_apikeys.W010",
         )
     ]
