@@ -11,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.utils import translation
+from django.utils.translation import gettext
 
 from .keys import KeyKind
 from .rules import CONTROL
@@ -53,14 +55,15 @@ class LeakNotice:
             logger.warning("Nobody to tell that leaked key %s was revoked.", self.key_id)
             return
         try:
-            send_mail(
-                "An API key was revoked: it was reported as leaked",
-                f'The API key "{self.name}" ({self.hint}, id {self.key_id}) was revoked '
-                "because it was reported as leaked: someone found it where it should not be, "
-                "such as a public repository.\n\nIt no longer works. Make a new key where it "
-                "was used, and remove the old one from wherever it was published.\n",
-                None,
-                list(self.recipients),
-            )
+            # In the site's language: the recipient is the key's owner, not whoever reported it.
+            with translation.override(settings.LANGUAGE_CODE):
+                subject = gettext("An API key was revoked: it was reported as leaked")
+                body = gettext(
+                    'The API key "%(name)s" (%(hint)s, id %(id)s) was revoked because it was '
+                    "reported as leaked: someone found it where it should not be, such as a "
+                    "public repository.\n\nIt no longer works. Make a new key where it was "
+                    "used, and remove the old one from wherever it was published.\n"
+                ) % {"name": self.name, "hint": self.hint, "id": self.key_id}
+            send_mail(subject, body, None, list(self.recipients))
         except Exception:  # a mail server's failure never undoes or fails the revocation
             logger.exception("Could not email about revoked leaked key %s.", self.key_id)

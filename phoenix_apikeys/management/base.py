@@ -15,6 +15,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 
 from .. import audit
 from ..conf import phoenix_settings
@@ -37,14 +38,19 @@ def parse_duration(text: str, option: str = "--expires-in") -> timedelta:
     match = DURATION.fullmatch(text.strip())
     if match is None:
         raise CommandError(
-            f"{option}: expected a positive number and a unit (s, m, h or d), e.g. 90d; "
-            f"got {text!r}."
+            gettext(
+                "%(option)s: expected a positive number and a unit (s, m, h or d), e.g. 90d; "
+                "got %(text)s."
+            )
+            % {"option": option, "text": repr(text)}
         )
     number, unit = match.groups()
     try:
         return timedelta(**{UNITS[unit]: int(number)})
     except OverflowError:
-        raise CommandError(f"{option}: {text!r} is too long.") from None
+        raise CommandError(
+            gettext("%(option)s: %(text)s is too long.") % {"option": option, "text": repr(text)}
+        ) from None
 
 
 def parse_expires_at(text: str) -> datetime:
@@ -55,8 +61,11 @@ def parse_expires_at(text: str) -> datetime:
         value = None
     if value is None:
         raise CommandError(
-            f"--expires-at: expected an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z; "
-            f"got {text!r}."
+            gettext(
+                "--expires-at: expected an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z; "
+                "got %(text)s."
+            )
+            % {"text": repr(text)}
         )
     return value.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(value) else value
 
@@ -66,7 +75,7 @@ def expiry(options: dict[str, Any]) -> datetime | None:
         try:
             return timezone.now() + parse_duration(options["expires_in"])
         except OverflowError:
-            raise CommandError("--expires-in: too long.") from None
+            raise CommandError(gettext("--expires-in: too long.")) from None
     if options.get("expires_at") is not None:
         return parse_expires_at(options["expires_at"])
     return None
@@ -85,10 +94,18 @@ def option_errors(error: ValidationError, options: dict[str, Any]) -> str:
 
 
 def describe_key(key: AbstractAPIKey) -> str:
-    owner = "" if key.kind is KeyKind.SYSTEM else f", owner {key.user.get_username()}"
-    scoped = f", scopes {key.scopes}" if key.scopes else ""
+    owner = (
+        ""
+        if key.kind is KeyKind.SYSTEM
+        else gettext(", owner %(owner)s") % {"owner": key.user.get_username()}
+    )
+    scoped = gettext(", scopes %(scopes)s") % {"scopes": key.scopes} if key.scopes else ""
     details = f"{key.name!r}, {key.prefixed_hint}{owner}{scoped}"
-    return f"{key.kind.value} key {key.key_id} ({details})"
+    return gettext("%(kind)s key %(id)s (%(details)s)") % {
+        "kind": key.kind.value,
+        "id": key.key_id,
+        "details": details,
+    }
 
 
 def key_by_id(value: str, plaintext_advice: str) -> AbstractAPIKey:
@@ -96,16 +113,29 @@ def key_by_id(value: str, plaintext_advice: str) -> AbstractAPIKey:
     if phoenix_settings.prefixes.kind_of(value) is not None:
         # Never echo it back: the terminal's scrollback is one more place to leak it.
         raise CommandError(
-            f"That is a plaintext key, not an id. Never pass a key as an argument; "
-            f"{plaintext_advice}"
+            gettext(
+                "That is a plaintext key, not an id. Never pass a key as an argument; %(advice)s"
+            )
+            % {"advice": plaintext_advice}
         )
     found = find_key_by_id(value)
     if found is None:
-        raise CommandError(f"No API key with id {value!r}; see list_api_keys.")
+        raise CommandError(
+            gettext("No API key with id %(id)s; see list_api_keys.") % {"id": repr(value)}
+        )
     return found
 
 
-class KeyCommand(BaseCommand):
+class LocalizedCommand(BaseCommand):
+    """A command whose ``help`` is lazily translated: argparse takes only a plain string, so it
+    is worked out, in the active language, when the parser is made."""
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        self.help = str(self.help)
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+
+class KeyCommand(LocalizedCommand):
     """A command that changes keys: the audit trail records its changes as by "command"."""
 
     def execute(self, *args: Any, **options: Any) -> Any:
@@ -119,18 +149,24 @@ class CreateKeyCommand(KeyCommand):
     model: type[AbstractAPIKey]
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--name", required=True, help="what the key is for")
-        parser.add_argument("--description", default="", help="optional longer note")
+        parser.add_argument("--name", required=True, help=gettext("what the key is for"))
+        parser.add_argument("--description", default="", help=gettext("optional longer note"))
         when = parser.add_mutually_exclusive_group()
-        when.add_argument("--expires-in", help="lifetime: a number and s, m, h or d, e.g. 90d")
-        when.add_argument("--expires-at", help="ISO 8601 expiry; without an offset it is UTC")
+        when.add_argument(
+            "--expires-in", help=gettext("lifetime: a number and s, m, h or d, e.g. 90d")
+        )
+        when.add_argument(
+            "--expires-at", help=gettext("ISO 8601 expiry; without an offset it is UTC")
+        )
         parser.add_argument(
             "--scope",
             action="append",
             default=[],
             dest="scopes",
-            help='narrow the key (repeatable): "read" for safe methods only, or a permission '
-            '"app_label.codename" the owner has; none: the owner\'s whole authority',
+            help=gettext(
+                'narrow the key (repeatable): "read" for safe methods only, or a permission '
+                '"app_label.codename" the owner has; none: the owner\'s whole authority'
+            ),
         )
 
     def key_fields(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +187,10 @@ class CreateKeyCommand(KeyCommand):
             raise CommandError(option_errors(error, options)) from None
         except MissingSecretError as error:
             raise CommandError(str(error)) from None
-        expires = key.expires_at.isoformat() if key.expires_at else "never"
-        self.stderr.write(f"Created {describe_key(key)}, expires {expires}.")
-        self.stderr.write("The key is shown once, on stdout; store it now.")
+        expires = key.expires_at.isoformat() if key.expires_at else gettext("never")
+        self.stderr.write(
+            gettext("Created %(key)s, expires %(expires)s.")
+            % {"key": describe_key(key), "expires": expires}
+        )
+        self.stderr.write(gettext("The key is shown once, on stdout; store it now."))
         self.stdout.write(plaintext)

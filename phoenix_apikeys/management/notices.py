@@ -18,6 +18,7 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, router, transaction
+from django.utils.translation import gettext
 
 from ..conf import phoenix_settings
 from ..keys import KeyKind
@@ -51,11 +52,11 @@ def nearest_crossed(expires_at: datetime, now: datetime, among: Sequence[int]) -
 
 def when(threshold: int) -> str:
     """``expires within 7 days`` or ``has expired``."""
-    return (
-        "has expired"
-        if threshold == 0
-        else f"expires within {duration_text(timedelta(seconds=threshold))}"
-    )
+    if threshold == 0:
+        return gettext("has expired")
+    return gettext("expires within %(duration)s") % {
+        "duration": duration_text(timedelta(seconds=threshold))
+    }
 
 
 @dataclass(frozen=True)
@@ -93,42 +94,49 @@ def due_notices(now: datetime) -> Iterator[Due]:
             if threshold is None or (key.pk, threshold) in sent:
                 continue
             if kind is KeyKind.SYSTEM:
-                problem = None if admins else "ADMINS is empty"
+                problem = None if admins else gettext("ADMINS is empty")
                 yield Due(key, threshold, admins, problem)
             else:
                 address = owner_address(key.user)
-                problem = None if address else "its owner has no email address"
+                problem = None if address else gettext("its owner has no email address")
                 yield Due(key, threshold, (address,) if address else (), problem)
 
 
 def message(due: Due) -> EmailMessage:
-    """The plain-text email of one notice: metadata only, never a secret."""
+    """The plain-text email of one notice: metadata only, never a secret (in the active
+    language: a command runs in LANGUAGE_CODE's)."""
     key = due.key
     assert key.expires_at is not None
     name = CONTROL.sub("?", key.name)  # headers and terminals get no control character
     status = when(due.threshold)
-    owner = "" if key.kind is KeyKind.SYSTEM else f"Owner:    {key.user.get_username()}\n"
     if due.threshold == 0:
-        advice = (
+        advice = gettext(
             "The key no longer authenticates. To restore access, create a new key and put it\n"
             "where this one was used."
         )
     else:
-        advice = (
+        advice = gettext(
             "To keep whatever uses this key working, rotate it, or create a new key, put the\n"
             "new key where this one is used, and then revoke this one before it expires."
         )
+    facts = [
+        gettext("Name:     %(name)s") % {"name": name},
+        gettext("Id:       %(id)s") % {"id": key.key_id},
+        gettext("Hint:     %(hint)s") % {"hint": key.prefixed_hint},
+    ]
+    if key.kind is not KeyKind.SYSTEM:
+        facts.append(gettext("Owner:    %(owner)s") % {"owner": key.user.get_username()})
+    expires = key.expires_at.astimezone(dt_timezone.utc).isoformat(timespec="seconds")
+    facts.append(gettext("Expires:  %(expires)s") % {"expires": expires})
+    values = {"kind": key.kind.value, "name": name, "status": status}
     body = (
-        f'The {key.kind.value} API key "{name}" {status}.\n\n'
-        f"Name:     {name}\n"
-        f"Id:       {key.key_id}\n"
-        f"Hint:     {key.prefixed_hint}\n"
-        f"{owner}"
-        f"Expires:  {key.expires_at.astimezone(dt_timezone.utc).isoformat(timespec='seconds')}\n\n"
-        f"{advice}\n"
+        gettext('The %(kind)s API key "%(name)s" %(status)s.') % values
+        + "\n\n"
+        + "\n".join(facts)
+        + f"\n\n{advice}\n"
     )
     return EmailMessage(
-        subject=f'{SUBJECT_PREFIX} API key "{name}" {status}',
+        subject=f"{SUBJECT_PREFIX} " + gettext('API key "%(name)s" %(status)s') % values,
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=list(due.recipients),

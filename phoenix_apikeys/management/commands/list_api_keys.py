@@ -6,10 +6,13 @@ import json
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from phoenix_apikeys.keys import KeyKind
+from phoenix_apikeys.management.base import LocalizedCommand
 from phoenix_apikeys.models import KEY_MODELS, AbstractAPIKey
 from phoenix_apikeys.rules import CONTROL
 
@@ -62,20 +65,24 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-class Command(BaseCommand):
-    help = "List API keys with their ids, owners, hints, dates and status; never a secret."
+class Command(LocalizedCommand):
+    help = _("List API keys with their ids, owners, hints, dates and status; never a secret.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--kind", choices=[kind.value for kind in KeyKind])
-        parser.add_argument("--user", help="only this user's keys")
-        parser.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+        parser.add_argument("--user", help=gettext("only this user's keys"))
+        parser.add_argument(
+            "--json", action="store_true", help=gettext("a JSON list instead of a table")
+        )
 
     def handle(self, *args: Any, kind: str | None, user: str | None, **options: Any) -> None:
         kinds = [KeyKind(kind)] if kind else list(KeyKind)
         filters: dict[str, Any] = {}
         if user is not None:
             if kind == KeyKind.SYSTEM.value:
-                raise CommandError("--user lists user keys; it cannot be combined with system.")
+                raise CommandError(
+                    gettext("--user lists user keys; it cannot be combined with system.")
+                )
             kinds, filters = [KeyKind.USER], {"user": self.find_user(user)}
         now = timezone.now()
         keys: list[AbstractAPIKey] = [
@@ -93,11 +100,13 @@ class Command(BaseCommand):
         elif rows:
             self.stdout.write(table(rows))
         else:
-            self.stdout.write("No API keys.")
+            self.stdout.write(gettext("No API keys."))
 
     def find_user(self, username: str) -> Any:
         user_model = get_user_model()
         try:
             return user_model._default_manager.get_by_natural_key(username)
         except user_model.DoesNotExist:
-            raise CommandError(f"--user: no user {username!r}.") from None
+            raise CommandError(
+                gettext("--user: no user %(user)s.") % {"user": repr(username)}
+            ) from None

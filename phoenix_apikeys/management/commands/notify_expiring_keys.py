@@ -8,58 +8,86 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
-from phoenix_apikeys.management.base import describe_key
+from phoenix_apikeys.management.base import LocalizedCommand, describe_key
 from phoenix_apikeys.management.notices import due_notices, send_once, when
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-class Command(BaseCommand):
-    help = (
+class Command(LocalizedCommand):
+    help = _(
         "Email the owners of user keys, and ADMINS for system keys, about keys nearing or past "
         "their expiry: once per key per EXPIRY_NOTICE_THRESHOLDS value. --dry-run only lists."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dry-run", action="store_true", help="list, send and record nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help=gettext("list, send and record nothing")
+        )
 
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
         sent = skipped = failed = 0
         for due in due_notices(timezone.now()):
-            about = f"{describe_key(due.key)} {when(due.threshold)}"
+            about = gettext("%(key)s %(status)s") % {
+                "key": describe_key(due.key),
+                "status": when(due.threshold),
+            }
             if due.problem is not None:
-                self.stdout.write(f"Skipped {about}: {due.problem}.")
+                self.stdout.write(
+                    gettext("Skipped %(about)s: %(problem)s.")
+                    % {"about": about, "problem": due.problem}
+                )
                 skipped += 1
                 continue
             to = ", ".join(due.recipients)
             if dry_run:
-                self.stdout.write(f"Would send {about}, to {to}.")
+                self.stdout.write(
+                    gettext("Would send %(about)s, to %(to)s.") % {"about": about, "to": to}
+                )
                 sent += 1
                 continue
             try:
                 claimed = send_once(due)
             except Exception as error:  # the email failed; nothing is recorded
                 self.stderr.write(
-                    f"Failed {about}, to {to}: {type(error).__name__}: {error}; "
-                    "the next run tries again."
+                    gettext("Failed %(about)s, to %(to)s: %(error)s; the next run tries again.")
+                    % {"about": about, "to": to, "error": f"{type(error).__name__}: {error}"}
                 )
                 failed += 1
                 continue
             if claimed:
-                self.stdout.write(f"Sent {about}, to {to}.")
+                self.stdout.write(
+                    gettext("Sent %(about)s, to %(to)s.") % {"about": about, "to": to}
+                )
                 sent += 1
             else:
-                self.stdout.write(f"Skipped {about}: another run sent it.")
+                self.stdout.write(
+                    gettext("Skipped %(about)s: another run sent it.") % {"about": about}
+                )
                 skipped += 1
-        verb = "Would send" if dry_run else "Sent"
-        summary = f"{verb} {plural(sent, 'notice')}; skipped {skipped}"
-        self.stdout.write(f"{summary}; failed {failed}." if not dry_run else f"{summary}.")
+        counts = {"count": sent, "skipped": skipped, "failed": failed}
+        if dry_run:
+            summary = ngettext(
+                "Would send %(count)d notice; skipped %(skipped)d.",
+                "Would send %(count)d notices; skipped %(skipped)d.",
+                sent,
+            )
+        else:
+            summary = ngettext(
+                "Sent %(count)d notice; skipped %(skipped)d; failed %(failed)d.",
+                "Sent %(count)d notices; skipped %(skipped)d; failed %(failed)d.",
+                sent,
+            )
+        self.stdout.write(summary % counts)
         if failed:
             raise CommandError(
-                f"{plural(failed, 'notice')} could not be sent; the next run tries again."
+                ngettext(
+                    "%(count)d notice could not be sent; the next run tries again.",
+                    "%(count)d notices could not be sent; the next run tries again.",
+                    failed,
+                )
+                % {"count": failed}
             )

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from phoenix_apikeys.conf import phoenix_settings
+from phoenix_apikeys.management.base import LocalizedCommand
 from phoenix_apikeys.models import KeyEvent
 
 
-class Command(BaseCommand):
-    help = (
+class Command(LocalizedCommand):
+    help = _(
         "Delete the audit trail's key events older than EVENT_RETENTION; --dry-run only counts "
         "them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+        parser.add_argument("--dry-run", action="store_true", help=gettext("count, delete nothing"))
 
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
         cutoff = timezone.now() - phoenix_settings.EVENT_RETENTION
@@ -26,7 +29,16 @@ class Command(BaseCommand):
             count = KeyEvent.objects.filter(at__lt=cutoff).count()
         else:  # the one way events go: KeyEvent and its queryset refuse every other delete
             count = KeyEvent.objects.prune_older_than(cutoff)
-        verb = "Would prune" if dry_run else "Pruned"
-        self.stdout.write(
-            f"{verb} {count} key event{'' if count == 1 else 's'} from before {cutoff.isoformat()}."
-        )
+        if dry_run:
+            summary = ngettext(
+                "Would prune %(count)d key event from before %(cutoff)s.",
+                "Would prune %(count)d key events from before %(cutoff)s.",
+                count,
+            )
+        else:
+            summary = ngettext(
+                "Pruned %(count)d key event from before %(cutoff)s.",
+                "Pruned %(count)d key events from before %(cutoff)s.",
+                count,
+            )
+        self.stdout.write(summary % {"count": count, "cutoff": cutoff.isoformat()})

@@ -10,6 +10,8 @@ import sys
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.keys import MalformedKey
@@ -25,17 +27,19 @@ MAX_STDIN = 4096
 
 
 class Command(KeyCommand):
-    help = "Revoke (delete) an API key by its id, or by its plaintext read from stdin (--stdin)."
+    help = _("Revoke (delete) an API key by its id, or by its plaintext read from stdin (--stdin).")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("id", nargs="?", help="the key's id, as list_api_keys shows it")
         parser.add_argument(
-            "--stdin", action="store_true", help="read a leaked plaintext key from stdin"
+            "id", nargs="?", help=gettext("the key's id, as list_api_keys shows it")
+        )
+        parser.add_argument(
+            "--stdin", action="store_true", help=gettext("read a leaked plaintext key from stdin")
         )
 
     def handle(self, *args: Any, id: str | None, stdin: bool, **options: Any) -> None:
         if stdin == (id is not None):
-            raise CommandError("Give either a key id or --stdin (with the key piped in).")
+            raise CommandError(gettext("Give either a key id or --stdin (with the key piped in)."))
         key = self.by_plaintext() if stdin else self.by_id(str(id))
         description = describe_key(key)
         try:
@@ -43,20 +47,26 @@ class Command(KeyCommand):
         except CacheUnreachable as error:
             raise CommandError(str(error)) from None
         if not revoked:  # revoked by someone else between our lookup and our delete
-            raise CommandError(f"{description} was already revoked.")
-        self.stdout.write(f"Revoked {description}.")
+            raise CommandError(gettext("%(key)s was already revoked.") % {"key": description})
+        self.stdout.write(gettext("Revoked %(key)s.") % {"key": description})
 
     def by_id(self, value: str) -> AbstractAPIKey:
-        return key_by_id(value, "pipe it in: revoke_api_key --stdin")
+        return key_by_id(value, gettext("pipe it in: revoke_api_key --stdin"))
 
     def by_plaintext(self) -> AbstractAPIKey:
         text = sys.stdin.read(MAX_STDIN + 1).strip()
         try:
             found = find_key_by_plaintext(text)
         except MalformedKey as error:
-            raise CommandError(f"stdin does not hold a key of this deployment ({error}).") from None
+            # ``error`` says which check failed (prefix, length, ...), never the text read.
+            raise CommandError(
+                gettext("stdin does not hold a key of this deployment (%(error)s).")
+                % {"error": error}
+            ) from None
         except MissingSecretError as error:
             raise CommandError(str(error)) from None
         if found is None:
-            raise CommandError("No stored key matches (already revoked, or another deployment).")
+            raise CommandError(
+                gettext("No stored key matches (already revoked, or another deployment).")
+            )
         return found

@@ -12,6 +12,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import (
@@ -24,13 +26,15 @@ from phoenix_apikeys.management.base import (
 )
 from phoenix_apikeys.models import MissingSecretError
 
-# The model's error fields a rotation adds, under what the operator typed.
-ROTATION_OPTIONS = {
-    "grace_period": "--grace-period",
-    "id": "ID",
-    "scopes": "the old key's scopes",
-    "user": "the owner",
-}
+
+def rotation_options() -> dict[str, str]:
+    """The model's error fields a rotation adds, under what the operator typed."""
+    return {
+        "grace_period": "--grace-period",
+        "id": "ID",
+        "scopes": gettext("the old key's scopes"),
+        "user": gettext("the owner"),
+    }
 
 
 def parse_grace_period(text: str) -> timedelta:
@@ -39,26 +43,30 @@ def parse_grace_period(text: str) -> timedelta:
 
 
 class Command(KeyCommand):
-    help = (
+    help = _(
         "Replace an API key with a new one (same name, description, scopes and owner) and print "
         "the new key alone on stdout; the old key keeps working for the grace period."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("id", help="the key's id, as list_api_keys shows it")
+        parser.add_argument("id", help=gettext("the key's id, as list_api_keys shows it"))
         parser.add_argument(
             "--grace-period",
-            help="how long the old key keeps working: 0 (revoke it now), or a number and s, m, "
-            "h or d; default ROTATION_GRACE_PERIOD",
+            help=gettext(
+                "how long the old key keeps working: 0 (revoke it now), or a number and s, m, "
+                "h or d; default ROTATION_GRACE_PERIOD"
+            ),
         )
         when = parser.add_mutually_exclusive_group()
         when.add_argument(
-            "--expires-in", help="the new key's lifetime, e.g. 90d; default: the old key's"
+            "--expires-in", help=gettext("the new key's lifetime, e.g. 90d; default: the old key's")
         )
-        when.add_argument("--expires-at", help="ISO 8601 expiry; without an offset it is UTC")
+        when.add_argument(
+            "--expires-at", help=gettext("ISO 8601 expiry; without an offset it is UTC")
+        )
 
     def handle(self, *args: Any, id: str, **options: Any) -> None:
-        old = key_by_id(id, "find its id with list_api_keys.")
+        old = key_by_id(id, gettext("find its id with list_api_keys."))
         rotation: dict[str, Any] = {}
         if options["grace_period"] is not None:
             rotation["grace_period"] = parse_grace_period(options["grace_period"])
@@ -68,21 +76,30 @@ class Command(KeyCommand):
         try:
             new, plaintext = type(old)._default_manager.rotate(old, **rotation)
         except ValidationError as error:
+            options_named = rotation_options()
             renamed = {
-                ROTATION_OPTIONS.get(field, field): messages
+                options_named.get(field, field): messages
                 for field, messages in error.message_dict.items()
             }
             raise CommandError(option_errors(ValidationError(renamed), options)) from None
         except (MissingSecretError, CacheUnreachable) as error:
             raise CommandError(str(error)) from None
         except type(old).DoesNotExist:
-            raise CommandError(f"{description} was revoked meanwhile.") from None
-        expires = new.expires_at.isoformat() if new.expires_at else "never"
-        self.stderr.write(f"Created {describe_key(new)}, expires {expires}.")
+            raise CommandError(
+                gettext("%(key)s was revoked meanwhile.") % {"key": description}
+            ) from None
+        expires = new.expires_at.isoformat() if new.expires_at else gettext("never")
+        self.stderr.write(
+            gettext("Created %(key)s, expires %(expires)s.")
+            % {"key": describe_key(new), "expires": expires}
+        )
         if old.expires_at is not None and old.expires_at <= timezone.now():  # no grace
-            self.stderr.write(f"Revoked {description}.")
+            self.stderr.write(gettext("Revoked %(key)s.") % {"key": description})
         else:
-            ends = old.expires_at.isoformat() if old.expires_at else "never"
-            self.stderr.write(f"{description} keeps working until {ends}.")
-        self.stderr.write("The new key is shown once, on stdout; store it now.")
+            ends = old.expires_at.isoformat() if old.expires_at else gettext("never")
+            self.stderr.write(
+                gettext("%(key)s keeps working until %(ends)s.")
+                % {"key": description, "ends": ends}
+            )
+        self.stderr.write(gettext("The new key is shown once, on stdout; store it now."))
         self.stdout.write(plaintext)
