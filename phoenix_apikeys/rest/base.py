@@ -186,10 +186,16 @@ class KeyAPIView(APIView):
         if isinstance(exc, RequestDataTooBig):
             # Django would answer with an HTML 400; API clients get JSON.
             return Response(
-                {"detail": "body: " + gettext("The request body is too large.")},
+                {"detail": detail_at("body", gettext("The request body is too large."))},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         return super().handle_exception(exc)
+
+
+def detail_at(path: str, message: str) -> str:
+    """A detail about one part of the request, as ``error_lines`` writes one: the path (a field
+    name, never translated), then the message."""
+    return f"{path}: {message}"
 
 
 def error_lines(detail: Any, path: str = "") -> Iterator[str]:

@@ -19,6 +19,7 @@ from ..models import MissingSecretError, revoke_leaked
 from .base import (
     KeyAPIView,
     SecretUnavailable,
+    detail_at,
     document,
 )
 from .serializers import (
@@ -86,9 +87,11 @@ class LeakRevocationView(KeyAPIView):
         if declared_length(request) > MAX_LEAK_REPORT_BYTES:
             return Response(
                 {
-                    "detail": "body: "
-                    + gettext("A leak report is at most %(bytes)d bytes.")
-                    % {"bytes": MAX_LEAK_REPORT_BYTES}
+                    "detail": detail_at(
+                        "body",
+                        gettext("A leak report is at most %(bytes)d bytes.")
+                        % {"bytes": MAX_LEAK_REPORT_BYTES},
+                    )
                 },
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
