@@ -30,6 +30,8 @@ from .access import (
 from .columns import KEY_COLUMNS, KeyColumns
 
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
+    from django_stubs_ext import StrOrPromise
+
     TabularInline = admin.TabularInline[UserKey, Any]
 else:
     TabularInline = admin.TabularInline
@@ -42,7 +44,7 @@ class UserKeyInline(KeyColumns, TabularInline):
     fk_name = "user"
     extra = 0
     fields = readonly_fields = KEY_COLUMNS
-    verbose_name_plural = _("API keys (tick “Delete?” and save to revoke)")
+    verbose_name_plural: StrOrPromise = _("API keys (tick “Delete?” and save to revoke)")
 
     class Media:
         css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}

@@ -128,7 +128,8 @@ def key_by_id(value: str, plaintext_advice: str) -> AbstractAPIKey:
 
 class LocalizedCommand(BaseCommand):
     """A command whose ``help`` is lazily translated: argparse takes only a plain string, so it
-    is worked out, in the active language, when the parser is made."""
+    is worked out, in the active language, when the parser is made. (django-stubs types ``help``
+    as str: a lazy one is assigned with ``type: ignore[assignment]``.)"""
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         self.help = str(self.help)

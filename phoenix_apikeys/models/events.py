@@ -79,7 +79,8 @@ class KeyEvent(models.Model):
     a queryset delete. It names the key by its opaque id and name and never holds a secret.
     """
 
-    # The values are stored and filtered on; the labels are what the admin shows.
+    # The values are stored and filtered on; the labels are what the admin shows. (django-stubs
+    # types a member with a lazy label as its (value, label) tuple: at run time it is a str.)
     class Action(models.TextChoices):
         CREATED = "created", _("Created")
         ROTATED = "rotated", _("Rotated")

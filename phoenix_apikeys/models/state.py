@@ -235,7 +235,7 @@ class KeyManager(models.Manager[KeyT]):
         self,
         key: KeyT,
         *,
-        reason: str = Action.REVOKED,
+        reason: str = Action.REVOKED,  # type: ignore[assignment]  # see KeyEvent.Action
         actor: Any = None,
         label: str | None = None,
         source: str | None = None,
@@ -265,7 +265,7 @@ class KeyManager(models.Manager[KeyT]):
         keys: Any = self.db_manager(self.primary())
         expired = keys.expired(now).select_related("user").order_by("pk")
         for key in expired:
-            if self.revoke(key, reason=Action.EXPIRED_PRUNED):
+            if self.revoke(key, reason=Action.EXPIRED_PRUNED):  # type: ignore[arg-type]
                 yield key
 
 

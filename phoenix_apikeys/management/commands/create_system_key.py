@@ -7,5 +7,7 @@ from phoenix_apikeys.models import SystemKey
 
 
 class Command(CreateKeyCommand):
-    help = _("Create a system API key and print it alone on stdout (details go to stderr).")
+    help = _(  # type: ignore[assignment]
+        "Create a system API key and print it alone on stdout (details go to stderr)."
+    )
     model = SystemKey

@@ -14,7 +14,9 @@ from phoenix_apikeys.models import UserKey
 
 
 class Command(CreateKeyCommand):
-    help = _("Create a user API key for --user and print it alone on stdout (details on stderr).")
+    help = _(  # type: ignore[assignment]
+        "Create a user API key for --user and print it alone on stdout (details on stderr)."
+    )
     model = UserKey
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -66,7 +66,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 class Command(LocalizedCommand):
-    help = _("List API keys with their ids, owners, hints, dates and status; never a secret.")
+    help = _(  # type: ignore[assignment]
+        "List API keys with their ids, owners, hints, dates and status; never a secret."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--kind", choices=[kind.value for kind in KeyKind])

@@ -18,7 +18,7 @@ from phoenix_apikeys.management.notices import due_notices, send_once, when
 
 
 class Command(LocalizedCommand):
-    help = _(
+    help = _(  # type: ignore[assignment]
         "Email the owners of user keys, and ADMINS for system keys, about keys nearing or past "
         "their expiry: once per key per EXPIRY_NOTICE_THRESHOLDS value. --dry-run only lists."
     )

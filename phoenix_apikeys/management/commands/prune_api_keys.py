@@ -15,7 +15,9 @@ from phoenix_apikeys.models import KEY_MODELS
 
 
 class Command(KeyCommand):
-    help = _("Delete every expired API key (system and user); --dry-run only lists them.")
+    help = _(  # type: ignore[assignment]
+        "Delete every expired API key (system and user); --dry-run only lists them."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help=gettext("list, delete nothing"))

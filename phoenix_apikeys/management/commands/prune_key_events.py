@@ -15,7 +15,7 @@ from phoenix_apikeys.models import KeyEvent
 
 
 class Command(LocalizedCommand):
-    help = _(
+    help = _(  # type: ignore[assignment]
         "Delete the audit trail's key events older than EVENT_RETENTION; --dry-run only counts "
         "them."
     )

@@ -27,7 +27,9 @@ MAX_STDIN = 4096
 
 
 class Command(KeyCommand):
-    help = _("Revoke (delete) an API key by its id, or by its plaintext read from stdin (--stdin).")
+    help = _(  # type: ignore[assignment]
+        "Revoke (delete) an API key by its id, or by its plaintext read from stdin (--stdin)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -43,7 +43,7 @@ def parse_grace_period(text: str) -> timedelta:
 
 
 class Command(KeyCommand):
-    help = _(
+    help = _(  # type: ignore[assignment]
         "Replace an API key with a new one (same name, description, scopes and owner) and print "
         "the new key alone on stdout; the old key keeps working for the grace period."
     )
