@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from phoenix_apikeys.keys import KeyKind
+from phoenix_apikeys.management.base import user_named
 from phoenix_apikeys.models import KEY_MODELS, AbstractAPIKey
 from phoenix_apikeys.rules import CONTROL
 
@@ -76,7 +76,7 @@ class Command(BaseCommand):
         if user is not None:
             if kind == KeyKind.SYSTEM.value:
                 raise CommandError("--user lists user keys; it cannot be combined with system.")
-            kinds, filters = [KeyKind.USER], {"user": self.find_user(user)}
+            kinds, filters = [KeyKind.USER], {"user": user_named(user)}
         now = timezone.now()
         keys: list[AbstractAPIKey] = [
             key
@@ -94,10 +94,3 @@ class Command(BaseCommand):
             self.stdout.write(table(rows))
         else:
             self.stdout.write("No API keys.")
-
-    def find_user(self, username: str) -> Any:
-        user_model = get_user_model()
-        try:
-            return user_model._default_manager.get_by_natural_key(username)
-        except user_model.DoesNotExist:
-            raise CommandError(f"--user: no user {username!r}.") from None
