@@ -19,6 +19,8 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+from .scopes import ScopedUser
+
 COMMAND = "command"
 ADMIN_SECRET = "admin secret"
 ANONYMOUS = "anonymous"
@@ -45,7 +47,8 @@ class Acting:
         user = self.actor
         if user is None or not getattr(user, "is_authenticated", False):
             return None
-        user = getattr(user, "_wrapped", user)  # request.user, a scopes.ScopedUser: lazy
+        if isinstance(user, ScopedUser):  # the user behind a scoped key's narrowed view
+            user = user.unscoped
         return user if getattr(user, "pk", None) is not None else None
 
 

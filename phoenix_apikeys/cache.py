@@ -189,36 +189,14 @@ def read(name: str) -> Entry:
     mark = memory.drops  # before the shared cache or the database is read
     kept: Entry | None = memory.recall(name)
     if kept is not None and time.time() - (kept.verified_at or 0) <= phoenix_settings.CACHE_TIMEOUT:
-        return Entry(own_copy(kept.value), kept.stamp, kept.verified_at, mark)
+        return Entry(coherence.own_copy(kept.value), kept.stamp, kept.verified_at, mark)
     found = guarded(alias, lambda cache: _read(cache, name), Entry())
     entry = Entry(found.value, found.stamp, found.verified_at, mark)
     if entry.value is not None:
-        memory.keep(name, Entry(own_copy(entry.value), entry.stamp, entry.verified_at), mark)
+        memory.keep(
+            name, Entry(coherence.own_copy(entry.value), entry.stamp, entry.verified_at), mark
+        )
     return entry
-
-
-def own_copy(value: Any) -> Any:
-    """A copy for one request, of a key and its owner (or of a user): Django caches permissions
-    on a user object (``_perm_cache``), and a permission taken away must count on the next
-    request, as it does for a copy read from the shared cache."""
-    clone = _shallow_copy(value)
-    related = clone._state.fields_cache  # the key's owner, once loaded
-    for name, instance in related.items():
-        if instance is not None:
-            related[name] = _shallow_copy(instance)
-    return clone
-
-
-def _shallow_copy(instance: Any) -> Any:
-    """What ``copy.copy`` makes of a model instance (its attributes, and its ``_state`` with the
-    related objects it holds), without the pickling protocol's detour."""
-    clone = instance.__class__.__new__(instance.__class__)
-    clone.__dict__.update(instance.__dict__)
-    state = instance._state
-    clone._state = state.__class__.__new__(state.__class__)
-    clone._state.__dict__.update(state.__dict__)
-    clone._state.fields_cache = dict(state.fields_cache)  # its own: own_copy replaces entries
-    return clone
 
 
 def _read(cache: BaseCache, name: str) -> Entry:
@@ -282,7 +260,7 @@ def store(name: str, value: Any, entry: Entry) -> None:
     guarded(alias, _store, None)
     memory = coherence.memory(_memory_url(alias))
     if memory is not None and entry.mark is not None:
-        kept = Entry(own_copy(value), entry.stamp, entry.verified_at or time.time())
+        kept = Entry(coherence.own_copy(value), entry.stamp, entry.verified_at or time.time())
         memory.keep(name, kept, entry.mark)
 
 
@@ -400,4 +378,4 @@ def recall(name: str) -> Any:
     kept: Entry | None = None if memory is None else memory.recall(name)
     if kept is None or time.time() - (kept.verified_at or 0) > phoenix_settings.CACHE_TIMEOUT:
         return None
-    return own_copy(kept.value)
+    return coherence.own_copy(kept.value)

@@ -271,3 +271,27 @@ def release(url: str, names: list[str]) -> None:
         _publisher(url).publish(CHANNEL, json.dumps(["release", sender, names]))
     except Exception as error:  # the refusal lapses after TOMBSTONE seconds anyway
         logger.warning("Could not release dropped keys (%s).", error)
+
+
+def own_copy(value: Any) -> Any:
+    """A copy for one request, of a key and its owner (or of a user): Django caches permissions
+    on a user object (``_perm_cache``), and a permission taken away must count on the next
+    request, as it does for a copy read from the shared cache."""
+    clone = _shallow_copy(value)
+    related = clone._state.fields_cache  # the key's owner, once loaded
+    for name, instance in related.items():
+        if instance is not None:
+            related[name] = _shallow_copy(instance)
+    return clone
+
+
+def _shallow_copy(instance: Any) -> Any:
+    """What ``copy.copy`` makes of a model instance (its attributes, and its ``_state`` with the
+    related objects it holds), without the pickling protocol's detour."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__.update(instance.__dict__)
+    state = instance._state
+    clone._state = state.__class__.__new__(state.__class__)
+    clone._state.__dict__.update(state.__dict__)
+    clone._state.fields_cache = dict(state.fields_cache)  # its own: own_copy replaces entries
+    return clone

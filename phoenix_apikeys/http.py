@@ -272,7 +272,7 @@ def refusal_response(error: Exception) -> JsonResponse:
         status, detail = 403, error.detail
     elif isinstance(error, (throttle.TooManyFailures, VerificationUnavailable)):
         status = 429 if isinstance(error, throttle.TooManyFailures) else 503
-        detail = f"{error} Retry in {error.retry_after} seconds."
+        detail = throttle.retry_detail(error)
         headers["Retry-After"] = str(error.retry_after)
     else:
         raise error

@@ -4,13 +4,15 @@ Building and compiling a queryset costs several times what the database needs to
 indexed query, and verification runs it on every request the cache cannot answer. So, when the
 ORM would add nothing to a plain join, the SQL is written here from the models' ``_meta``
 (tables, columns, the foreign key's target) and the backend's quoting, once per key model,
-connection and number of candidate digests. Each row goes through the converters the ORM
-applies (the backend's, then the field's) and becomes instances through ``Model.from_db``, the
-owner set on the key through its relation, so callers get what the ORM would have given them.
+connection and number of candidate digests. Each row becomes instances through
+``Model.from_db``, the owner set on the key through its relation, so callers get what the ORM
+would have given them: only documented API is used (``_meta``, ``quote_name``, ``from_db``,
+``get_internal_type``).
 
 "The ORM would add nothing" means: neither the key model's nor the owner model's default
-manager overrides ``get_queryset``, and each model lives in one table (no multi-table
-inheritance). Otherwise a manager may filter (per tenant, per request, soft deletion) and only
+manager overrides ``get_queryset``, each model lives in one table (no multi-table
+inheritance), and every column is of a type the driver returns as the ORM gives it
+(``PLAIN_TYPES``). Otherwise a manager may filter (per tenant, per request, soft deletion) and only
 the ORM knows how, so the same question is asked through it, still as one query: keys of the
 key model's default manager, owned by a user its model's default manager returns.
 
@@ -23,14 +25,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timezone as dt_timezone
 from typing import Any
 
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.dispatch import receiver
+from django.utils import timezone
 
-Converter = tuple[int, tuple[Callable[..., Any], ...], Any]
+Normaliser = tuple[int, Callable[[Any], Any]]
 
 # The managers' own method when a manager does not customise it (QuerySet.as_manager(),
 # BaseUserManager and UserManager included).
@@ -96,7 +101,7 @@ class Plan:
     key_attnames: tuple[str, ...]
     owner_model: type[models.Model]
     owner_attnames: tuple[str, ...]
-    converters: tuple[Converter, ...]
+    normalisers: tuple[Normaliser, ...]
 
     def fetch(self, values: Sequence[Any]) -> Any:
         with self.connection.cursor() as cursor:
@@ -108,12 +113,10 @@ class Plan:
 
     def instance(self, row: Sequence[Any]) -> Any:
         values = list(row)
+        for position, normalise in self.normalisers:
+            if values[position] is not None:
+                values[position] = normalise(values[position])
         connection = self.connection
-        for position, functions, expression in self.converters:
-            value = values[position]
-            for function in functions:
-                value = function(value, expression, connection)
-            values[position] = value
         db = connection.alias
         width = len(self.key_attnames)
         key: Any = self.key_model.from_db(db, self.key_attnames, values[:width])
@@ -157,22 +160,24 @@ def _plan(
 def _build(
     model: type[models.Model], field: str, connection: BaseDatabaseWrapper, size: int
 ) -> Plan | None:
-    """The SQL and converters; None when a model spans tables, which the ORM joins itself."""
+    """The SQL and how to read its row; None when a model spans tables (the ORM joins them) or
+    has a column the driver does not return as the ORM would."""
     owner_model = _owner_model(model)
     if not (_one_table(model) and _one_table(owner_model)):
         return None
     key_fields, owner_fields = model._meta.concrete_fields, owner_model._meta.concrete_fields
+    normalisers = _normalisers([*key_fields, *owner_fields])
+    if normalisers is None:
+        return None
     foreign_key: Any = model._meta.get_field("user")
     column = _column_namer(connection)
     select = ", ".join(column(field) for field in [*key_fields, *owner_fields])
     join = f"{column(foreign_key)} = {column(foreign_key.target_field)}"
     where = f"{column(model._meta.get_field(field))} IN ({', '.join(['%s'] * size)})"
     tables = [connection.ops.quote_name(m._meta.db_table) for m in (model, owner_model)]
-    # Only quoted names from the models' metadata go into the text; values are parameters.
-    sql = (
-        f"SELECT {select} FROM {tables[0]} INNER JOIN {tables[1]} ON ({join})"  # noqa: S608
-        f" WHERE {where} {connection.ops.limit_offset_sql(0, 1)}"
-    )
+    # Only quoted names from the models' metadata go into the text; values are parameters. No
+    # LIMIT: ``field`` is unique.
+    sql = f"SELECT {select} FROM {tables[0]} INNER JOIN {tables[1]} ON ({join}) WHERE {where}"  # noqa: S608
     return Plan(
         connection=connection,
         generation=_generation,
@@ -181,7 +186,7 @@ def _build(
         key_attnames=tuple(field.attname for field in key_fields),
         owner_model=owner_model,
         owner_attnames=tuple(field.attname for field in owner_fields),
-        converters=_converters(connection, [*key_fields, *owner_fields]),
+        normalisers=normalisers,
     )
 
 
@@ -201,16 +206,44 @@ def _one_table(model: type[models.Model]) -> bool:
     return all(field.model._meta.db_table == table for field in model._meta.concrete_fields)
 
 
-def _converters(
-    connection: BaseDatabaseWrapper, fields: Sequence[models.Field[Any, Any]]
-) -> tuple[Converter, ...]:
-    """Per column, the backend's converters then the field's, as the ORM's compiler applies
-    them; the column expression is what they are given (a foreign key's reads its target's
-    type; SQLite's decimals read their places)."""
-    converters = []
+# Column types a database driver, through Django's connection, returns as the ORM gives them,
+# but for the two normalisations below (datetimes aware in UTC under USE_TZ, as Django stores
+# them where the database has no time zones; booleans as bool where they come back as 0 or 1).
+# A model with a column of any other type, or a field that converts values itself
+# (``from_db_value``), is read through the ORM.
+PLAIN_TYPES = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveSmallIntegerField",
+        "CharField",
+        "TextField",
+        "SlugField",
+        "BooleanField",
+        "DateTimeField",
+    }
+)
+
+
+def _aware(value: Any) -> Any:
+    return value.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(value) else value
+
+
+def _normalisers(fields: Sequence[models.Field[Any, Any]]) -> tuple[Normaliser, ...] | None:
+    found: list[Normaliser] = []
     for position, field in enumerate(fields):
-        column = field.get_col(field.model._meta.db_table)
-        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        if functions:
-            converters.append((position, tuple(functions), column))
-    return tuple(converters)
+        stored: Any = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+        kind = stored.get_internal_type()
+        if kind not in PLAIN_TYPES or hasattr(field, "from_db_value"):
+            return None
+        if kind == "DateTimeField" and settings.USE_TZ:
+            found.append((position, _aware))
+        elif kind == "BooleanField":
+            found.append((position, bool))
+    return tuple(found)

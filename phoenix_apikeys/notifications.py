@@ -6,7 +6,6 @@ Owners' and administrators' addresses are worked out here only; emails never car
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +13,9 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from .keys import KeyKind
+from .rules import CONTROL
 
 logger = logging.getLogger("phoenix_apikeys")
-
-# Control characters of a key's name never reach an email (headers and terminals).
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def admin_addresses() -> tuple[str, ...]:

@@ -13,10 +13,15 @@ be presented by a client.
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import string
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils.translation import ngettext
 
 MIN_LENGTH = 32
 # Verification refuses longer credentials before hashing them.
@@ -243,3 +248,26 @@ def deploy_problems(
                 )
             )
     return problems
+
+
+# Characters a name or description may not hold, and that a terminal listing must not print:
+# controls (C0, DEL, C1) and the bidirectional overrides that reorder what a reader sees.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+# The units a duration is said in, largest first.
+_UNITS: tuple[tuple[int, Callable[[int], str]], ...] = (
+    (86400, lambda n: ngettext("%(count)d day", "%(count)d days", n)),
+    (3600, lambda n: ngettext("%(count)d hour", "%(count)d hours", n)),
+    (60, lambda n: ngettext("%(count)d minute", "%(count)d minutes", n)),
+    (1, lambda n: ngettext("%(count)d second", "%(count)d seconds", n)),
+)
+
+
+def duration_text(lifetime: timedelta) -> str:
+    """``90 days``, ``12 hours``, ``30 minutes`` or ``45 seconds``: the largest whole unit."""
+    seconds = int(lifetime.total_seconds())
+    size, phrase = next(
+        unit for unit in _UNITS if (seconds % unit[0] == 0 and seconds >= unit[0]) or unit[0] == 1
+    )
+    return phrase(seconds // size) % {"count": seconds // size}

@@ -19,14 +19,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-from django.utils.functional import SimpleLazyObject
-
-if TYPE_CHECKING:  # generic only to the type checker
-    LazyUser = SimpleLazyObject[Any]
-else:
-    LazyUser = SimpleLazyObject
+from typing import Any
 
 READ = "read"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -81,36 +74,62 @@ class OutOfScope(Exception):
         self.detail = detail
 
 
-class ScopedUser(LazyUser):
+class ScopedUser:
     """The owner as a scoped key presents it.
 
-    The same user for everything else (``isinstance``, ``pk``, ORM filters, ``save``), as
-    Django's own lazy ``request.user`` is; but its permissions are those the key lists and the
-    owner still has, and it is neither superuser nor staff. A copy or a pickle of it (a task
-    queue's payload, say) stays scoped. Code that asks the owner directly (an authentication
-    backend called with ``request.user._wrapped``) sees the owner's whole authority.
+    The same user for everything else (``isinstance``, ``pk``, ORM filters, ``save``): every
+    attribute is the owner's, as Django's own lazy ``request.user`` does it; but its permissions
+    are those the key lists and the owner still has, and it is neither superuser nor staff. A
+    copy or a pickle of it (a task queue's payload, say) stays scoped. Code that asks the owner
+    directly (``scoped.unscoped``) sees the owner's whole authority.
     """
 
     is_superuser = False
     is_staff = False
+    unscoped: Any
     granted: frozenset[str]
 
     def __init__(self, owner: Any, granted: frozenset[str]) -> None:
-        super().__init__(lambda: owner)
-        self._setup()  # the owner is already loaded: nothing lazy about it
-        self.__dict__["granted"] = granted
+        object.__setattr__(self, "unscoped", owner)
+        object.__setattr__(self, "granted", granted)
+
+    # The owner's class, so isinstance() and the ORM take it for the owner.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return type(self.unscoped)
+
+    def __getattr__(self, name: str) -> Any:  # only for what this class does not define
+        return getattr(self.unscoped, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.unscoped, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self.unscoped, name)
+
+    def __eq__(self, other: Any) -> bool:
+        return bool(self.unscoped == other)
+
+    def __hash__(self) -> int:
+        return hash(self.unscoped)
+
+    def __str__(self) -> str:
+        return str(self.unscoped)
+
+    def __repr__(self) -> str:
+        return f"<ScopedUser: {self.unscoped!r}>"
 
     def __reduce__(self) -> Any:
-        return (ScopedUser, (self._wrapped, self.granted))
+        return (ScopedUser, (self.unscoped, self.granted))
 
     def __copy__(self) -> ScopedUser:
-        return ScopedUser(copy.copy(self._wrapped), self.granted)
+        return ScopedUser(copy.copy(self.unscoped), self.granted)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ScopedUser:
-        return ScopedUser(copy.deepcopy(self._wrapped, memo), self.granted)
+        return ScopedUser(copy.deepcopy(self.unscoped, memo), self.granted)
 
     def has_perm(self, perm: str, obj: Any = None) -> bool:
-        return perm in self.granted and bool(self._owner().has_perm(perm, obj))
+        return perm in self.granted and bool(self.unscoped.has_perm(perm, obj))
 
     def has_perms(self, perm_list: Iterable[str], obj: Any = None) -> bool:
         if isinstance(perm_list, str):  # as Django's own has_perms refuses
@@ -119,16 +138,13 @@ class ScopedUser(LazyUser):
 
     def has_module_perms(self, app_label: str) -> bool:
         mine = any(perm.partition(".")[0] == app_label for perm in self.granted)
-        return mine and bool(self._owner().has_module_perms(app_label))
+        return mine and bool(self.unscoped.has_module_perms(app_label))
 
     def get_all_permissions(self, obj: Any = None) -> set[str]:
-        return set(self._owner().get_all_permissions(obj)) & self.granted
+        return set(self.unscoped.get_all_permissions(obj)) & self.granted
 
     def get_user_permissions(self, obj: Any = None) -> set[str]:
-        return set(self._owner().get_user_permissions(obj)) & self.granted
+        return set(self.unscoped.get_user_permissions(obj)) & self.granted
 
     def get_group_permissions(self, obj: Any = None) -> set[str]:
-        return set(self._owner().get_group_permissions(obj)) & self.granted
-
-    def _owner(self) -> Any:
-        return self._wrapped
+        return set(self.unscoped.get_group_permissions(obj)) & self.granted

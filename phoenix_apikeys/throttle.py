@@ -53,6 +53,12 @@ class TooManyFailures(Exception):
         self.retry_after = retry_after
 
 
+def retry_detail(error: Any) -> str:
+    """What a client refused for a while (429, 503; ``error.retry_after`` seconds) is told:
+    why, and when to retry."""
+    return f"{error} Retry in {error.retry_after} seconds."
+
+
 @dataclass
 class _Tally:
     """One address's failures as this process knows them, for one window."""

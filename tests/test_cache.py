@@ -26,6 +26,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from phoenix_apikeys import cache as key_cache_module
+from phoenix_apikeys import coherence
 from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind, digest, generate_key
 from phoenix_apikeys.models import APIKeyQuerySet, UserKey, system_user
@@ -749,7 +750,7 @@ def test_a_requests_copy_of_a_kept_key_shares_no_state_with_it() -> None:
     key = UserKeyFactory()
     kept = UserKey.objects.select_related("user").get(pk=key.pk)
     owner = kept.user
-    served = key_cache_module.own_copy(kept)
+    served = coherence.own_copy(kept)
     assert served.user.has_perm("auth.view_group") is False  # caches permissions on the copy
     served.user = UserFactory()
     assert kept.user is owner and not hasattr(owner, "_perm_cache")

@@ -115,9 +115,9 @@ def test_any_of_several_digests_finds_the_key(position: int) -> None:
     assert len(queries) == 1
 
 
-def test_values_go_through_the_converters_as_the_orms_do() -> None:
-    """SQLite returns text for datetimes and integers for booleans; the ORM's converters turn
-    them into aware datetimes and bools, and so must the lookup's."""
+def test_values_are_what_the_orm_gives() -> None:
+    """Datetimes aware (SQLite stores them without a time zone), booleans as bool: the same
+    values as the ORM's query."""
     now = timezone.now()
     key = UserKeyFactory(expires_at=now + timedelta(days=3))
     UserKey.objects.filter(pk=key.pk).update(last_used_at=now - timedelta(hours=1))
@@ -182,6 +182,19 @@ def test_a_model_over_several_tables_is_left_to_the_orm(monkeypatch: pytest.Monk
         found = find(UserKey, [key.digest])
         assert found.pk == key.pk and found.user.pk == key.user_id
     assert len(queries) == 1 and len(through_managers) == 1
+
+
+def test_a_column_of_another_type_is_left_to_the_orm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UUID, decimal or JSON column (say, in a custom user model) needs the backend's own
+    conversions: such a model is read through the ORM."""
+    key = UserKeyFactory()
+    monkeypatch.setattr(lookup, "PLAIN_TYPES", lookup.PLAIN_TYPES - {"BooleanField"})
+    lookup._rebuild_after_settings_change()
+    through_managers = spy(monkeypatch, "_through_managers")
+    found = find(UserKey, [key.digest])
+    assert found.pk == key.pk and found.user.email == key.user.email
+    assert len(through_managers) == 1
+    assert field_values(found) == field_values(orm(UserKey, [key.digest]))
 
 
 @isolate_apps("tests.testapp")

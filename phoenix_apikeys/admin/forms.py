@@ -19,7 +19,8 @@ from django.utils.crypto import get_random_string
 from .. import scopes
 from ..conf import phoenix_settings
 from ..keys import KeyKind
-from ..models import MAX_DESCRIPTION_LENGTH, duration_text
+from ..models import MAX_DESCRIPTION_LENGTH
+from ..rules import duration_text
 
 if TYPE_CHECKING:  # the form is generic only to the type checker
     ModelForm = forms.ModelForm[Any]

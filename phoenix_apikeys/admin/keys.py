@@ -24,7 +24,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from ..cache import CacheUnreachable
 from ..conf import phoenix_settings
-from ..models import AbstractAPIKey, MissingSecretError, UserKey, duration_text, system_user
+from ..models import AbstractAPIKey, MissingSecretError, UserKey, system_user
+from ..rules import duration_text
 from .access import (
     RefusesUnheardRevocations,
     audited,

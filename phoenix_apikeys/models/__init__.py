@@ -3,7 +3,6 @@ trail and expiry notices."""
 
 from .events import KeyEvent, KeyEventQuerySet
 from .keys import (
-    CONTROL,
     EDITABLE_FIELDS,
     EXPIRING_WITHIN,
     KEY_MODELS,
@@ -14,7 +13,6 @@ from .keys import (
     KeyStatus,
     SystemKey,
     UserKey,
-    duration_text,
     find_key_by_id,
     find_key_by_plaintext,
     validate_expiry,
@@ -24,7 +22,6 @@ from .state import KeyManager, MissingSecretError, revoke_leaked
 from .system_user import SystemUser, is_system_user, system_user, system_user_id
 
 __all__ = [
-    "CONTROL",
     "EDITABLE_FIELDS",
     "EXPIRING_WITHIN",
     "KEY_MODELS",
@@ -41,7 +38,6 @@ __all__ = [
     "SystemKey",
     "SystemUser",
     "UserKey",
-    "duration_text",
     "find_key_by_id",
     "find_key_by_plaintext",
     "is_system_user",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, ClassVar, TypeVar
@@ -25,6 +24,7 @@ from .. import lookup, scopes
 from ..conf import phoenix_settings
 from ..ids import key_id, parse_key_id
 from ..keys import Credential, KeyKind, digests, parse_key
+from ..rules import CONTROL, duration_text
 from .state import KeyManager, MissingSecretError
 from .system_user import is_system_user, system_user
 
@@ -36,7 +36,6 @@ LAST_EXPIRY_YEAR = 9998
 MAX_DESCRIPTION_LENGTH = 4096
 # Control characters in a name or description would reach terminals and logs (tab and newline
 # are fine in a description).
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # bidi too
 # A key this close to its expiry is shown as expiring, so its owner rotates it in time.
 EXPIRING_WITHIN = timedelta(days=7)
 # What saving a loaded key may write: everything else is the manager's (state.py).
@@ -394,13 +393,3 @@ def validate_expiry(
         raise ValidationError(
             {"expires_at": f"Expiry must be within {duration_text(lifetime)} (MAX_KEY_LIFETIME)."}
         )
-
-
-def duration_text(lifetime: timedelta) -> str:
-    """``90 days``, ``12 hours``, ``30 minutes`` or ``45 seconds``: the largest whole unit."""
-    seconds = int(lifetime.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds} second{'' if seconds == 1 else 's'}"

@@ -149,18 +149,8 @@ class KeyManager(models.Manager[KeyT]):
             raise TypeError("expires_at must be a datetime, None, or left out.")
         using = self.primary()
         with transaction.atomic(using=using):
-            # The owner's row before the key's: the order a user's deletion takes them in.
-            lock_owner(old.user_id, using)
-            current = self.db_manager(using).select_for_update().filter(pk=old.pk).first()
-            if current is None:
-                raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {old.pk}.")
+            current = self._rotatable(old, using)
             now = timezone.now()
-            if current.is_expired(now):
-                raise ValidationError({"id": "The key has expired; create a new one."})
-            if current.replaced_by:  # a retry would make a key that dies with the grace period
-                raise ValidationError(
-                    {"id": "The key was already replaced by a rotation; rotate its replacement."}
-                )
             extra = {} if created_by is None else {"created_by": created_by}
             new = self.model(
                 name=current.name,
@@ -172,18 +162,11 @@ class KeyManager(models.Manager[KeyT]):
             )
             # With a grace period the old key lives on beside the new one: counted as a creation.
             plaintext = self.issue(new, counted=bool(grace))
-            ends = now + grace
-            if current.expires_at is not None:
-                ends = min(ends, current.expires_at)
-            if grace:
-                self.change(current, expires_at=ends, replaced_by=new.key_id)
-            elif not self.revoke(current):  # a concurrent revocation won
-                raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {old.pk}.")
-            KeyEvent.objects.record(Action.ROTATED, current)
+            ends = self._retire_rotated(current, new, now, grace)
             transaction.on_commit(
                 lambda: key_rotated.send(sender=self.model, old=old, new=new), using
             )
-        old.expires_at, old.replaced_by = (ends if grace else now), new.key_id
+        old.expires_at, old.replaced_by = ends, new.key_id
         fate = f"expires {ends.isoformat()}" if grace else "is revoked"
         logger.info(
             "Rotated %s key %s to %s; the old key %s.",
@@ -193,6 +176,38 @@ class KeyManager(models.Manager[KeyT]):
             fate,
         )
         return new, plaintext
+
+    def _rotatable(self, old: KeyT, using: str) -> KeyT:
+        """``old`` locked (its owner's row first: the order a user's deletion takes them in),
+        or why it cannot be rotated."""
+        lock_owner(old.user_id, using)
+        current: KeyT | None = self.db_manager(using).select_for_update().filter(pk=old.pk).first()
+        if current is None:
+            raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {old.pk}.")
+        if current.is_expired(timezone.now()):
+            raise ValidationError({"id": "The key has expired; create a new one."})
+        if current.replaced_by:  # a retry would make a key that dies with the grace period
+            raise ValidationError(
+                {"id": "The key was already replaced by a rotation; rotate its replacement."}
+            )
+        return current
+
+    def _retire_rotated(self, current: KeyT, new: KeyT, now: datetime, grace: timedelta) -> Any:
+        """The replaced key: expiring at the end of the grace period (or its own expiry, if
+        sooner), or revoked now without one; when it stops working."""
+        if not grace:
+            if not self.revoke(current):  # a concurrent revocation won
+                raise self.model.DoesNotExist(
+                    f"No {self.model.kind.value} key has id {current.pk}."
+                )
+            KeyEvent.objects.record(Action.ROTATED, current)
+            return now
+        ends = now + grace
+        if current.expires_at is not None:
+            ends = min(ends, current.expires_at)
+        self.change(current, expires_at=ends, replaced_by=new.key_id)
+        KeyEvent.objects.record(Action.ROTATED, current)
+        return ends
 
     def change(self, key: KeyT, **fields: Any) -> None:
         """Write state fields of a key not yet replaced, its cached copies retired first."""
@@ -259,7 +274,7 @@ def rotation_grace(grace_period: timedelta | None) -> timedelta:
     if grace < timedelta(0):
         raise ValidationError({"grace_period": "Grace period must be 0 or more."})
     if grace > longest:
-        from .keys import duration_text
+        from ..rules import duration_text
 
         raise ValidationError(
             {

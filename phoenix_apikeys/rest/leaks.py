@@ -75,7 +75,7 @@ class LeakRevocationView(KeyAPIView):
             throttle.count_leak_report(source)  # every report counts, whatever it names
         except throttle.TooManyFailures as error:
             return Response(
-                {"detail": f"{error} Retry in {error.retry_after} seconds."},
+                {"detail": throttle.retry_detail(error)},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(error.retry_after)},
             )

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from ..ids import USER_TYPE, global_id, parse_key_id
 from ..keys import Credential
 from ..models import MAX_DESCRIPTION_LENGTH, AbstractAPIKey
+from ..notifications import owner_address
 from ..scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 MAX_LIMIT = 1000
@@ -41,7 +42,7 @@ class UserSummarySerializer(serializers.Serializer[Any]):
         return str(user.get_username())
 
     def get_email(self, user: Any) -> str:
-        return str(getattr(user, user.get_email_field_name(), "") or "")
+        return owner_address(user)
 
 
 class CurrentUserSerializer(UserSummarySerializer):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
-from phoenix_apikeys.management.base import CreateKeyCommand
+from phoenix_apikeys.management.base import CreateKeyCommand, user_named
 from phoenix_apikeys.models import UserKey
 
 
@@ -20,9 +19,5 @@ class Command(CreateKeyCommand):
         super().add_arguments(parser)
 
     def key_fields(self, options: dict[str, Any]) -> dict[str, Any]:
-        user_model = get_user_model()
-        try:
-            user = user_model._default_manager.get_by_natural_key(options["user"])
-        except user_model.DoesNotExist:
-            raise CommandError(f"--user: no user {options['user']!r}.") from None
-        return {"user": user}  # the model refuses the system user and inactive users
+        # The model refuses the system user and inactive users.
+        return {"user": user_named(options["user"])}

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from phoenix_apikeys.keys import KeyKind
+from phoenix_apikeys.management.base import user_named
 from phoenix_apikeys.models import KEY_MODELS, AbstractAPIKey
+from phoenix_apikeys.rules import CONTROL
 
 COLUMNS = (
     "id",
@@ -24,7 +24,6 @@ COLUMNS = (
     "expires_at",
     "last_used_at",
 )
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def row(key: AbstractAPIKey) -> dict[str, Any]:
@@ -77,7 +76,7 @@ class Command(BaseCommand):
         if user is not None:
             if kind == KeyKind.SYSTEM.value:
                 raise CommandError("--user lists user keys; it cannot be combined with system.")
-            kinds, filters = [KeyKind.USER], {"user": self.find_user(user)}
+            kinds, filters = [KeyKind.USER], {"user": user_named(user)}
         now = timezone.now()
         keys: list[AbstractAPIKey] = [
             key
@@ -95,10 +94,3 @@ class Command(BaseCommand):
             self.stdout.write(table(rows))
         else:
             self.stdout.write("No API keys.")
-
-    def find_user(self, username: str) -> Any:
-        user_model = get_user_model()
-        try:
-            return user_model._default_manager.get_by_natural_key(username)
-        except user_model.DoesNotExist:
-            raise CommandError(f"--user: no user {username!r}.") from None
