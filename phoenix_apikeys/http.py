@@ -27,6 +27,7 @@ from .verification import (
     Principal,
     VerificationUnavailable,
     averify_credential,
+    log_failure,
     reject,
     verify_credential,
 )
@@ -174,8 +175,9 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
             if credential is None:
                 return None
             principal = verify_credential(credential, source=source)
-        except CredentialRejected:
+        except CredentialRejected as rejected:
             throttle.count_failure(source)  # raises TooManyFailures past the limit
+            log_failure(rejected)
             raise
         _refuse_out_of_scope(principal, request.method)
     except REFUSALS as error:
@@ -250,8 +252,9 @@ async def averify_request(request: HttpRequest) -> Principal | None:
             if credential is None:
                 return None
             principal = await averify_credential(credential, source=source)
-        except CredentialRejected:
+        except CredentialRejected as rejected:
             await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
+            log_failure(rejected)
             raise
         _refuse_out_of_scope(principal, request.method)
     except REFUSALS as error:
