@@ -92,9 +92,21 @@ DURATIONS = frozenset(
 
 
 def _duration(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if _is_number(value):
         return timedelta(seconds=value)
     return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def seconds(value: Any) -> float | None:
+    """A duration setting in seconds (a timedelta or a number of seconds); None for anything
+    else."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) if _is_number(value) else None
 
 
 @dataclass(frozen=True)
@@ -124,11 +136,15 @@ class PhoenixSettings:
     request path costs an attribute lookup; ``reload()`` forgets them all.
     """
 
+    @staticmethod
+    def given() -> dict[str, Any]:
+        """PHOENIX_APIKEYS as the project wrote it (what the checks judge), never None."""
+        return getattr(settings, "PHOENIX_APIKEYS", None) or {}
+
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown phoenix_apikeys setting: {name!r}")
-        user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
-        value = user_settings.get(name, DEFAULTS[name])
+        value = self.given().get(name, DEFAULTS[name])
         if name in DURATIONS:
             per_kind = isinstance(value, dict)
             value = {k: _duration(v) for k, v in value.items()} if per_kind else _duration(value)

@@ -14,7 +14,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
@@ -29,6 +29,7 @@ from .verification import (
     Principal,
     VerificationUnavailable,
     averify_credential,
+    log_failure,
     reject,
     verify_credential,
 )
@@ -178,8 +179,9 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
             if credential is None:
                 return None
             principal = verify_credential(credential, source=source)
-        except CredentialRejected:
+        except CredentialRejected as rejected:
             throttle.count_failure(source)  # raises TooManyFailures past the limit
+            log_failure(rejected)
             raise
         _refuse_out_of_scope(principal, request.method)
     except REFUSALS as error:
@@ -254,8 +256,9 @@ async def averify_request(request: HttpRequest) -> Principal | None:
             if credential is None:
                 return None
             principal = await averify_credential(credential, source=source)
-        except CredentialRejected:
+        except CredentialRejected as rejected:
             await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
+            log_failure(rejected)
             raise
         _refuse_out_of_scope(principal, request.method)
     except REFUSALS as error:
@@ -276,20 +279,11 @@ def refusal_response(error: Exception) -> JsonResponse:
         status, detail = 403, error.detail
     elif isinstance(error, (throttle.TooManyFailures, VerificationUnavailable)):
         status = 429 if isinstance(error, throttle.TooManyFailures) else 503
-        detail = retry_text(str(error), error.retry_after)
+        detail = throttle.retry_detail(error)
         headers["Retry-After"] = str(error.retry_after)
     else:
         raise error
     return json_response(detail, status=status, headers=headers)
-
-
-def retry_text(reason: str, seconds: int) -> str:
-    """A 429 or 503 detail: why, and when to come back."""
-    return ngettext(
-        "%(reason)s Retry in %(seconds)d second.",
-        "%(reason)s Retry in %(seconds)d seconds.",
-        seconds,
-    ) % {"reason": reason, "seconds": seconds}
 
 
 def json_response(

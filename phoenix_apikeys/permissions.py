@@ -101,10 +101,18 @@ def has_admin_permission(request: Request, permission: str) -> bool:
     staff user holding ``permission``. A system key is never an admin."""
     if is_admin_secret(request):
         return True
-    user = request.user
-    if not (user and user.is_authenticated) or isinstance(credential_of(request), SystemKey):
+    if not authenticated_not_as_system_key(request):
         return False
+    user = request.user
     return bool(user.is_superuser or (user.is_staff and user.has_perm(permission)))
+
+
+def authenticated_not_as_system_key(request: Request) -> bool:
+    """Someone authenticated, by any means but a system key (which manages no keys)."""
+    user = request.user
+    return bool(user and user.is_authenticated) and not isinstance(
+        credential_of(request), SystemKey
+    )
 
 
 class CanViewSystemKeys(BasePermission):
@@ -148,9 +156,7 @@ class IsNotSystemKey(BasePermission):
     message = _("System API keys have no key-management authority.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        credential = credential_of(request)
-        return bool(user and user.is_authenticated) and not isinstance(credential, SystemKey)
+        return authenticated_not_as_system_key(request)
 
 
 class IsNotScopedKey(BasePermission):

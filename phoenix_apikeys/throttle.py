@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import BaseCache
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from . import cache
 from .conf import phoenix_settings
@@ -50,6 +50,16 @@ class TooManyFailures(Exception):
             message = gettext("Too many failed authentications from your address.")
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def retry_detail(error: Any) -> str:
+    """What a client refused for a while (429, 503; ``error.retry_after`` seconds) is told:
+    why, and when to retry."""
+    return ngettext(
+        "%(reason)s Retry in %(seconds)d second.",
+        "%(reason)s Retry in %(seconds)d seconds.",
+        error.retry_after,
+    ) % {"reason": error, "seconds": error.retry_after}
 
 
 @dataclass

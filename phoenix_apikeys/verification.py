@@ -66,12 +66,14 @@ class VerificationUnavailable(Exception):
 
 class CredentialRejected(Exception):
     """Authentication failed; ``detail`` is safe to show the caller (in the active language),
-    ``reason`` is for logs and metrics (English, never translated)."""
+    ``reason`` is for logs and metrics (English, never translated; logged by ``log_failure``),
+    ``key_id`` the stored key refused, if one was found."""
 
-    def __init__(self, reason: str, detail: str | None = None) -> None:
+    def __init__(self, reason: str, detail: str | None = None, key_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.detail = gettext("Invalid API key.") if detail is None else detail
+        self.key_id = key_id
 
 
 @sensitive_variables()
@@ -302,16 +304,18 @@ def reject(
     kind: Credential | None = None,
     key: AbstractAPIKey | None = None,
 ) -> NoReturn:
-    # ``reason`` holds only our own words and ids, never text from the request.
-    _log_failure(reason)
-    authentication_failed.send(
-        sender=None, reason=reason, kind=kind, key_id=None if key is None else key.key_id
-    )
-    raise CredentialRejected(reason, detail)
+    # ``reason`` holds only our own words and ids, never text from the request. It is logged by
+    # the request's entry point once the throttle has counted it (``log_failure``).
+    key_id = None if key is None else key.key_id
+    authentication_failed.send(sender=None, reason=reason, kind=kind, key_id=key_id)
+    raise CredentialRejected(reason, detail, key_id)
 
 
-# Failed authentications logged one by one per process and second; a flood of them is summed
-# up in the next line logged, so guessing can fill neither the log nor the time of a refusal.
+# Failed authentications logged one by one, up to this many a second per process; a flood of
+# them is summed up in the next line logged, so guessing can fill neither the log nor the time
+# of a refusal. A failure that names a stored key (expired, its owner inactive) is always
+# logged: it cost a database query, which the throttle bounds per address, and a flood of
+# malformed text must not hide it. An address the throttle refuses is not logged at all.
 FAILURE_LINES_PER_SECOND = 10
 
 
@@ -322,16 +326,17 @@ class _FailureLog:
         self.lines = 0  # lines logged in it
         self.unlogged = 0  # failures not logged since the last line
 
-    def write(self, reason: str) -> None:
+    def write(self, error: CredentialRejected) -> None:
         now = time.monotonic()
         with self.lock:
             if now - self.second >= 1.0:
                 self.second, self.lines = now, 0
-            if self.lines >= FAILURE_LINES_PER_SECOND:
+            if self.lines >= FAILURE_LINES_PER_SECOND and error.key_id is None:
                 self.unlogged += 1
                 return
             self.lines += 1
             unlogged, self.unlogged = self.unlogged, 0
+        reason = error.reason
         if unlogged:
             logger.warning(
                 "Authentication failed: %s (and %d earlier failures, not logged one by one).",
@@ -343,4 +348,4 @@ class _FailureLog:
 
 
 _failure_log = _FailureLog()
-_log_failure = _failure_log.write
+log_failure = _failure_log.write

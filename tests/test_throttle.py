@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from phoenix_apikeys import cache as key_cache_module
 from phoenix_apikeys import throttle
 from phoenix_apikeys.http import client_address
 from phoenix_apikeys.keys import generate_key
+from phoenix_apikeys.models import UserKey
 
 from .factories import UserKeyFactory
 from .testapp.caches import FlakyCache
@@ -241,3 +245,25 @@ def test_a_proxy_hop_with_a_port_or_no_address_still_counts(
     settings.PHOENIX_APIKEYS = {"CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR"}
     meta = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": f"1.2.3.4, {hop}"}
     assert client_address(meta) == address
+
+
+def test_a_flood_of_malformed_keys_hides_no_failure_that_names_a_key(
+    api_client: APIClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failure log's budget (10 lines a second a process) is not the attacker's to spend:
+    a throttled address is not logged at all, and a failure naming a stored key (expired, its
+    owner inactive) is always logged."""
+    expired = UserKeyFactory()
+    UserKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    with caplog.at_level(logging.WARNING, logger="phoenix_apikeys"):
+        statuses = [malformed(api_client, address="203.0.113.7") for _ in range(30)]
+        for host in range(1, 21):  # spread out: no address is throttled, the budget is spent
+            malformed(api_client, address=f"198.51.100.{host}")
+        response = api_client.get(
+            "/whoami/", HTTP_AUTHORIZATION=f"Bearer {expired.plaintext}", REMOTE_ADDR="192.0.2.1"
+        )
+    assert statuses == [401] * LIMIT + [429] * (30 - LIMIT)
+    assert response.status_code == 401
+    lines = [r.getMessage() for r in caplog.records if "Authentication failed" in r.getMessage()]
+    assert len(lines) <= 10 + 1  # the second's budget, and the line naming the key
+    assert any(expired.key_id in line and "expired" in line for line in lines)

@@ -14,7 +14,7 @@ from django.db import DatabaseError, connections, router
 from django.db.models import Q
 from django.utils.translation import gettext, ngettext
 
-from ..conf import DEFAULTS, read_secrets, rule_context
+from ..conf import DEFAULTS, phoenix_settings, read_secrets, rule_context
 from ..rules import deploy_problems
 from .base import check
 
@@ -96,7 +96,7 @@ def check_cache(**kwargs: Any) -> list[CheckMessage]:
 
     from ..cache import is_per_process
 
-    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    user_settings = phoenix_settings.given()
     alias = user_settings.get("CACHE_ALIAS")
     messages = _unknown_cache_aliases(user_settings)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import environ
@@ -12,7 +11,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..conf import DEFAULTS, SECRET_SETTINGS, read_secrets, rule_context
+from ..conf import DEFAULTS, SECRET_SETTINGS, phoenix_settings, read_secrets, rule_context, seconds
 from ..http import SCHEME
 from ..keys import PREFIX_PATTERN, KeyKind
 from ..rules import admin_secret_problems, secret_problems
@@ -34,7 +33,7 @@ def check_secrets(**kwargs: Any) -> list[CheckMessage]:
 
 @check(Tags.security)
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
-    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    user_settings = phoenix_settings.given()
     errors: list[CheckMessage] = [
         Error(
             gettext("PHOENIX_APIKEYS has an unknown setting %(name)s.") % {"name": repr(name)},
@@ -80,15 +79,8 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _seconds(value: Any) -> float | None:
-    """A duration setting in seconds (a timedelta or a number), None for anything else."""
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value) if _number(value) else None
-
-
 def _between(low: float, high: float) -> Any:
-    return lambda value: (seconds := _seconds(value)) is not None and low <= seconds <= high
+    return lambda value: (count := seconds(value)) is not None and low <= count <= high
 
 
 def _optional(rule: Any) -> Any:
@@ -160,7 +152,7 @@ VALUE_RULES: dict[str, tuple[Any, StrOrPromise]] = {
 @check(Tags.security)
 def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
     """E026: a setting of the wrong type or range; E027: USE_TZ off (expiries are aware)."""
-    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    user_settings = phoenix_settings.given()
     errors: list[CheckMessage] = [
         Error(
             gettext("PHOENIX_APIKEYS[%(name)s] = %(value)s is not valid.")
@@ -269,14 +261,14 @@ def check_rotation_grace(**kwargs: Any) -> list[CheckMessage]:
     """E029: a default grace period longer than the longest allowed would refuse every rotation
     that names none (the admin action's among them). E030: audit events kept for less than the
     longest grace period."""
-    user_settings = getattr(settings, "PHOENIX_APIKEYS", None) or {}
+    user_settings = phoenix_settings.given()
     values = [
         user_settings.get(name, DEFAULTS[name])
         for name in ("ROTATION_GRACE_PERIOD", "MAX_ROTATION_GRACE_PERIOD")
     ]
     if not all(VALUE_RULES["ROTATION_GRACE_PERIOD"][0](value) for value in values):
         return []  # a wrong type or range is E026's
-    default, longest = (_seconds(value) or 0.0 for value in values)
+    default, longest = (seconds(value) or 0.0 for value in values)
     errors: list[CheckMessage] = []
     if default > longest:
         errors.append(
@@ -290,7 +282,7 @@ def check_rotation_grace(**kwargs: Any) -> list[CheckMessage]:
             )
         )
     retention = user_settings.get("EVENT_RETENTION", DEFAULTS["EVENT_RETENTION"])
-    if VALUE_RULES["EVENT_RETENTION"][0](retention) and (_seconds(retention) or 0.0) < longest:
+    if VALUE_RULES["EVENT_RETENTION"][0](retention) and (seconds(retention) or 0.0) < longest:
         errors.append(
             Error(
                 gettext(

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -106,6 +107,17 @@ def describe_key(key: AbstractAPIKey) -> str:
         "id": key.key_id,
         "details": details,
     }
+
+
+def user_named(username: str) -> Any:
+    """The user ``--user`` names, by the user model's natural key; a CommandError if none."""
+    user_model = get_user_model()
+    try:
+        return user_model._default_manager.get_by_natural_key(username)
+    except user_model.DoesNotExist:
+        raise CommandError(
+            gettext("--user: no user %(user)s.") % {"user": repr(username)}
+        ) from None
 
 
 def key_by_id(value: str, plaintext_advice: str) -> AbstractAPIKey:

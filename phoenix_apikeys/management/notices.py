@@ -20,7 +20,7 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, router, transaction
 from django.utils.translation import gettext
 
-from ..conf import phoenix_settings
+from ..conf import phoenix_settings, seconds
 from ..keys import KeyKind
 from ..models import KEY_MODELS, AbstractAPIKey, ExpiryNotice
 from ..notifications import admin_addresses, owner_address
@@ -31,11 +31,8 @@ SUBJECT_PREFIX = "[phoenix_apikeys]"
 
 def thresholds() -> tuple[int, ...]:
     """EXPIRY_NOTICE_THRESHOLDS in whole seconds, nearest (smallest) first, no repeats."""
-    seconds = {
-        int(value.total_seconds()) if isinstance(value, timedelta) else int(value)
-        for value in phoenix_settings.EXPIRY_NOTICE_THRESHOLDS
-    }
-    return tuple(sorted(seconds))
+    found = {int(seconds(value) or 0) for value in phoenix_settings.EXPIRY_NOTICE_THRESHOLDS}
+    return tuple(sorted(found))
 
 
 def nearest_crossed(expires_at: datetime, now: datetime, among: Sequence[int]) -> int | None:

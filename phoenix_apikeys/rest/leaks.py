@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from .. import throttle
 from ..cache import CacheUnreachable, ready_for_changes
-from ..http import lazy_address, retry_text
+from ..http import lazy_address
 from ..models import MissingSecretError, revoke_leaked
 from .base import (
     KeyAPIView,
@@ -80,7 +80,7 @@ class LeakRevocationView(KeyAPIView):
             throttle.count_leak_report(source)  # every report counts, whatever it names
         except throttle.TooManyFailures as error:
             return Response(
-                {"detail": retry_text(str(error), error.retry_after)},
+                {"detail": throttle.retry_detail(error)},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(error.retry_after)},
             )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from phoenix_apikeys.management.base import CreateKeyCommand
+from phoenix_apikeys.management.base import CreateKeyCommand, user_named
 from phoenix_apikeys.models import UserKey
 
 
@@ -24,11 +23,5 @@ class Command(CreateKeyCommand):
         super().add_arguments(parser)
 
     def key_fields(self, options: dict[str, Any]) -> dict[str, Any]:
-        user_model = get_user_model()
-        try:
-            user = user_model._default_manager.get_by_natural_key(options["user"])
-        except user_model.DoesNotExist:
-            raise CommandError(
-                gettext("--user: no user %(user)s.") % {"user": repr(options["user"])}
-            ) from None
-        return {"user": user}  # the model refuses the system user and inactive users
+        # The model refuses the system user and inactive users.
+        return {"user": user_named(options["user"])}

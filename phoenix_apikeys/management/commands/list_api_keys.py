@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from phoenix_apikeys.keys import KeyKind
-from phoenix_apikeys.management.base import LocalizedCommand
+from phoenix_apikeys.management.base import LocalizedCommand, user_named
 from phoenix_apikeys.models import KEY_MODELS, AbstractAPIKey
 from phoenix_apikeys.rules import CONTROL
 
@@ -85,7 +84,7 @@ class Command(LocalizedCommand):
                 raise CommandError(
                     gettext("--user lists user keys; it cannot be combined with system.")
                 )
-            kinds, filters = [KeyKind.USER], {"user": self.find_user(user)}
+            kinds, filters = [KeyKind.USER], {"user": user_named(user)}
         now = timezone.now()
         keys: list[AbstractAPIKey] = [
             key
@@ -103,12 +102,3 @@ class Command(LocalizedCommand):
             self.stdout.write(table(rows))
         else:
             self.stdout.write(gettext("No API keys."))
-
-    def find_user(self, username: str) -> Any:
-        user_model = get_user_model()
-        try:
-            return user_model._default_manager.get_by_natural_key(username)
-        except user_model.DoesNotExist:
-            raise CommandError(
-                gettext("--user: no user %(user)s.") % {"user": repr(username)}
-            ) from None
