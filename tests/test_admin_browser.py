@@ -170,17 +170,15 @@ def keys_of_every_status(model: type[SystemKey] | type[UserKey]) -> None:
 
 
 def collapse_nav_sidebar(page: Any) -> None:
-    """Django's "«" button, remembered by the browser: at 1280 px the admin's nav sidebar and
-    the list filter leave a key list too little room to show every column."""
+    """Django's "«" button, remembered by the browser (the sidebar is open by default)."""
     page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
 
 
 def test_superuser_creates_uses_and_revokes_a_system_key(open_page: Any, live_server: Any) -> None:
-    page = open_page(1280, 800)  # the README's screenshots, light theme
+    page = open_page(1280, 800)  # the README's screenshots: light theme, Django's nav sidebar open
     admin = SuperuserFactory(username="admin")
     keys_of_every_status(SystemKey)
     log_in(page, admin)
-    collapse_nav_sidebar(page)
 
     key = create_key(page, SYSTEM_ADD, "deploy bot")
     assert "will not be shown again" in page.inner_text("#content-main")
@@ -280,7 +278,8 @@ def test_staff_user_cannot_see_another_users_keys(page: Any) -> None:
 
 # Readable at ordinary window sizes, light and dark -------------------------------------------
 
-WINDOWS = [(1280, 800), (1600, 900)]
+# Width, height and Django's nav sidebar: open (its default) or collapsed.
+WINDOWS = [(1280, 800, "open"), (1280, 800, "collapsed"), (1600, 900, "open")]
 THEMES = ["light", "dark"]
 
 # Computed colours as [r, g, b(, a)], an element's effective background (the first ancestor
@@ -312,16 +311,41 @@ BACKGROUND = f"(element) => {{ {COLOURS} return background(element); }}"
 
 CHANGELIST_LAYOUT = """() => {
     const results = document.querySelector("#changelist-form .results");
+    const shown = (cell) => getComputedStyle(cell).display !== "none";
     return {
         // A cell whose content is wider than its column is cut off.
         clipped: [...document.querySelectorAll("#result_list td, #result_list th")]
-            .filter((cell) => cell.scrollWidth > cell.clientWidth + 1)
+            .filter((cell) => shown(cell) && cell.scrollWidth > cell.clientWidth + 1)
             .map((cell) => `${cell.className}: ${cell.textContent.trim()}`),
         // A table wider than its box scrolls inside it: the last columns are out of sight.
         table_overflow: Math.max(0, results.scrollWidth - results.clientWidth),
         page_overflow: Math.max(0, document.documentElement.scrollWidth - window.innerWidth),
+        // A column header that is shown but (partly) outside the window or the table's box.
+        headers_outside: [...document.querySelectorAll("#result_list thead th")]
+            .filter((cell) => shown(cell))
+            .filter((cell) => {
+                const box = cell.getBoundingClientRect();
+                const right = Math.min(window.innerWidth, results.getBoundingClientRect().right);
+                return box.width < 1 || box.left < -0.5 || box.right > right + 0.5;
+            })
+            .map((cell) => cell.className),
     };
 }"""
+FITS = {"clipped": [], "table_overflow": 0, "page_overflow": 0, "headers_outside": []}
+
+# The columns a row shows, by the class Django gives their header ("column-name").
+SHOWN_COLUMNS = """() => [...document.querySelectorAll("#result_list thead th")]
+    .filter((cell) => getComputedStyle(cell).display !== "none")
+    .map((cell) => [...cell.classList].find((name) => name.startsWith("column-")))
+    .filter(Boolean)
+    .map((name) => name.slice("column-".length))"""
+
+# The lines each cell of a column takes: its text's line boxes, by their distinct tops.
+LINES = """(selector) => [...document.querySelectorAll(selector)].map((cell) => {
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    return new Set([...range.getClientRects()].map((box) => Math.round(box.top))).size;
+})"""
 
 
 def assert_theme(page: Any, theme: str) -> None:
@@ -331,30 +355,30 @@ def assert_theme(page: Any, theme: str) -> None:
 
 
 @pytest.mark.parametrize("theme", THEMES)
-@pytest.mark.parametrize(("width", "height"), WINDOWS)
+@pytest.mark.parametrize(("width", "height", "sidebar"), WINDOWS)
 @pytest.mark.parametrize("model", [SystemKey, UserKey], ids=["system", "user"])
 def test_the_key_lists_fit_the_window(
-    open_page: Any, model: type[Any], width: int, height: int, theme: str
+    open_page: Any, model: type[Any], width: int, height: int, sidebar: str, theme: str
 ) -> None:
-    """No column cut off or scrolled out of sight, the page no wider than the window; at
-    1280 px with the nav sidebar collapsed (see ``collapse_nav_sidebar``), at 1600 px open."""
+    """Every column in sight and none cut off, the page no wider than the window, with the nav
+    sidebar open or collapsed (see ``collapse_nav_sidebar``)."""
     keys_of_every_status(model)
     page = open_page(width, height, theme)
     log_in(page, SuperuserFactory(username="admin"))  # sees every user's keys
-    if width < 1600:
+    if sidebar == "collapsed":
         collapse_nav_sidebar(page)
     page.goto(SYSTEM_LIST if model is SystemKey else USER_LIST)
     assert_theme(page, theme)
+    assert page.locator("#nav-sidebar").is_visible() == (sidebar == "open")
     expected = {"active", "expiring", "expired", "owner-inactive"}
     if model is SystemKey:
         expected.remove("owner-inactive")
     badges = page.locator("#result_list .phoenix-key-status")
     assert {badge.get_attribute("class").split()[-1] for badge in badges.all()} == expected
-    assert page.evaluate(CHANGELIST_LAYOUT) == {
-        "clipped": [],
-        "table_overflow": 0,
-        "page_overflow": 0,
-    }
+    owner = "created_by" if model is SystemKey else "owner"
+    columns = ["name", "key_hint", "created", "expires", "last_used", "key_status", owner]
+    assert page.evaluate(SHOWN_COLUMNS) == columns
+    assert page.evaluate(CHANGELIST_LAYOUT) == FITS
     for badge in badges.all():
         assert badge.evaluate(CONTRAST) >= 4.5, badge.inner_text()
 
