@@ -20,7 +20,7 @@ from django.utils import timezone
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
-from phoenix_apikeys.models import SystemKey, UserKey, system_user
+from phoenix_apikeys.models import KeyEvent, SystemKey, UserKey, system_user
 
 from .factories import StaffFactory, SuperuserFactory, SystemKeyFactory, UserKeyFactory
 
@@ -29,6 +29,7 @@ SYSTEM_ADD = "/admin/phoenix_apikeys/systemkey/add/"
 SYSTEM_LIST = "/admin/phoenix_apikeys/systemkey/"
 USER_ADD = "/admin/phoenix_apikeys/userkey/add/"
 USER_LIST = "/admin/phoenix_apikeys/userkey/"
+EVENT_LIST = "/admin/phoenix_apikeys/keyevent/"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -381,6 +382,33 @@ def test_the_key_lists_fit_the_window(
     assert page.evaluate(CHANGELIST_LAYOUT) == FITS
     for badge in badges.all():
         assert badge.evaluate(CONTRAST) >= 4.5, badge.inner_text()
+
+
+def key_events() -> None:
+    """Events of keys with long names, by people with long usernames, from IPv4 and IPv6."""
+    keys_of_every_status(UserKey)
+    for key in UserKey.objects.select_related("user"):
+        label = key.user.get_username()
+        KeyEvent.objects.record("created", key, label=label, source="2001:db8:85a3::8a2e:370:7334")
+        KeyEvent.objects.record("rotated", key, label="admin secret", source="203.0.113.17")
+    KeyEvent.objects.record("admin_secret_used", label="admin secret", source="203.0.113.17")
+
+
+@pytest.mark.parametrize(("width", "height", "sidebar"), WINDOWS)
+def test_the_key_events_fit_the_window(
+    open_page: Any, width: int, height: int, sidebar: str
+) -> None:
+    key_events()
+    page = open_page(width, height)
+    log_in(page, SuperuserFactory(username="admin"))
+    if sidebar == "collapsed":
+        collapse_nav_sidebar(page)
+    page.goto(EVENT_LIST)
+    columns = ["at", "action", "kind", "key_id", "key_name", "actor_label", "source"]
+    assert page.evaluate(SHOWN_COLUMNS) == columns
+    assert page.evaluate(CHANGELIST_LAYOUT) == FITS
+    # A 40-character key name takes two lines at most.
+    assert max(page.evaluate(LINES, "#result_list td.field-key_name")) <= 2
 
 
 @pytest.mark.parametrize("theme", THEMES)
