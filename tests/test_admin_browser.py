@@ -384,6 +384,24 @@ def test_the_key_lists_fit_the_window(
         assert badge.evaluate(CONTRAST) >= 4.5, badge.inner_text()
 
 
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("model", [SystemKey, UserKey], ids=["system", "user"])
+def test_the_key_lists_show_what_matters_on_a_phone(
+    open_page: Any, model: type[Any], theme: str
+) -> None:
+    """390 px: name, hint, expiry and status in sight; the rest is on each key's page."""
+    keys_of_every_status(model)
+    page = open_page(390, 844, theme)
+    log_in(page, SuperuserFactory(username="admin"))
+    page.goto(SYSTEM_LIST if model is SystemKey else USER_LIST)
+    assert_theme(page, theme)
+    assert page.evaluate(SHOWN_COLUMNS) == ["name", "key_hint", "expires", "key_status"]
+    assert page.evaluate(CHANGELIST_LAYOUT) == FITS
+    for badge in page.locator("#result_list .phoenix-key-status").all():
+        assert badge.is_visible()
+        assert badge.evaluate(CONTRAST) >= 4.5, badge.inner_text()
+
+
 def key_events() -> None:
     """Events of keys with long names, by people with long usernames, from IPv4 and IPv6."""
     keys_of_every_status(UserKey)
