@@ -72,14 +72,18 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def open_page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any]:
-    """``open_page(width, height, color_scheme)``: a page of a fresh browser context."""
+    """``open_page(width, height, color_scheme, javascript)``: a page of a fresh browser
+    context."""
     pages: list[Any] = []
 
-    def open_page(width: int = 1600, height: int = 760, color_scheme: str = "light") -> Any:
+    def open_page(
+        width: int = 1600, height: int = 760, color_scheme: str = "light", javascript: bool = True
+    ) -> Any:
         context = browser.new_context(
             base_url=live_server.url,
             viewport={"width": width, "height": height},
             color_scheme=color_scheme,
+            java_script_enabled=javascript,
             permissions=["clipboard-read", "clipboard-write"],
         )
         context.set_default_timeout(10_000)
@@ -275,6 +279,60 @@ def test_staff_user_cannot_see_another_users_keys(page: Any) -> None:
     page.goto(f"{USER_LIST}{other_key.pk}/change/")
     assert "someone else" not in page.inner_text("#content")
     assert "Perhaps it was deleted?" in page.inner_text(".messagelist")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+@pytest.mark.parametrize("add_url", [SYSTEM_ADD, USER_ADD], ids=["system", "user"])
+def test_the_expiry_date_is_asked_for_only_on_a_date(
+    open_page: Any, add_url: str, javascript: bool
+) -> None:
+    """A preset hides the date field (CSS, so without JavaScript too); "On a date…" shows it."""
+    page = open_page(1280, 800, javascript=javascript)
+    log_in(page, SuperuserFactory())
+    page.goto(add_url)
+    date_row = page.locator(".form-row.field-expires_on")
+    assert page.input_value("#id_expires_in") == "30"
+    assert not date_row.is_visible()
+    page.select_option("#id_expires_in", "date")
+    assert date_row.is_visible()
+    page.select_option("#id_expires_in", "7")
+    assert not date_row.is_visible()
+
+    day = (timezone.localdate() + timedelta(days=12)).isoformat()
+    page.fill("#id_name", "dated")
+    page.select_option("#id_expires_in", "date")
+    page.fill("#id_expires_on", day)
+    page.click("input[value='Create key']")
+    page.wait_for_selector("#phoenix-api-key")
+    model = SystemKey if add_url == SYSTEM_ADD else UserKey
+    expires_at = model.objects.get(name="dated").expires_at
+    assert timezone.localtime(expires_at).date().isoformat() == day
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_date_left_behind_a_preset(open_page: Any, javascript: bool) -> None:
+    """A date typed, then a preset chosen: with JavaScript the hidden date is not sent (the
+    preset counts); without, the server refuses the pair and shows the date again."""
+    page = open_page(1280, 800, javascript=javascript)
+    log_in(page, SuperuserFactory())
+    page.goto(SYSTEM_ADD)
+    page.fill("#id_name", "changed my mind")
+    page.select_option("#id_expires_in", "date")
+    page.fill("#id_expires_on", (timezone.localdate() + timedelta(days=12)).isoformat())
+    page.select_option("#id_expires_in", "7")
+    assert not page.locator(".form-row.field-expires_on").is_visible()
+    page.click("input[value='Create key']")
+    if javascript:
+        page.wait_for_selector("#phoenix-api-key")
+        key = SystemKey.objects.get(name="changed my mind")
+        assert key.expires_at is not None
+        assert abs(key.expires_at - (timezone.now() + timedelta(days=7))) < timedelta(minutes=5)
+    else:
+        page.wait_for_load_state("load")
+        assert page.locator(".form-row.field-expires_on").is_visible()  # the date sent back
+        refusal = page.locator(".form-row.field-expires_in .errorlist").inner_text()
+        assert refusal == "Choose “On a date…” to use a date, or clear the date."
+        assert not SystemKey.objects.filter(name="changed my mind").exists()
 
 
 # Readable at ordinary window sizes, light and dark -------------------------------------------
