@@ -20,7 +20,7 @@ from django.utils import timezone
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
-from phoenix_apikeys.models import SystemKey, UserKey, system_user
+from phoenix_apikeys.models import KeyEvent, SystemKey, UserKey, system_user
 
 from .factories import StaffFactory, SuperuserFactory, SystemKeyFactory, UserKeyFactory
 
@@ -29,6 +29,7 @@ SYSTEM_ADD = "/admin/phoenix_apikeys/systemkey/add/"
 SYSTEM_LIST = "/admin/phoenix_apikeys/systemkey/"
 USER_ADD = "/admin/phoenix_apikeys/userkey/add/"
 USER_LIST = "/admin/phoenix_apikeys/userkey/"
+EVENT_LIST = "/admin/phoenix_apikeys/keyevent/"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -71,14 +72,18 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def open_page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any]:
-    """``open_page(width, height, color_scheme)``: a page of a fresh browser context."""
+    """``open_page(width, height, color_scheme, javascript)``: a page of a fresh browser
+    context."""
     pages: list[Any] = []
 
-    def open_page(width: int = 1600, height: int = 760, color_scheme: str = "light") -> Any:
+    def open_page(
+        width: int = 1600, height: int = 760, color_scheme: str = "light", javascript: bool = True
+    ) -> Any:
         context = browser.new_context(
             base_url=live_server.url,
             viewport={"width": width, "height": height},
             color_scheme=color_scheme,
+            java_script_enabled=javascript,
             permissions=["clipboard-read", "clipboard-write"],
         )
         context.set_default_timeout(10_000)
@@ -170,17 +175,15 @@ def keys_of_every_status(model: type[SystemKey] | type[UserKey]) -> None:
 
 
 def collapse_nav_sidebar(page: Any) -> None:
-    """Django's "«" button, remembered by the browser: at 1280 px the admin's nav sidebar and
-    the list filter leave a key list too little room to show every column."""
+    """Django's "«" button, remembered by the browser (the sidebar is open by default)."""
     page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
 
 
 def test_superuser_creates_uses_and_revokes_a_system_key(open_page: Any, live_server: Any) -> None:
-    page = open_page(1280, 800)  # the README's screenshots, light theme
+    page = open_page(1280, 800)  # the README's screenshots: light theme, Django's nav sidebar open
     admin = SuperuserFactory(username="admin")
     keys_of_every_status(SystemKey)
     log_in(page, admin)
-    collapse_nav_sidebar(page)
 
     key = create_key(page, SYSTEM_ADD, "deploy bot")
     assert "will not be shown again" in page.inner_text("#content-main")
@@ -278,9 +281,64 @@ def test_staff_user_cannot_see_another_users_keys(page: Any) -> None:
     assert "Perhaps it was deleted?" in page.inner_text(".messagelist")
 
 
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+@pytest.mark.parametrize("add_url", [SYSTEM_ADD, USER_ADD], ids=["system", "user"])
+def test_the_expiry_date_is_asked_for_only_on_a_date(
+    open_page: Any, add_url: str, javascript: bool
+) -> None:
+    """A preset hides the date field (CSS, so without JavaScript too); "On a date…" shows it."""
+    page = open_page(1280, 800, javascript=javascript)
+    log_in(page, SuperuserFactory())
+    page.goto(add_url)
+    date_row = page.locator(".form-row.field-expires_on")
+    assert page.input_value("#id_expires_in") == "30"
+    assert not date_row.is_visible()
+    page.select_option("#id_expires_in", "date")
+    assert date_row.is_visible()
+    page.select_option("#id_expires_in", "7")
+    assert not date_row.is_visible()
+
+    day = (timezone.localdate() + timedelta(days=12)).isoformat()
+    page.fill("#id_name", "dated")
+    page.select_option("#id_expires_in", "date")
+    page.fill("#id_expires_on", day)
+    page.click("input[value='Create key']")
+    page.wait_for_selector("#phoenix-api-key")
+    model = SystemKey if add_url == SYSTEM_ADD else UserKey
+    expires_at = model.objects.get(name="dated").expires_at
+    assert timezone.localtime(expires_at).date().isoformat() == day
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_date_left_behind_a_preset(open_page: Any, javascript: bool) -> None:
+    """A date typed, then a preset chosen: with JavaScript the hidden date is not sent (the
+    preset counts); without, the server refuses the pair and shows the date again."""
+    page = open_page(1280, 800, javascript=javascript)
+    log_in(page, SuperuserFactory())
+    page.goto(SYSTEM_ADD)
+    page.fill("#id_name", "changed my mind")
+    page.select_option("#id_expires_in", "date")
+    page.fill("#id_expires_on", (timezone.localdate() + timedelta(days=12)).isoformat())
+    page.select_option("#id_expires_in", "7")
+    assert not page.locator(".form-row.field-expires_on").is_visible()
+    page.click("input[value='Create key']")
+    if javascript:
+        page.wait_for_selector("#phoenix-api-key")
+        key = SystemKey.objects.get(name="changed my mind")
+        assert key.expires_at is not None
+        assert abs(key.expires_at - (timezone.now() + timedelta(days=7))) < timedelta(minutes=5)
+    else:
+        page.wait_for_load_state("load")
+        assert page.locator(".form-row.field-expires_on").is_visible()  # the date sent back
+        refusal = page.locator(".form-row.field-expires_in .errorlist").inner_text()
+        assert refusal == "Choose “On a date…” to use a date, or clear the date."
+        assert not SystemKey.objects.filter(name="changed my mind").exists()
+
+
 # Readable at ordinary window sizes, light and dark -------------------------------------------
 
-WINDOWS = [(1280, 800), (1600, 900)]
+# Width, height and Django's nav sidebar: open (its default) or collapsed.
+WINDOWS = [(1280, 800, "open"), (1280, 800, "collapsed"), (1600, 900, "open")]
 THEMES = ["light", "dark"]
 
 # Computed colours as [r, g, b(, a)], an element's effective background (the first ancestor
@@ -312,16 +370,41 @@ BACKGROUND = f"(element) => {{ {COLOURS} return background(element); }}"
 
 CHANGELIST_LAYOUT = """() => {
     const results = document.querySelector("#changelist-form .results");
+    const shown = (cell) => getComputedStyle(cell).display !== "none";
     return {
         // A cell whose content is wider than its column is cut off.
         clipped: [...document.querySelectorAll("#result_list td, #result_list th")]
-            .filter((cell) => cell.scrollWidth > cell.clientWidth + 1)
+            .filter((cell) => shown(cell) && cell.scrollWidth > cell.clientWidth + 1)
             .map((cell) => `${cell.className}: ${cell.textContent.trim()}`),
         // A table wider than its box scrolls inside it: the last columns are out of sight.
         table_overflow: Math.max(0, results.scrollWidth - results.clientWidth),
         page_overflow: Math.max(0, document.documentElement.scrollWidth - window.innerWidth),
+        // A column header that is shown but (partly) outside the window or the table's box.
+        headers_outside: [...document.querySelectorAll("#result_list thead th")]
+            .filter((cell) => shown(cell))
+            .filter((cell) => {
+                const box = cell.getBoundingClientRect();
+                const right = Math.min(window.innerWidth, results.getBoundingClientRect().right);
+                return box.width < 1 || box.left < -0.5 || box.right > right + 0.5;
+            })
+            .map((cell) => cell.className),
     };
 }"""
+FITS = {"clipped": [], "table_overflow": 0, "page_overflow": 0, "headers_outside": []}
+
+# The columns a row shows, by the class Django gives their header ("column-name").
+SHOWN_COLUMNS = """() => [...document.querySelectorAll("#result_list thead th")]
+    .filter((cell) => getComputedStyle(cell).display !== "none")
+    .map((cell) => [...cell.classList].find((name) => name.startsWith("column-")))
+    .filter(Boolean)
+    .map((name) => name.slice("column-".length))"""
+
+# The lines each cell of a column takes: its text's line boxes, by their distinct tops.
+LINES = """(selector) => [...document.querySelectorAll(selector)].map((cell) => {
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    return new Set([...range.getClientRects()].map((box) => Math.round(box.top))).size;
+})"""
 
 
 def assert_theme(page: Any, theme: str) -> None:
@@ -331,32 +414,77 @@ def assert_theme(page: Any, theme: str) -> None:
 
 
 @pytest.mark.parametrize("theme", THEMES)
-@pytest.mark.parametrize(("width", "height"), WINDOWS)
+@pytest.mark.parametrize(("width", "height", "sidebar"), WINDOWS)
 @pytest.mark.parametrize("model", [SystemKey, UserKey], ids=["system", "user"])
 def test_the_key_lists_fit_the_window(
-    open_page: Any, model: type[Any], width: int, height: int, theme: str
+    open_page: Any, model: type[Any], width: int, height: int, sidebar: str, theme: str
 ) -> None:
-    """No column cut off or scrolled out of sight, the page no wider than the window; at
-    1280 px with the nav sidebar collapsed (see ``collapse_nav_sidebar``), at 1600 px open."""
+    """Every column in sight and none cut off, the page no wider than the window, with the nav
+    sidebar open or collapsed (see ``collapse_nav_sidebar``)."""
     keys_of_every_status(model)
     page = open_page(width, height, theme)
     log_in(page, SuperuserFactory(username="admin"))  # sees every user's keys
-    if width < 1600:
+    if sidebar == "collapsed":
         collapse_nav_sidebar(page)
     page.goto(SYSTEM_LIST if model is SystemKey else USER_LIST)
     assert_theme(page, theme)
+    assert page.locator("#nav-sidebar").is_visible() == (sidebar == "open")
     expected = {"active", "expiring", "expired", "owner-inactive"}
     if model is SystemKey:
         expected.remove("owner-inactive")
     badges = page.locator("#result_list .phoenix-key-status")
     assert {badge.get_attribute("class").split()[-1] for badge in badges.all()} == expected
-    assert page.evaluate(CHANGELIST_LAYOUT) == {
-        "clipped": [],
-        "table_overflow": 0,
-        "page_overflow": 0,
-    }
+    owner = "created_by" if model is SystemKey else "owner"
+    columns = ["name", "key_hint", "created", "expires", "last_used", "key_status", owner]
+    assert page.evaluate(SHOWN_COLUMNS) == columns
+    assert page.evaluate(CHANGELIST_LAYOUT) == FITS
     for badge in badges.all():
         assert badge.evaluate(CONTRAST) >= 4.5, badge.inner_text()
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("model", [SystemKey, UserKey], ids=["system", "user"])
+def test_the_key_lists_show_what_matters_on_a_phone(
+    open_page: Any, model: type[Any], theme: str
+) -> None:
+    """390 px: name, hint, expiry and status in sight; the rest is on each key's page."""
+    keys_of_every_status(model)
+    page = open_page(390, 844, theme)
+    log_in(page, SuperuserFactory(username="admin"))
+    page.goto(SYSTEM_LIST if model is SystemKey else USER_LIST)
+    assert_theme(page, theme)
+    assert page.evaluate(SHOWN_COLUMNS) == ["name", "key_hint", "expires", "key_status"]
+    assert page.evaluate(CHANGELIST_LAYOUT) == FITS
+    for badge in page.locator("#result_list .phoenix-key-status").all():
+        assert badge.is_visible()
+        assert badge.evaluate(CONTRAST) >= 4.5, badge.inner_text()
+
+
+def key_events() -> None:
+    """Events of keys with long names, by people with long usernames, from IPv4 and IPv6."""
+    keys_of_every_status(UserKey)
+    for key in UserKey.objects.select_related("user"):
+        label = key.user.get_username()
+        KeyEvent.objects.record("created", key, label=label, source="2001:db8:85a3::8a2e:370:7334")
+        KeyEvent.objects.record("rotated", key, label="admin secret", source="203.0.113.17")
+    KeyEvent.objects.record("admin_secret_used", label="admin secret", source="203.0.113.17")
+
+
+@pytest.mark.parametrize(("width", "height", "sidebar"), WINDOWS)
+def test_the_key_events_fit_the_window(
+    open_page: Any, width: int, height: int, sidebar: str
+) -> None:
+    key_events()
+    page = open_page(width, height)
+    log_in(page, SuperuserFactory(username="admin"))
+    if sidebar == "collapsed":
+        collapse_nav_sidebar(page)
+    page.goto(EVENT_LIST)
+    columns = ["at", "action", "kind", "key_id", "key_name", "actor_label", "source"]
+    assert page.evaluate(SHOWN_COLUMNS) == columns
+    assert page.evaluate(CHANGELIST_LAYOUT) == FITS
+    # A 40-character key name takes two lines at most.
+    assert max(page.evaluate(LINES, "#result_list td.field-key_name")) <= 2
 
 
 @pytest.mark.parametrize("theme", THEMES)
