@@ -6,6 +6,7 @@ Names and labels are listed in docs/metrics.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,19 +88,32 @@ def _on_cache_read(*, hit: bool, **kwargs: Any) -> None:
 
 
 class LiveKeys(Collector):
-    """Usable keys by kind, counted in the database at scrape time (nothing when it cannot be
-    asked: a scrape never fails because of it)."""
+    """Usable keys by kind, counted in the database at scrape time, at most once every
+    ``COUNTED_FOR`` seconds a process (so scraping cannot be turned into database work); nothing
+    when the database cannot be asked: a scrape never fails because of it."""
+
+    COUNTED_FOR = 15.0
+
+    def __init__(self) -> None:
+        self.counted: tuple[float, list[tuple[str, int]]] | None = None
 
     def describe(self) -> Iterator[Metric]:
         yield self._family()  # registering asks for names only: no query at start-up
 
     def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        if self.counted is None or now - self.counted[0] >= self.COUNTED_FOR:
+            try:
+                counts = [
+                    (kind.credential.value, model._default_manager.usable().count())
+                    for kind, model in KEY_MODELS.items()
+                ]
+            except DatabaseError:
+                return
+            self.counted = (now, counts)
         family = self._family()
-        try:
-            for kind, model in KEY_MODELS.items():
-                family.add_metric([kind.credential.value], model._default_manager.usable().count())
-        except DatabaseError:
-            return
+        for kind_name, count in self.counted[1]:
+            family.add_metric([kind_name], count)
         yield family
 
     @staticmethod

@@ -192,6 +192,36 @@ def admin_secret_problems(
 
 def _presentable_problems(admin_secret: str, context: RuleContext) -> list[Problem]:
     """Rules without which the admin secret could never authenticate, or would be shared."""
+    problems = _unsendable_problems(admin_secret, context)
+    if admin_secret in (context.secret_key, *context.secret_key_fallbacks):
+        problems.append(
+            Problem(
+                "phoenix_apikeys.E018",
+                "PHOENIX_ADMIN_SECRET",
+                gettext(
+                    "PHOENIX_ADMIN_SECRET must differ from SECRET_KEY and SECRET_KEY_FALLBACKS."
+                ),
+                gettext("Use an independent random value, so leaking one does not leak the other."),
+            )
+        )
+    if len(admin_secret) > MAX_CREDENTIAL_LENGTH:
+        problems.append(
+            Problem(
+                "phoenix_apikeys.E019",
+                "PHOENIX_ADMIN_SECRET",
+                gettext(
+                    "PHOENIX_ADMIN_SECRET is %(length)d characters long; a credential over "
+                    "%(maximum)d is refused unread, so it could never authenticate."
+                )
+                % {"length": len(admin_secret), "maximum": MAX_CREDENTIAL_LENGTH},
+                _generate(),
+            )
+        )
+    return problems
+
+
+def _unsendable_problems(admin_secret: str, context: RuleContext) -> list[Problem]:
+    """A secret no header can carry, or one that reads as a key."""
     problems = []
     if not _is_printable_ascii(admin_secret):
         problems.append(
@@ -225,30 +255,6 @@ def _presentable_problems(admin_secret: str, context: RuleContext) -> list[Probl
                     "%(command)s."
                 )
                 % {"command": GENERATE_COMMAND},
-            )
-        )
-    if admin_secret in (context.secret_key, *context.secret_key_fallbacks):
-        problems.append(
-            Problem(
-                "phoenix_apikeys.E018",
-                "PHOENIX_ADMIN_SECRET",
-                gettext(
-                    "PHOENIX_ADMIN_SECRET must differ from SECRET_KEY and SECRET_KEY_FALLBACKS."
-                ),
-                gettext("Use an independent random value, so leaking one does not leak the other."),
-            )
-        )
-    if len(admin_secret) > MAX_CREDENTIAL_LENGTH:
-        problems.append(
-            Problem(
-                "phoenix_apikeys.E019",
-                "PHOENIX_ADMIN_SECRET",
-                gettext(
-                    "PHOENIX_ADMIN_SECRET is %(length)d characters long; a credential over "
-                    "%(maximum)d is refused unread, so it could never authenticate."
-                )
-                % {"length": len(admin_secret), "maximum": MAX_CREDENTIAL_LENGTH},
-                _generate(),
             )
         )
     return problems

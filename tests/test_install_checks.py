@@ -147,3 +147,10 @@ def test_an_unmigrated_example_says_so_where_the_user_looks(tmp_path: Path) -> N
     )  # fmt: skip
     assert served.stdout.strip().endswith("503")
     assert "run `manage.py migrate`" in served.stderr
+    created = subprocess.run(
+        [sys.executable, str(MANAGE), "create_system_key", "--name", "before migrate"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 1
+    assert "Traceback" not in created.stderr
+    assert "run `manage.py migrate`" in created.stderr

@@ -7,8 +7,11 @@ import re
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from phoenix_apikeys import metrics
 from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.metrics import reason_label
 
@@ -112,7 +115,8 @@ def test_no_cache_counts_no_reads() -> None:
     assert difference(before, after, "phoenix_apikeys_key_cache_reads_total", result="miss") == 0
 
 
-def test_live_keys_are_counted_at_scrape_time() -> None:
+def test_live_keys_are_counted_at_scrape_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics.LiveKeys, "COUNTED_FOR", 0.0)
     before = scrape()
     UserKeyFactory.create_batch(2)
     SystemKeyFactory()
@@ -120,6 +124,18 @@ def test_live_keys_are_counted_at_scrape_time() -> None:
     after = scrape()
     assert difference(before, after, "phoenix_apikeys_live_keys", kind="user_key") == 2
     assert difference(before, after, "phoenix_apikeys_live_keys", kind="system_key") == 1
+
+
+def test_scraping_again_soon_costs_no_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/metrics often answers anyone who can reach it: a scrape counts keys at most once every
+    COUNTED_FOR seconds a process, so scraping cannot be turned into database work."""
+    monkeypatch.setattr(metrics.LiveKeys, "COUNTED_FOR", 0.0)
+    scrape()  # counts now
+    monkeypatch.setattr(metrics.LiveKeys, "COUNTED_FOR", 60.0)
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(5):
+            assert "phoenix_apikeys_live_keys" in scrape()
+    assert len(queries) == 0
 
 
 def test_no_label_holds_a_key_or_an_id() -> None:

@@ -11,6 +11,7 @@ api = handle_refusals(
         version="1",
         urls_namespace="ninja",
         auth=APIKeyAuth(),
+        docs_url=None,  # ninja's Swagger UI loads from a CDN; /api/docs/ is served locally
     )
 )
 

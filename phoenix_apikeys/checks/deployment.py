@@ -193,7 +193,6 @@ def check_system_user(**kwargs: Any) -> list[CheckMessage]:
     """
     from django.db import router
 
-    from ..conf import phoenix_settings
     from ..models import SystemUser
 
     using = router.db_for_read(SystemUser)
@@ -205,7 +204,10 @@ def check_system_user(**kwargs: Any) -> list[CheckMessage]:
         return []
     if binding is None:
         return []
-    user = binding.user
+    return _system_user_errors(binding.user)
+
+
+def _system_user_errors(user: Any) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     if getattr(user, "is_staff", False) or getattr(user, "is_superuser", False):
         errors.append(

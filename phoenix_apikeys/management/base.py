@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
@@ -22,6 +23,7 @@ from .. import audit
 from ..conf import phoenix_settings
 from ..keys import KeyKind
 from ..models import AbstractAPIKey, MissingSecretError, find_key_by_id
+from ..verification import migrate_hint
 
 DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -146,6 +148,17 @@ class LocalizedCommand(BaseCommand):
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         self.help = str(self.help)
         return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        """A database that cannot be used is an error the operator reads, not a traceback; a
+        missing table says to run ``migrate``."""
+        try:
+            return super().execute(*args, **options)
+        except DatabaseError as error:
+            message = gettext("The database cannot be used: %(error)s.") % {
+                "error": f"{type(error).__name__}: {error}"
+            }
+            raise CommandError(message + migrate_hint(error)) from None
 
 
 class KeyCommand(LocalizedCommand):

@@ -2,11 +2,11 @@
 trail and expiry notices."""
 
 from .events import KeyEvent, KeyEventQuerySet
+from .expiry import LAST_EXPIRY_YEAR, validate_expiry
 from .keys import (
     EDITABLE_FIELDS,
     EXPIRING_WITHIN,
     KEY_MODELS,
-    LAST_EXPIRY_YEAR,
     MAX_DESCRIPTION_LENGTH,
     AbstractAPIKey,
     APIKeyQuerySet,
@@ -15,7 +15,6 @@ from .keys import (
     UserKey,
     find_key_by_id,
     find_key_by_plaintext,
-    validate_expiry,
 )
 from .notices import ExpiryNotice
 from .state import KeyManager, MissingSecretError, revoke_leaked

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 import logging
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
@@ -26,15 +25,14 @@ from .. import lookup, scopes
 from ..conf import phoenix_settings
 from ..ids import key_id, parse_key_id
 from ..keys import Credential, KeyKind, digests, parse_key
-from ..rules import CONTROL, duration_text
+from ..rules import CONTROL
+from .expiry import validate_expiry
 from .state import KeyManager, MissingSecretError
 from .system_user import is_system_user, system_user
 
 logger = logging.getLogger("phoenix_apikeys")
 KeyT = TypeVar("KeyT", bound="AbstractAPIKey")
 
-# Every database stores this year in UTC, whatever offset the expiry was given with.
-LAST_EXPIRY_YEAR = 9998
 MAX_DESCRIPTION_LENGTH = 4096
 # Control characters in a name or description would reach terminals and logs (tab and newline
 # are fine in a description).
@@ -381,45 +379,3 @@ def find_key_by_plaintext(text: str) -> AbstractAPIKey | None:
         parsed.plaintext
     )
     return found
-
-
-def validate_expiry(
-    expires_at: datetime | None, now: datetime | None = None, *, kind: KeyKind = KeyKind.USER
-) -> None:
-    """A new key's expiry: in the future, and within the kind's MAX_KEY_LIFETIME when one is
-    set (then a key that never expires is refused too)."""
-    lifetime = phoenix_settings.lifetime_policy(kind).maximum
-    if expires_at is None:
-        if lifetime is not None:
-            raise ValidationError(
-                {
-                    "expires_at": gettext(
-                        "Keys must expire here, within %(lifetime)s (MAX_KEY_LIFETIME)."
-                    )
-                    % {"lifetime": duration_text(lifetime)}
-                }
-            )
-        return
-    now = now or timezone.now()
-    if timezone.is_naive(expires_at):
-        raise ValidationError({"expires_at": gettext("Expiry must include a time zone.")})
-    try:
-        in_utc = expires_at.astimezone(dt_timezone.utc)
-    except OverflowError:
-        in_utc = None
-    if in_utc is None or in_utc.year > LAST_EXPIRY_YEAR:
-        raise ValidationError(
-            {
-                "expires_at": gettext("Expiry must be before %(year)d.")
-                % {"year": LAST_EXPIRY_YEAR + 1}
-            }
-        )
-    if expires_at <= now:
-        raise ValidationError({"expires_at": gettext("Expiry must be in the future.")})
-    if lifetime is not None and expires_at > now + lifetime:
-        raise ValidationError(
-            {
-                "expires_at": gettext("Expiry must be within %(lifetime)s (MAX_KEY_LIFETIME).")
-                % {"lifetime": duration_text(lifetime)}
-            }
-        )

@@ -6,6 +6,7 @@ the nearest it has crossed, ever; runs at the same time send each notice once be
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
@@ -29,45 +30,8 @@ class Command(LocalizedCommand):
         )
 
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
-        sent = skipped = failed = 0
-        for due in due_notices(timezone.now()):
-            about = gettext("%(key)s %(status)s") % {
-                "key": describe_key(due.key),
-                "status": when(due.threshold),
-            }
-            if due.problem is not None:
-                self.stdout.write(
-                    gettext("Skipped %(about)s: %(problem)s.")
-                    % {"about": about, "problem": due.problem}
-                )
-                skipped += 1
-                continue
-            to = ", ".join(due.recipients)
-            if dry_run:
-                self.stdout.write(
-                    gettext("Would send %(about)s, to %(to)s.") % {"about": about, "to": to}
-                )
-                sent += 1
-                continue
-            try:
-                claimed = send_once(due)
-            except Exception as error:  # the email failed; nothing is recorded
-                self.stderr.write(
-                    gettext("Failed %(about)s, to %(to)s: %(error)s; the next run tries again.")
-                    % {"about": about, "to": to, "error": f"{type(error).__name__}: {error}"}
-                )
-                failed += 1
-                continue
-            if claimed:
-                self.stdout.write(
-                    gettext("Sent %(about)s, to %(to)s.") % {"about": about, "to": to}
-                )
-                sent += 1
-            else:
-                self.stdout.write(
-                    gettext("Skipped %(about)s: another run sent it.") % {"about": about}
-                )
-                skipped += 1
+        outcomes = Counter(self.notify(due, dry_run) for due in due_notices(timezone.now()))
+        sent, skipped, failed = outcomes["sent"], outcomes["skipped"], outcomes["failed"]
         counts = {"count": sent, "skipped": skipped, "failed": failed}
         if dry_run:
             summary = ngettext(
@@ -91,3 +55,35 @@ class Command(LocalizedCommand):
                 )
                 % {"count": failed}
             )
+
+    def notify(self, due: Any, dry_run: bool) -> str:
+        """Send (or, in a dry run, say) one notice; "sent", "skipped" or "failed"."""
+        about = gettext("%(key)s %(status)s") % {
+            "key": describe_key(due.key),
+            "status": when(due.threshold),
+        }
+        if due.problem is not None:
+            self.stdout.write(
+                gettext("Skipped %(about)s: %(problem)s.")
+                % {"about": about, "problem": due.problem}
+            )
+            return "skipped"
+        to = ", ".join(due.recipients)
+        if dry_run:
+            self.stdout.write(
+                gettext("Would send %(about)s, to %(to)s.") % {"about": about, "to": to}
+            )
+            return "sent"
+        try:
+            claimed = send_once(due)
+        except Exception as error:  # the email failed; nothing is recorded
+            self.stderr.write(
+                gettext("Failed %(about)s, to %(to)s: %(error)s; the next run tries again.")
+                % {"about": about, "to": to, "error": f"{type(error).__name__}: {error}"}
+            )
+            return "failed"
+        if not claimed:
+            self.stdout.write(gettext("Skipped %(about)s: another run sent it.") % {"about": about})
+            return "skipped"
+        self.stdout.write(gettext("Sent %(about)s, to %(to)s.") % {"about": about, "to": to})
+        return "sent"
