@@ -429,7 +429,7 @@ PROFILED = [
     ("phoenix_apikeys/throttle.py", "refuse_if_blocked", "throttle check (on a cache miss)"),
     ("phoenix_apikeys/lookup.py", "find_by_digests", "key lookup (find_by_digests)"),
     ("django/db/backends/utils.py", "execute", "cursor.execute (driver + database)"),
-    ("phoenix_apikeys/lookup.py", "instance", "converters + from_db (key and user)"),
+    ("phoenix_apikeys/lookup.py", "instance", "row to models: from_db (key and user)"),
     ("phoenix_apikeys/models.py", "is_usable", "is_usable"),
     ("phoenix_apikeys/models.py", "last_used_is_due", "last_used_is_due"),
     ("phoenix_apikeys/verification.py", "principal_of", "principal_of"),

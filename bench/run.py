@@ -448,11 +448,12 @@ EXPLAINED = [
     "- `phoenix_apikeys/lookup.py` builds the SQL of that query once per model, number of "
     "candidate digests, connection and thread from the models' metadata (`_meta`, "
     "`quote_name`), then executes it with new parameters and builds the key and owner "
-    "through the fields' and backend's db converters and `Model.from_db`: one query (still "
-    "seen by `CaptureQueriesContext` and execute wrappers), any backend, any "
-    "`AUTH_USER_MODEL`. It rebuilds after any `setting_changed` and when the connection "
-    "object differs; a key or user model whose default manager filters takes one ORM query "
-    "instead, evaluated per call. Fallback secrets still cost one query (`IN`).",
+    "with `Model.from_db` from the driver's values (datetimes made aware under USE_TZ, "
+    "booleans as bool): one query (still seen by `CaptureQueriesContext` and execute "
+    "wrappers), any backend, any `AUTH_USER_MODEL`. It rebuilds after any `setting_changed` "
+    "and when the connection object differs; a key or user model whose default manager "
+    "filters, or with a column of another type than integers, text, booleans and datetimes, "
+    "takes one ORM query instead. Fallback secrets still cost one query (`IN`).",
     "- Digests: the HMAC key that `salted_hmac` derives from the secret is computed once per "
     "secret; the value is identical (a property test compares it with `salted_hmac`).",
     "- The admin secret's system user is cached with the keys when a cache is configured; "
