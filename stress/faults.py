@@ -730,6 +730,9 @@ def throttle_scenario(h: FaultHarness) -> dict[str, object]:
         if burst[-1][0] == 429:
             break
     first = next((i for i, (status, _, _) in enumerate(burst) if status == 429), None)
+    # Each process adds its tally to the shared count at most FLUSH_INTERVAL (0.1 s) after its
+    # last addition: past that, every process knows the address is over the limit.
+    time.sleep(0.3)
     after = ask(unknown_key("phxs_"), THROTTLE_SOURCE, 10)
     refused = burst[: first if first is not None else len(burst)]
     result.update(
@@ -1064,8 +1067,12 @@ def throttle_problems(result: dict[str, object]) -> list[str]:
     """Fails on what the throttle promises; what it does to uncached valid keys is reported."""
     problems = []
     first = result.get("first 429 at")
-    if not isinstance(first, int) or first > FAILED_AUTH_LIMIT + 5:
-        problems.append(f"no 429 within {FAILED_AUTH_LIMIT + 5} failures (first at {first})")
+    # The documented bound: each process tallies failures and adds them to the shared count in
+    # batches, so an address gets past the limit by at most what the processes take from it in
+    # 0.1 s, never more than WORKERS * FAILED_AUTH_LIMIT / 2.
+    most = FAILED_AUTH_LIMIT + WORKERS * FAILED_AUTH_LIMIT // 2 + 1
+    if not isinstance(first, int) or first > most:
+        problems.append(f"no 429 within {most} failures (first at {first})")
     retry = result.get("retry after")
     if not retry or not all(str(value).isdigit() for value in retry):  # type: ignore[attr-defined]
         problems.append(f"429 without a numeric Retry-After ({retry})")
