@@ -9,7 +9,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 
 from . import audit, scopes, throttle
+from .restrictions import AddressNotAllowed, IPAddress, RateLimited
 from .conf import phoenix_settings
 from .keys import Credential, Secret
 from .signals import credential_verified
@@ -92,12 +93,11 @@ def _refuse_key_without_keyword(header: str, scheme_end: int) -> None:
         )
 
 
-def client_address(meta: Mapping[str, Any]) -> str | None:
-    """The address failures are counted against: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT
-    proxies the entry they appended to CLIENT_ADDRESS_HEADER (``ip``, ``ip:port`` or
-    ``[ipv6]:port``; an entry that is none of these counts as REMOTE_ADDR, never as no address).
-    IPv6 counts per /64, which one client controls whole."""
-    remote = _address(str(meta.get("REMOTE_ADDR", "")))
+def client_ip(meta: Mapping[str, Any]) -> IPAddress | None:
+    """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the entry they
+    appended to CLIENT_ADDRESS_HEADER (``ip``, ``ip:port`` or ``[ipv6]:port``; an entry that is
+    none of these counts as REMOTE_ADDR, never as no address)."""
+    remote = _ip(str(meta.get("REMOTE_ADDR", "")))
     header = phoenix_settings.CLIENT_ADDRESS_HEADER
     if not header:
         return remote
@@ -110,7 +110,7 @@ def client_address(meta: Mapping[str, Any]) -> str | None:
     trusted = int(phoenix_settings.TRUSTED_PROXY_COUNT)
     if not 0 < trusted <= len(hops):
         return remote
-    address = _address(hops[-trusted])
+    address = _ip(hops[-trusted])
     if address is None:
         if header not in _unreadable_reported:
             _unreadable_reported.add(header)
@@ -123,12 +123,18 @@ def client_address(meta: Mapping[str, Any]) -> str | None:
     return address
 
 
+def client_address(meta: Mapping[str, Any]) -> str | None:
+    """The address failures are counted against and events record: ``client_ip``, with IPv6
+    counted per /64, which one client controls whole."""
+    return _counted(client_ip(meta))
+
+
 _unreadable_reported: set[str] = set()
 _WITH_PORT = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::\d+)?|(?P<v4>[0-9.]+):\d+")
 
 
 @functools.lru_cache(maxsize=4096)  # pure, and a server sees the same addresses again and again
-def _address(text: str) -> str | None:
+def _ip(text: str) -> IPAddress | None:
     with_port = _WITH_PORT.fullmatch(text)
     if with_port is not None:
         text = with_port.group("v6") or with_port.group("v4")
@@ -136,24 +142,35 @@ def _address(text: str) -> str | None:
         ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+@functools.lru_cache(maxsize=4096)
+def _counted(ip: IPAddress | None) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+    return None if ip is None else str(ip)
 
 
-@sensitive_variables()
-def lazy_address(meta: Mapping[str, Any]) -> Callable[[], str | None]:
-    """``client_address(meta)``, worked out on the first call only."""
-    found: list[str | None] = []
+class Client:
+    """A request's client address, worked out on first use only: called, the address failures
+    are counted against (``client_address``); ``ip()``, the whole address (``client_ip``)."""
 
-    def address() -> str | None:
-        if not found:
-            found.append(client_address(meta))
-        return found[0]
+    __slots__ = ("_found", "meta")
 
-    return address
+    def __init__(self, meta: Mapping[str, Any]) -> None:
+        self.meta = meta
+        self._found: list[IPAddress | None] = []
+
+    def ip(self) -> IPAddress | None:
+        if not self._found:
+            self._found.append(client_ip(self.meta))
+        return self._found[0]
+
+    def __call__(self) -> str | None:
+        return _counted(self.ip())
 
 
 REFUSALS = (
@@ -171,19 +188,18 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     verification.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
     a method its scopes do not allow). Sends ``credential_verified`` with the outcome.
     """
-    source = lazy_address(request.META)  # parsed only if the throttle needs it
+    source = Client(request.META)  # parsed only if the throttle needs it
     started = time.perf_counter()
     try:
         try:
             credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
             if credential is None:
                 return None
-            principal = verify_credential(credential, source=source)
+            principal = verify_credential(credential, source, request.method)
         except CredentialRejected as rejected:
             throttle.count_failure(source)  # raises TooManyFailures past the limit
             log_failure(rejected)
             raise
-        _refuse_out_of_scope(principal, request.method)
     except REFUSALS as error:
         _report(started, request, error=error)
         raise
@@ -191,14 +207,10 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     return principal
 
 
-def _refuse_out_of_scope(principal: Principal, method: str | None) -> None:
-    refusal = scopes.method_refusal(getattr(principal[1], "scope_list", ()), method)
-    if refusal is not None:
-        raise scopes.OutOfScope(refusal)
-
-
 _OUTCOMES = (
     (CredentialRejected, "rejected"),
+    (AddressNotAllowed, "address_not_allowed"),
+    (RateLimited, "rate_limited"),
     (scopes.OutOfScope, "out_of_scope"),
     (throttle.TooManyFailures, "throttled"),
     (VerificationUnavailable, "unavailable"),
@@ -248,19 +260,18 @@ async def averify_request(request: HttpRequest) -> Principal | None:
     """``verify_request`` for async callers: a key held in this process's memory is verified
     on the event loop; anything that needs the cache, the database or the throttle's counts runs
     in a thread (``verification.averify_credential``)."""
-    source = lazy_address(request.META)
+    source = Client(request.META)
     started = time.perf_counter()
     try:
         try:
             credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
             if credential is None:
                 return None
-            principal = await averify_credential(credential, source=source)
+            principal = await averify_credential(credential, source, request.method)
         except CredentialRejected as rejected:
             await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
             log_failure(rejected)
             raise
-        _refuse_out_of_scope(principal, request.method)
     except REFUSALS as error:
         _report(started, request, error=error)
         raise
@@ -281,6 +292,7 @@ def refusal_response(error: Exception) -> JsonResponse:
         status = 429 if isinstance(error, throttle.TooManyFailures) else 503
         detail = throttle.retry_detail(error)
         headers["Retry-After"] = str(error.retry_after)
+        headers.update(getattr(error, "headers", {}))
     else:
         raise error
     return json_response(detail, status=status, headers=headers)

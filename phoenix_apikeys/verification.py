@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
 
-from . import audit, cache, scopes, throttle
+from . import audit, cache, restrictions, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, MalformedKey, ParsedKey, digests, parse_key, secret_matches
 from .models import KEY_MODELS, AbstractAPIKey, KeyEvent, system_user
@@ -77,12 +77,16 @@ class CredentialRejected(Exception):
 
 
 @sensitive_variables()
-def verify_credential(credential: str, source: throttle.Source = None) -> Principal:
+def verify_credential(
+    credential: str, source: throttle.Source = None, method: str | None = None
+) -> Principal:
     """Return ``(user, auth)`` for a key or the admin secret, or raise CredentialRejected.
 
-    ``source`` (the client's address, or a function finding it: called only on a cache miss or
-    a failure) is refused before any database query once it has failed
-    too often (throttle.TooManyFailures). A database that cannot be asked is neither a yes nor a
+    ``source`` (the client's address, or a function finding it: called only on a cache miss, a
+    failure or for a restricted key) is refused before any database query once it has failed
+    too often (throttle.TooManyFailures). ``method``, when given, is judged against the key's
+    scopes (scopes.OutOfScope, 403) before its restrictions are (``restrictions.admit``: 403,
+    429, and a use spent). A database that cannot be asked is neither a yes nor a
     no: VerificationUnavailable. ``sensitive_variables`` hides the locals of this frame and of
     every frame it calls from Django's error reports (with DEBUG off); ``Secret``'s masked repr
     covers DEBUG pages.
@@ -101,13 +105,13 @@ def verify_credential(credential: str, source: throttle.Source = None) -> Princi
     try:
         if parsed is None:
             return _verify_admin_secret(credential, source)
-        return _verify_key(parsed, source)
+        return _verify_key(parsed, source, method)
     except DatabaseError as error:
         database_failed(error)
         raise VerificationUnavailable from None
 
 
-def _verify_key(parsed: ParsedKey, source: throttle.Source) -> Principal:
+def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) -> Principal:
     kind = parsed.kind
     secrets = phoenix_settings.verification_secrets
     if not secrets:
@@ -125,16 +129,43 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source) -> Principal:
         reject(f"unknown {kind.value} key", kind=kind.credential)
     now = timezone.now()
     if not key.is_usable(now):
-        reason = "expired" if key.is_expired(now) else "owner inactive"
-        reject(f"{kind.value} key {key.key_id} {reason}", kind=kind.credential, key=key)
+        _refuse_unusable(key, now)
+    if method is not None:
+        refuse_out_of_scope(key, method)
+    if key.is_restricted:
+        restrictions.admit(key, source)
+        if key.remaining_uses is not None and not restrictions.spend_use(key):
+            reject(
+                f"{kind.value} key {key.key_id} has no uses left",
+                detail=gettext("This API key has no uses left."),
+                kind=kind.credential,
+                key=key,
+            )
     # Store whenever last_used_at was due, written here or by another process just before:
     # a cached entry with a stale last_used_at would otherwise try the UPDATE on every hit.
     due = key.last_used_is_due(now)
     if due:
-        _record_use(key, now)
+        _record_use(key, now, source)
     if due or cached.value is None:
         cache.store(name, key, cached)
     return principal_of(key)
+
+
+def _refuse_unusable(key: AbstractAPIKey, now: datetime) -> NoReturn:
+    detail = None
+    if key.is_expired(now):
+        reason = "expired"
+    elif key.disabled:
+        reason, detail = "disabled", gettext("This API key is disabled.")
+    else:
+        reason = "owner inactive"
+    reject(f"{key.kind.value} key {key.key_id} {reason}", detail=detail, kind=key.credential, key=key)
+
+
+def refuse_out_of_scope(key: AbstractAPIKey, method: str) -> None:
+    refusal = scopes.method_refusal(key.scope_list, method)
+    if refusal is not None:
+        raise scopes.OutOfScope(refusal)
 
 
 def principal_of(key: AbstractAPIKey) -> Principal:
@@ -144,10 +175,10 @@ def principal_of(key: AbstractAPIKey) -> Principal:
     return ScopedUser(key.user, scopes.permissions(key.scope_list)), key
 
 
-def _record_use(key: AbstractAPIKey, now: datetime) -> None:
+def _record_use(key: AbstractAPIKey, now: datetime, source: throttle.Source) -> None:
     """A key served from the cache stays usable while the database cannot take the write."""
     try:
-        key.record_use(now)
+        key.record_use(now, restrictions.client_ip(source))
     except DatabaseError as error:
         database_failed(error)
 
@@ -198,7 +229,9 @@ def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
     return user, ADMIN_SECRET
 
 
-async def averify_credential(credential: str, source: throttle.Source = None) -> Principal:
+async def averify_credential(
+    credential: str, source: throttle.Source = None, method: str | None = None
+) -> Principal:
     """``verify_credential`` for async callers, behind the same rules.
 
     A key (or the admin secret) this process's memory holds, usable and with no write due, is
@@ -206,15 +239,16 @@ async def averify_credential(credential: str, source: throttle.Source = None) ->
     a rejection) runs ``verify_credential`` itself in a thread: the key lookup is hand-built SQL
     on a sync cursor, and Django's async ORM and cache calls hop to a thread anyway.
     """
-    principal = _remembered_principal(credential)
+    principal = _remembered_principal(credential, method)
     if principal is not None:
         return principal
-    return await sync_to_async(verify_credential)(credential, source)
+    return await sync_to_async(verify_credential)(credential, source, method)
 
 
 @sensitive_variables()
-def _remembered_principal(credential: str) -> Principal | None:
-    """The principal from process memory alone, or None when anything needs I/O or refusal."""
+def _remembered_principal(credential: str, method: str | None) -> Principal | None:
+    """The principal from process memory alone, or None when anything needs I/O or refusal
+    (a restricted key included)."""
     if len(credential) > MAX_CREDENTIAL_LENGTH:
         return None
     try:
@@ -226,8 +260,10 @@ def _remembered_principal(credential: str) -> Principal | None:
         return None
     key = cache.recall(cache.key_name(digests(parsed.plaintext, secrets)[0]))
     now = timezone.now()
-    if key is None or not key.is_usable(now) or key.last_used_is_due(now):
+    if key is None or not key.is_usable(now) or key.last_used_is_due(now) or key.is_restricted:
         return None
+    if method is not None:
+        refuse_out_of_scope(key, method)
     key_cache_read.send(sender=None, hit=True)
     return principal_of(key)
 

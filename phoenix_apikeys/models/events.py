@@ -88,6 +88,9 @@ class KeyEvent(models.Model):
         EXPIRED_PRUNED = "expired_pruned", _("Expired Pruned")
         LEAK_REVOKED = "leak_revoked", _("Leak Revoked")
         ADMIN_SECRET_USED = "admin_secret_used", _("Admin Secret Used")
+        DISABLED = "disabled", _("Disabled")
+        ENABLED = "enabled", _("Enabled")
+        RESTRICTED = "restricted", _("Restrictions changed")
 
     class Kind(models.TextChoices):
         SYSTEM = KeyKind.SYSTEM.value, _("System")

@@ -21,7 +21,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from .. import lookup, scopes
+from .. import lookup, restrictions, scopes
 from ..conf import phoenix_settings
 from ..ids import key_id, parse_key_id
 from ..keys import Credential, KeyKind, digests, parse_key
@@ -48,6 +48,7 @@ class KeyStatus(str, enum.Enum):
     ACTIVE = "active"
     EXPIRING = "expiring"
     EXPIRED = "expired"
+    DISABLED = "disabled"
     OWNER_INACTIVE = "owner_inactive"
 
     @property
@@ -57,6 +58,7 @@ class KeyStatus(str, enum.Enum):
             KeyStatus.ACTIVE: gettext("active"),
             KeyStatus.EXPIRING: gettext("expires soon"),
             KeyStatus.EXPIRED: gettext("expired"),
+            KeyStatus.DISABLED: gettext("disabled"),
             KeyStatus.OWNER_INACTIVE: gettext("owner inactive"),
         }
         return labels[self]
@@ -67,7 +69,9 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         """Keys that would authenticate now: the queryset twin of ``is_usable``."""
         now = now or timezone.now()
         not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        usable: APIKeyQuerySet[KeyT] = self.filter(not_expired, user__is_active=True)
+        usable: APIKeyQuerySet[KeyT] = self.filter(
+            not_expired, disabled=False, user__is_active=True
+        )
         return usable
 
     def expired(self, now: datetime | None = None) -> APIKeyQuerySet[KeyT]:
@@ -77,12 +81,13 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
     def with_status(self, now: datetime | None = None) -> APIKeyQuerySet[KeyT]:
         """Each key annotated with ``status``, a KeyStatus value; filter on it like a field.
 
-        Expired wins over an inactive owner, which wins over expiring: the first reason a key
-        does not (or soon will not) work.
+        Expired wins over disabled, then an inactive owner, then expiring: the first reason a
+        key does not (or soon will not) work.
         """
         now = now or timezone.now()
         status = Case(
             When(expires_at__lte=now, then=Value(KeyStatus.EXPIRED.value)),
+            When(disabled=True, then=Value(KeyStatus.DISABLED.value)),
             When(user__is_active=False, then=Value(KeyStatus.OWNER_INACTIVE.value)),
             When(expires_at__lte=now + EXPIRING_WITHIN, then=Value(KeyStatus.EXPIRING.value)),
             default=Value(KeyStatus.ACTIVE.value),
@@ -142,6 +147,15 @@ class AbstractAPIKey(models.Model):
     scopes = models.TextField(blank=True, default="", editable=False)
     # The opaque id of the key a rotation replaced this one with; set once, by the manager.
     replaced_by = models.CharField(max_length=64, blank=True, default="", editable=False)
+    # Restrictions (restrictions.py), set at creation, changed by the manager only.
+    # CIDRs, space-separated; empty: anywhere.
+    allowed_networks = models.TextField(blank=True, default="", editable=False)
+    rate_limit_requests = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    rate_limit_per = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    remaining_uses = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    disabled = models.BooleanField(default=False, editable=False)
+    # JSON: the last distinct client addresses, newest first, each with its time.
+    last_used_from = models.TextField(blank=True, default="", editable=False)
 
     user: models.ForeignKey[Any, Any]
     user_id: Any
@@ -211,6 +225,7 @@ class AbstractAPIKey(models.Model):
             validate_expiry(self.expires_at, kind=self.kind)
             self.owner_checks()
             self.check_scopes()
+            self.check_restrictions()
 
     def owner_checks(self) -> None:
         """What the owner must be for a new key; each kind says."""
@@ -245,31 +260,79 @@ class AbstractAPIKey(models.Model):
         if errors:
             raise ValidationError({"scopes": errors})
 
+    def check_restrictions(self) -> None:
+        """Networks in stored form (``issue`` joins a list given); the rate limit was checked
+        when it was set, and remaining uses by their field."""
+        networks, errors = restrictions.network_problems(self.network_list)
+        if errors:
+            raise ValidationError({"allowed_networks": errors})
+        self.allowed_networks = " ".join(networks)
+
     @property
     def scope_list(self) -> tuple[str, ...]:
         return scopes.parse(self.scopes)
+
+    @property
+    def network_list(self) -> list[str]:
+        networks = self.allowed_networks
+        return networks.split() if isinstance(networks, str) else list(networks)
+
+    @property
+    def rate_limit(self) -> dict[str, int] | None:
+        """``{"requests": N, "per": seconds}``, or None; set at creation like a field."""
+        if self.rate_limit_requests is None or self.rate_limit_per is None:
+            return None
+        return {"requests": self.rate_limit_requests, "per": self.rate_limit_per}
+
+    @rate_limit.setter
+    def rate_limit(self, value: Any) -> None:
+        if restrictions.rate_limit_problems(value):
+            raise ValidationError({"rate_limit": restrictions.rate_limit_problems(value)})
+        self.rate_limit_requests, self.rate_limit_per = (
+            (None, None) if value is None else (value["requests"], value["per"])
+        )
+
+    @property
+    def recent_addresses(self) -> list[dict[str, str]]:
+        """``last_used_from``: ``[{"address": ..., "at": ISO time}]``, newest first."""
+        return restrictions.recent_addresses(self.last_used_from)
+
+    @property
+    def is_restricted(self) -> bool:
+        """Whether a request must pass more than expiry, owner and scopes (``restrictions``)."""
+        return bool(
+            self.allowed_networks
+            or self.rate_limit_requests is not None
+            or self.remaining_uses is not None
+        )
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
     def is_usable(self, now: datetime | None = None) -> bool:
-        """The one rule every path applies: not expired, and its user still active."""
-        return not self.is_expired(now) and bool(self.user.is_active)
+        """The one rule every path applies: not expired, not disabled, its user still active."""
+        return not self.is_expired(now) and not self.disabled and bool(self.user.is_active)
 
     def last_used_is_due(self, now: datetime) -> bool:
         interval = phoenix_settings.LAST_USED_INTERVAL
         return self.last_used_at is None or now - self.last_used_at >= interval
 
-    def record_use(self, now: datetime) -> bool:
-        """Write last_used_at at most once per interval; True when a write happened."""
+    def record_use(self, now: datetime, address: restrictions.IPAddress | None = None) -> bool:
+        """Write last_used_at (and ``address`` into last_used_from) at most once per interval;
+        True when a write happened."""
         if not self.last_used_is_due(now):
             return False
         stale = Q(last_used_at__isnull=True) | Q(
             last_used_at__lte=now - phoenix_settings.LAST_USED_INTERVAL
         )
+        recent = restrictions.with_address(self.last_used_from, address, now)
         # The condition makes concurrent processes write once between them, not once each.
-        written = type(self)._default_manager.filter(stale, pk=self.pk).update(last_used_at=now)
-        self.last_used_at = now
+        written = (
+            type(self)
+            ._default_manager.filter(stale, pk=self.pk)
+            .update(last_used_at=now, last_used_from=recent)
+        )
+        self.last_used_at, self.last_used_from = now, recent
         return bool(written)
 
     def rekey(self, current: str) -> bool:

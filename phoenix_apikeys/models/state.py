@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from .. import cache, scopes
+from .. import cache, restrictions, scopes
 from ..conf import phoenix_settings
 from ..keys import KeyKind, MalformedKey, digest, digests, display_hint, generate_key, parse_key
 from ..notifications import LeakNotice
@@ -84,6 +84,11 @@ class KeyManager(models.Manager[KeyT]):
             if wrong:
                 raise ValidationError({"scopes": wrong})
             key.scopes = scopes.join(key.scopes)
+        if not isinstance(key.allowed_networks, str):  # a list, likewise
+            networks, errors = restrictions.network_problems(key.allowed_networks)
+            if errors:
+                raise ValidationError({"allowed_networks": errors})
+            key.allowed_networks = " ".join(networks)
         plaintext = generate_key(phoenix_settings.prefixes.of(key.kind))
         key.digest, key.hint = digest(plaintext, secret), display_hint(plaintext)
         # No uniqueness query: the digest is of 160 fresh random bits (and the column unique).
@@ -145,8 +150,9 @@ class KeyManager(models.Manager[KeyT]):
         expires_at: object = ...,
         created_by: Any = None,
     ) -> tuple[KeyT, str]:
-        """Replace ``old`` with a new key of the same owner, name, description and scopes; return
-        the new key and its plaintext. One transaction: both changes happen, or neither.
+        """Replace ``old`` with a new key of the same owner, name, description, scopes and
+        restrictions (disabled too); return the new key and its plaintext. One transaction: both
+        changes happen, or neither. Remaining uses move to the new key: the old one keeps none.
 
         ``old`` keeps working for ``grace_period`` (default ROTATION_GRACE_PERIOD, at most
         MAX_ROTATION_GRACE_PERIOD): its expiry becomes the earlier of its own and the end of the
@@ -171,9 +177,9 @@ class KeyManager(models.Manager[KeyT]):
             new = self.model(
                 name=current.name,
                 description=current.description,
-                scopes=current.scopes,
                 user_id=current.user_id,
                 expires_at=inherited_expiry(current, expires_at, now),
+                **{field: getattr(current, field) for field in INHERITED},
                 **extra,
             )
             # With a grace period the old key lives on beside the new one: counted as a creation.
@@ -219,7 +225,8 @@ class KeyManager(models.Manager[KeyT]):
         ends = now + grace
         if current.expires_at is not None:
             ends = min(ends, current.expires_at)
-        self.change(current, expires_at=ends, replaced_by=new.key_id)
+        spent = {} if current.remaining_uses is None else {"remaining_uses": 0}
+        self.change(current, expires_at=ends, replaced_by=new.key_id, **spent)
         KeyEvent.objects.record(Action.ROTATED, current)
         return ends
 
@@ -230,6 +237,52 @@ class KeyManager(models.Manager[KeyT]):
         changed = self.db_manager(using).filter(pk=key.pk, replaced_by="").update(**fields)
         if not changed:
             raise ValidationError({"id": already_replaced()})
+
+    def disable(self, key: KeyT) -> bool:
+        """Refuse ``key`` everywhere until ``enable``: True when it changed. Like a revocation,
+        it returns once every process's cached copy is retired (cache.CacheUnreachable, and
+        nothing changed, when the cache cannot be told); DoesNotExist when the key is gone."""
+        return self._set_state(key, Action.DISABLED, disabled=True)  # type: ignore[arg-type]
+
+    def enable(self, key: KeyT) -> bool:
+        """Undo ``disable``: True when it changed."""
+        return self._set_state(key, Action.ENABLED, disabled=False)  # type: ignore[arg-type]
+
+    def restrict(self, key: KeyT, **changes: Any) -> bool:
+        """Change a key's restrictions: ``allowed_networks`` (a list of CIDRs), ``rate_limit``
+        (``{"requests": N, "per": seconds}`` or None) and ``remaining_uses`` (or None); one
+        ``restricted`` event. Raises ValidationError for a bad value, and as ``disable``."""
+        unknown = set(changes) - {"allowed_networks", "rate_limit", "remaining_uses"}
+        if unknown:
+            raise TypeError(f"Not a restriction: {', '.join(sorted(unknown))}.")
+        probe = self.model(**changes)  # the setters and the model's own checks judge the values
+        probe.clean_fields(exclude=[f.name for f in self.model._meta.fields if f.name != "remaining_uses"])
+        probe.check_restrictions()
+        fields = {"allowed_networks": probe.allowed_networks} if "allowed_networks" in changes else {}
+        if "rate_limit" in changes:
+            fields.update(rate_limit_requests=probe.rate_limit_requests, rate_limit_per=probe.rate_limit_per)
+        if "remaining_uses" in changes:
+            fields["remaining_uses"] = probe.remaining_uses
+        return self._set_state(key, Action.RESTRICTED, **fields)  # type: ignore[arg-type]
+
+    def _set_state(self, key: KeyT, action: str, **fields: Any) -> bool:
+        """Write ``fields`` on the key's locked row, its cached copies retired first, and record
+        ``action``; False (no event) when they already held."""
+        using = self.primary()
+        with transaction.atomic(using=using):
+            rows = self.db_manager(using).select_for_update().filter(pk=key.pk)
+            current = rows.values(*fields, "digest").first()
+            if current is None:
+                raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {key.pk}.")
+            if all(current[name] == value for name, value in fields.items()):
+                return False
+            cache.retire([cache.key_name(current["digest"])], using)
+            rows.update(**fields)
+            KeyEvent.objects.record(action, key)
+        for name, value in fields.items():
+            setattr(key, name, value)
+        logger.info("%s %s key %s.", action.capitalize(), key.kind.value, key.key_id)
+        return True
 
     def revoke(
         self,
@@ -267,6 +320,17 @@ class KeyManager(models.Manager[KeyT]):
         for key in expired:
             if self.revoke(key, reason=Action.EXPIRED_PRUNED):  # type: ignore[arg-type]
                 yield key
+
+
+# What a rotation's replacement takes from the key it replaces, besides its owner and texts.
+INHERITED = (
+    "scopes",
+    "allowed_networks",
+    "rate_limit_requests",
+    "rate_limit_per",
+    "remaining_uses",
+    "disabled",
+)
 
 
 def lock_owner(pk: Any, using: str) -> Any:

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from .. import throttle
 from ..cache import CacheUnreachable, ready_for_changes
-from ..http import lazy_address
+from ..http import Client
 from ..models import MissingSecretError, revoke_leaked
 from .base import (
     KeyAPIView,
@@ -74,7 +74,7 @@ class LeakRevocationView(KeyAPIView):
     )
     @sensitive_variables()
     def post(self, request: Request) -> Response:
-        source = lazy_address(request.META)
+        source = Client(request.META)
         try:
             throttle.refuse_if_blocked(source)  # an address guessing keys is refused here too
             throttle.count_leak_report(source)  # every report counts, whatever it names

@@ -1,0 +1,224 @@
+"""Key restrictions: where a key may be used from, how often, how many times, and the addresses
+it was last used from. Set when a key is made; changed only through its manager.
+
+- ``allowed_networks``: CIDRs, stored space-separated; a request from elsewhere is 403. The
+  client's address is the one the failure throttle counts (``http.client_ip``: REMOTE_ADDR, or the
+  entry TRUSTED_PROXY_COUNT proxies appended to CLIENT_ADDRESS_HEADER), never a header the client
+  wrote. A request whose address cannot be read is refused.
+- ``rate_limit``: ``{"requests": N, "per": seconds}``, counted in fixed windows in
+  THROTTLE_CACHE_ALIAS, shared by every process; past it 429 with ``Retry-After`` and the
+  ``RateLimit-*`` headers. With that cache unreachable (or per-process) each process counts on its
+  own, so the limit holds per process: never unlimited, never an outage.
+- ``remaining_uses``: spent one per authenticated request by a conditional UPDATE on the key's row
+  (exact across processes); at 0 the key is refused with 401. A key with uses left is usable
+  only while the database is.
+- ``last_used_from``: the last MAX_RECENT_ADDRESSES distinct client addresses with times (JSON),
+  written with ``last_used_at``, at most once per LAST_USED_INTERVAL.
+
+A key without restrictions pays one attribute test per request (``is_restricted``).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import math
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.core.cache import BaseCache
+from django.db import router
+from django.db.models import F
+from django.utils.translation import gettext, ngettext
+
+from . import cache, scopes, throttle
+from .conf import phoenix_settings
+
+if TYPE_CHECKING:
+    from .models import AbstractAPIKey
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+MAX_NETWORKS = 100
+MAX_RECENT_ADDRESSES = 5
+# A rate limit's window: one second to one day.
+LONGEST_RATE_WINDOW = 86_400
+_NAMESPACE = "phoenix_apikeys:rate:"
+
+
+class AddressNotAllowed(scopes.OutOfScope):
+    """403: a good key, from an address outside its allowed networks."""
+
+    def __init__(self) -> None:
+        super().__init__(gettext("This API key may not be used from this address."))
+
+
+class RateLimited(throttle.TooManyFailures):
+    """429: the key's own rate limit; ``headers`` are the ``RateLimit-*`` fields to send."""
+
+    def __init__(self, limit: int, reset: int) -> None:
+        super().__init__(reset, gettext("This API key's rate limit is exceeded."))
+        self.headers = {
+            "RateLimit-Limit": str(limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(reset),
+        }
+
+
+# Validation, shared by the manager, the REST API, the admin and the commands.
+
+
+def network_problems(values: Iterable[Any]) -> tuple[list[str], list[str]]:
+    """The networks in stored form (unique, each as ``ipaddress`` writes it), and what is
+    wrong with the list. A single address is its own network (/32 or /128)."""
+    values = list(values)
+    errors: list[str] = []
+    if len(values) > MAX_NETWORKS:
+        errors.append(
+            ngettext(
+                "A key may have at most %(count)d network.",
+                "A key may have at most %(count)d networks.",
+                MAX_NETWORKS,
+            )
+            % {"count": MAX_NETWORKS}
+        )
+    networks: list[str] = []
+    for value in values[:MAX_NETWORKS]:
+        shown = str(value)[:45]
+        try:
+            network = ipaddress.ip_network(value.strip() if isinstance(value, str) else "")
+        except ValueError:
+            try:
+                loose = ipaddress.ip_network(value.strip(), strict=False)
+            except (ValueError, AttributeError):
+                errors.append(
+                    gettext('"%(value)s" is not an IPv4 or IPv6 network (CIDR).') % {"value": shown}
+                )
+            else:
+                errors.append(
+                    gettext('"%(value)s" has host bits set; did you mean %(network)s?')
+                    % {"value": shown, "network": loose}
+                )
+            continue
+        if str(network) not in networks:
+            networks.append(str(network))
+    return networks, errors
+
+
+def rate_limit_problems(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, dict) or set(value) != {"requests", "per"}:
+        return [gettext('A rate limit is {"requests": N, "per": seconds}.')]
+    requests, per = value["requests"], value["per"]
+    whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (requests, per))
+    if not whole or requests < 1 or not 1 <= per <= LONGEST_RATE_WINDOW:
+        return [
+            gettext(
+                "A rate limit's requests must be at least 1, and per from 1 to %(longest)d seconds."
+            )
+            % {"longest": LONGEST_RATE_WINDOW}
+        ]
+    return []
+
+
+@functools.lru_cache(maxsize=1024)
+def networks_of(stored: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(text) for text in stored.split())
+
+
+# At verification, in this order, after the key was found usable and within its scopes.
+
+
+def admit(key: AbstractAPIKey, source: throttle.Source) -> None:
+    """Refuse a request the key's restrictions do not allow: AddressNotAllowed (403),
+    RateLimited (429); spend one of its remaining uses, False when none is left."""
+    if key.allowed_networks:
+        address = client_ip(source)
+        if address is None or not any(address in net for net in networks_of(key.allowed_networks)):
+            raise AddressNotAllowed
+    if key.rate_limit_requests is not None and key.rate_limit_per is not None:
+        _count_request(key, key.rate_limit_requests, key.rate_limit_per)
+
+
+def spend_use(key: AbstractAPIKey) -> bool:
+    """One use of a key with ``remaining_uses``, spent in the database; False when none is left
+    (or the key is gone). The condition makes concurrent requests spend one each, never more than
+    there are."""
+    model = type(key)
+    keys = model._default_manager.db_manager(router.db_for_write(model))
+    spent = keys.filter(pk=key.pk, remaining_uses__gt=0).update(
+        remaining_uses=F("remaining_uses") - 1
+    )
+    if spent:
+        key.remaining_uses = max((key.remaining_uses or 1) - 1, 0)
+    return bool(spent)
+
+
+def client_ip(source: throttle.Source) -> IPAddress | None:
+    """The whole client address of ``source`` (``http.Client`` or an address as text)."""
+    finder = getattr(source, "ip", None)
+    if finder is not None:
+        return finder()  # type: ignore[no-any-return]
+    text = throttle.address_of(source)
+    try:
+        return ipaddress.ip_address(text or "")
+    except ValueError:
+        return None
+
+
+# Per-process counts for when the shared cache cannot count: window name -> (ends, requests).
+_local: dict[str, tuple[float, int]] = {}
+_local_lock = threading.Lock()
+
+
+def _count_request(key: AbstractAPIKey, limit: int, per: int) -> None:
+    now = time.time()
+    window = int(now // per)
+    ends = (window + 1) * per
+    reset = max(1, math.ceil(ends - now))
+    name = f"{_NAMESPACE}{key.key_id}:{per}:{window}"
+    alias = phoenix_settings.THROTTLE_CACHE_ALIAS
+    count = cache.guarded(alias, lambda backend: _incr(backend, name, per), None)
+    if count is None:
+        with _local_lock:
+            if len(_local) > throttle.MAX_TALLIES:
+                for ended in [n for n, (end, _) in _local.items() if end <= now]:
+                    del _local[ended]
+            count = _local.get(name, (ends, 0))[1] + 1
+            _local[name] = (ends, count)
+    if count > limit:
+        raise RateLimited(limit, reset)
+
+
+def _incr(backend: BaseCache, name: str, per: int) -> int:
+    try:
+        return int(backend.incr(name))
+    except ValueError:  # the window's first request (or its count expired)
+        if backend.add(name, 1, per + 1):
+            return 1
+        return int(backend.incr(name))
+
+
+# last_used_from
+
+
+def recent_addresses(stored: str) -> list[dict[str, str]]:
+    try:
+        recent = json.loads(stored or "[]")
+    except ValueError:
+        return []
+    return recent if isinstance(recent, list) else []
+
+
+def with_address(stored: str, address: IPAddress | None, now: datetime) -> str:
+    """``stored`` with ``address`` first, at ``now``; the oldest beyond MAX_RECENT_ADDRESSES go."""
+    if address is None:
+        return stored
+    text = str(address)
+    recent = [entry for entry in recent_addresses(stored) if entry.get("address") != text]
+    recent.insert(0, {"address": text, "at": now.isoformat()})
+    return json.dumps(recent[:MAX_RECENT_ADDRESSES], separators=(",", ":"))
