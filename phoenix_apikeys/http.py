@@ -20,9 +20,9 @@ from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 
 from . import audit, scopes, throttle
-from .restrictions import AddressNotAllowed, IPAddress, RateLimited
 from .conf import phoenix_settings
 from .keys import Credential, Secret
+from .restrictions import AddressNotAllowed, IPAddress, RateLimited
 from .signals import credential_verified
 from .verification import PRINCIPAL_ATTRIBUTE as PRINCIPAL_ATTRIBUTE  # where entry points look
 from .verification import (

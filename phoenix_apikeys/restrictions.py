@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.cache import BaseCache
 from django.db import router
@@ -38,8 +38,8 @@ from django.utils.translation import gettext, ngettext
 from . import cache, scopes, throttle
 from .conf import phoenix_settings
 
-if TYPE_CHECKING:
-    from .models import AbstractAPIKey
+# A key (models.AbstractAPIKey, which this module's callers are).
+AbstractAPIKey = Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_NETWORKS = 100

@@ -159,7 +159,8 @@ def _refuse_unusable(key: AbstractAPIKey, now: datetime) -> NoReturn:
         reason, detail = "disabled", gettext("This API key is disabled.")
     else:
         reason = "owner inactive"
-    reject(f"{key.kind.value} key {key.key_id} {reason}", detail=detail, kind=key.credential, key=key)
+    reason = f"{key.kind.value} key {key.key_id} {reason}"
+    reject(reason, detail=detail, kind=key.credential, key=key)
 
 
 def refuse_out_of_scope(key: AbstractAPIKey, method: str) -> None:

@@ -255,14 +255,15 @@ class KeyManager(models.Manager[KeyT]):
         unknown = set(changes) - {"allowed_networks", "rate_limit", "remaining_uses"}
         if unknown:
             raise TypeError(f"Not a restriction: {', '.join(sorted(unknown))}.")
-        probe = self.model(**changes)  # the setters and the model's own checks judge the values
-        probe.clean_fields(exclude=[f.name for f in self.model._meta.fields if f.name != "remaining_uses"])
+        probe = self.model(**changes)  # the setters and the model's own checks judge values
+        others = [field.name for field in self.model._meta.fields if field.name != "remaining_uses"]
+        probe.clean_fields(exclude=others)
         probe.check_restrictions()
-        fields = {"allowed_networks": probe.allowed_networks} if "allowed_networks" in changes else {}
-        if "rate_limit" in changes:
-            fields.update(rate_limit_requests=probe.rate_limit_requests, rate_limit_per=probe.rate_limit_per)
-        if "remaining_uses" in changes:
-            fields["remaining_uses"] = probe.remaining_uses
+        fields = {
+            name: getattr(probe, name)
+            for name in RESTRICTIONS
+            if name in changes or (name.startswith("rate_limit_") and "rate_limit" in changes)
+        }
         return self._set_state(key, Action.RESTRICTED, **fields)  # type: ignore[arg-type]
 
     def _set_state(self, key: KeyT, action: str, **fields: Any) -> bool:
@@ -322,15 +323,9 @@ class KeyManager(models.Manager[KeyT]):
                 yield key
 
 
+RESTRICTIONS = ("allowed_networks", "rate_limit_requests", "rate_limit_per", "remaining_uses")
 # What a rotation's replacement takes from the key it replaces, besides its owner and texts.
-INHERITED = (
-    "scopes",
-    "allowed_networks",
-    "rate_limit_requests",
-    "rate_limit_per",
-    "remaining_uses",
-    "disabled",
-)
+INHERITED = ("scopes", *RESTRICTIONS, "disabled")
 
 
 def lock_owner(pk: Any, using: str) -> Any:
