@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from .conf import phoenix_settings
 from .http import PRINCIPAL_ATTRIBUTE, verify_request
+from .restrictions import RateLimited
 from .scopes import OutOfScope
 from .throttle import TooManyFailures
 from .verification import (
@@ -48,7 +49,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DatabaseError):
         database_failed(exc)
         exc = Unavailable(RETRY_AFTER_UNAVAILABLE)
-    return drf_exception_handler(exc, context)
+    return with_headers(drf_exception_handler(exc, context), exc)
+
+
+class RateLimitExceeded(exceptions.Throttled):
+    """A key's own rate limit: 429 with Retry-After and ``headers`` (the RateLimit-* fields),
+    which ``with_headers`` adds (this module's exception handler, and the app's own views)."""
+
+    def __init__(self, error: RateLimited) -> None:
+        super().__init__(wait=error.retry_after, detail=str(error))
+        self.headers = error.headers
+
+
+def with_headers(response: Response | None, exc: Exception) -> Response | None:
+    if response is not None and isinstance(exc, RateLimitExceeded):
+        for name, value in exc.headers.items():
+            response[name] = value
+    return response
 
 
 class APIKeyAuthentication(BaseAuthentication):
@@ -64,6 +81,8 @@ class APIKeyAuthentication(BaseAuthentication):
             return verify_request(request)
         except CredentialRejected as error:
             raise exceptions.AuthenticationFailed(error.detail) from None
+        except RateLimited as error:
+            raise RateLimitExceeded(error) from None
         except TooManyFailures as error:
             raise exceptions.Throttled(wait=error.retry_after, detail=str(error)) from None
         except VerificationUnavailable as error:

@@ -11,9 +11,13 @@ from .rest.leaks import LeakRevocationView
 from .rest.serializers import RouteIndexEnvelopeSerializer
 from .rest.views import (
     CurrentUserView,
+    SystemKeyDisableView,
+    SystemKeyEnableView,
     SystemKeyRotationView,
     SystemKeysView,
     SystemKeyView,
+    UserKeyDisableView,
+    UserKeyEnableView,
     UserKeyInventoryView,
     UserKeyRotationView,
     UserKeysView,
@@ -26,10 +30,14 @@ ROUTES = [
     ("user/api_keys", ["GET", "POST"]),
     ("user/api_keys/{id}", ["DELETE"]),
     ("user/api_keys/{id}/rotate", ["POST"]),
+    ("user/api_keys/{id}/disable", ["POST"]),
+    ("user/api_keys/{id}/enable", ["POST"]),
     ("users/api_keys", ["GET"]),
     ("system/api_keys", ["GET", "POST"]),
     ("system/api_keys/{id}", ["DELETE"]),
     ("system/api_keys/{id}/rotate", ["POST"]),
+    ("system/api_keys/{id}/disable", ["POST"]),
+    ("system/api_keys/{id}/enable", ["POST"]),
     ("api_keys/revoke", ["POST"]),
 ]
 
@@ -76,6 +84,16 @@ urlpatterns: list[URLPattern] = [
         UserKeyRotationView.as_view(),
         name="user-api-key-rotation",
     ),
+    path(
+        "user/api_keys/<phoenix_apikeys_id:id>/disable",
+        UserKeyDisableView.as_view(),
+        name="user-api-key-disable",
+    ),
+    path(
+        "user/api_keys/<phoenix_apikeys_id:id>/enable",
+        UserKeyEnableView.as_view(),
+        name="user-api-key-enable",
+    ),
     path("user/api_keys/<phoenix_apikeys_id:id>", UserKeyView.as_view(), name="user-api-key"),
     path("users/api_keys", UserKeyInventoryView.as_view(), name="all-user-api-keys"),
     path("system/api_keys", SystemKeysView.as_view(), name="system-api-keys"),
@@ -83,6 +101,16 @@ urlpatterns: list[URLPattern] = [
         "system/api_keys/<phoenix_apikeys_id:id>/rotate",
         SystemKeyRotationView.as_view(),
         name="system-api-key-rotation",
+    ),
+    path(
+        "system/api_keys/<phoenix_apikeys_id:id>/disable",
+        SystemKeyDisableView.as_view(),
+        name="system-api-key-disable",
+    ),
+    path(
+        "system/api_keys/<phoenix_apikeys_id:id>/enable",
+        SystemKeyEnableView.as_view(),
+        name="system-api-key-enable",
     ),
     path(
         "system/api_keys/<phoenix_apikeys_id:id>",

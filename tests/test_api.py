@@ -33,6 +33,11 @@ KEY_FIELDS = {
     "expires_at",
     "last_used_at",
     "scopes",
+    "allowed_networks",
+    "rate_limit",
+    "remaining_uses",
+    "disabled",
+    "last_used_from",
 }
 Bearer = Callable[[str], dict[str, str]]
 
@@ -340,6 +345,11 @@ def test_system_keys_are_listed_without_plaintext(admin_client: APIClient) -> No
             "expires_at": None,
             "last_used_at": None,
             "scopes": [],
+            "allowed_networks": [],
+            "rate_limit": None,
+            "remaining_uses": None,
+            "disabled": False,
+            "last_used_from": [],
         }
     ]
 

@@ -44,10 +44,14 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path: Path) -> 
         "/v1/user/api_keys",
         "/v1/user/api_keys/{id}",
         "/v1/user/api_keys/{id}/rotate",
+        "/v1/user/api_keys/{id}/disable",
+        "/v1/user/api_keys/{id}/enable",
         "/v1/users/api_keys",
         "/v1/system/api_keys",
         "/v1/system/api_keys/{id}",
         "/v1/system/api_keys/{id}/rotate",
+        "/v1/system/api_keys/{id}/disable",
+        "/v1/system/api_keys/{id}/enable",
         "/v1/api_keys/revoke",
     }
 
@@ -92,11 +96,15 @@ OPERATIONS = [
     ("POST", "/v1/user/api_keys"),
     ("DELETE", "/v1/user/api_keys/{id}"),
     ("POST", "/v1/user/api_keys/{id}/rotate"),
+    ("POST", "/v1/user/api_keys/{id}/disable"),
+    ("POST", "/v1/user/api_keys/{id}/enable"),
     ("GET", "/v1/users/api_keys"),
     ("GET", "/v1/system/api_keys"),
     ("POST", "/v1/system/api_keys"),
     ("DELETE", "/v1/system/api_keys/{id}"),
     ("POST", "/v1/system/api_keys/{id}/rotate"),
+    ("POST", "/v1/system/api_keys/{id}/disable"),
+    ("POST", "/v1/system/api_keys/{id}/enable"),
     ("POST", "/v1/api_keys/revoke"),
 ]
 CHECKS = [
@@ -179,4 +187,4 @@ def test_the_api_needs_no_drf_spectacular() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["10", "False"]
+    assert result.stdout.split() == ["14", "False"]

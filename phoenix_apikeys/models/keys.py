@@ -261,8 +261,8 @@ class AbstractAPIKey(models.Model):
             raise ValidationError({"scopes": errors})
 
     def check_restrictions(self) -> None:
-        """Networks in stored form (``issue`` joins a list given); the rate limit was checked
-        when it was set, and remaining uses by their field."""
+        """Networks (a list, or stored text) judged and put in stored form; the rate limit was
+        checked when it was set, and remaining uses by their field."""
         networks, errors = restrictions.network_problems(self.network_list)
         if errors:
             raise ValidationError({"allowed_networks": errors})

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from .. import cache, restrictions, scopes
+from .. import cache, scopes
 from ..conf import phoenix_settings
 from ..keys import KeyKind, MalformedKey, digest, digests, display_hint, generate_key, parse_key
 from ..notifications import LeakNotice
@@ -84,15 +84,11 @@ class KeyManager(models.Manager[KeyT]):
             if wrong:
                 raise ValidationError({"scopes": wrong})
             key.scopes = scopes.join(key.scopes)
-        if not isinstance(key.allowed_networks, str):  # a list, likewise
-            networks, errors = restrictions.network_problems(key.allowed_networks)
-            if errors:
-                raise ValidationError({"allowed_networks": errors})
-            key.allowed_networks = " ".join(networks)
         plaintext = generate_key(phoenix_settings.prefixes.of(key.kind))
         key.digest, key.hint = digest(plaintext, secret), display_hint(plaintext)
         # No uniqueness query: the digest is of 160 fresh random bits (and the column unique).
-        key.full_clean(exclude=["user", "created_by"], validate_unique=False)
+        # allowed_networks may be a list: the model's clean() judges and joins it.
+        key.full_clean(exclude=["user", "created_by", "allowed_networks"], validate_unique=False)
         using = self.primary()
         with transaction.atomic(using=using):
             self.check_owner(key, using, counted=counted)

@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..authentication import APIKeyAuthentication
+from ..authentication import APIKeyAuthentication, with_headers
 from ..cache import CacheUnreachable
 from ..http import acting_for
 from ..models import AbstractAPIKey, MissingSecretError
@@ -37,6 +37,7 @@ from .serializers import (
     CreatedKeyEnvelopeSerializer,
     ErrorSerializer,
     KeyCreateRequestSerializer,
+    KeyEnvelopeSerializer,
     KeyRotateRequestSerializer,
     PageQuerySerializer,
     RotatedKeyEnvelopeSerializer,
@@ -97,6 +98,11 @@ CREATION: dict[str, Any] = {
 DELETION: dict[str, Any] = {
     "id_path": True,
     "responses": {204: None, 404: ErrorSerializer, **FORBIDDEN},
+}
+SWITCH: dict[str, Any] = {
+    "id_path": True,
+    "request": None,
+    "responses": {200: KeyEnvelopeSerializer, 404: ErrorSerializer, **FORBIDDEN},
 }
 
 
@@ -189,7 +195,7 @@ class KeyAPIView(APIView):
                 {"detail": detail_at("body", gettext("The request body is too large."))},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        return super().handle_exception(exc)
+        return with_headers(super().handle_exception(exc), exc)  # type: ignore[return-value]
 
 
 def detail_at(path: str, message: str) -> str:
@@ -291,6 +297,17 @@ def find_key(model: type[KeyT], value: str) -> KeyT:
     except model.DoesNotExist:
         raise NotFound(gettext("No such API key.")) from None
     return key
+
+
+def switch(request: Request, key: AbstractAPIKey, *, disable: bool) -> Response:
+    """200 with the key, disabled or enabled (again); 404 when it was revoked meanwhile."""
+    manager: Any = type(key)._default_manager
+    try:
+        with acting_for(request):
+            (manager.disable if disable else manager.enable)(key)
+    except type(key).DoesNotExist:
+        raise NotFound(gettext("No such API key.")) from None
+    return Response(KeyEnvelopeSerializer({"data": key}).data)
 
 
 def revoke(request: Request, key: AbstractAPIKey) -> Response:

@@ -16,6 +16,7 @@ from ..ids import USER_TYPE, global_id, parse_key_id
 from ..keys import Credential
 from ..models import MAX_DESCRIPTION_LENGTH, AbstractAPIKey
 from ..notifications import owner_address
+from ..restrictions import LONGEST_RATE_WINDOW, MAX_NETWORKS
 from ..scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 MAX_LIMIT = 1000
@@ -59,6 +60,27 @@ class CurrentUserSerializer(UserSummarySerializer):
         return credential_name(self.context["request"].auth)
 
 
+class WholeNumberField(serializers.IntegerField):
+    """A JSON integer only: DRF's IntegerField would take "60", 60.0 or true."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
+
+
+class RateLimitSerializer(serializers.Serializer[Any]):
+    requests = WholeNumberField(min_value=1, max_value=2**31 - 1)
+    per = WholeNumberField(
+        min_value=1, max_value=LONGEST_RATE_WINDOW, help_text=_("Seconds, 1 to 86400.")
+    )
+
+
+class RecentAddressSerializer(serializers.Serializer[Any]):
+    address = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
 class KeySerializer(serializers.Serializer[AbstractAPIKey]):
     id = serializers.SerializerMethodField(help_text=_("Opaque id; names the kind of key."))
     name = serializers.CharField(read_only=True)
@@ -71,6 +93,26 @@ class KeySerializer(serializers.Serializer[AbstractAPIKey]):
             'What the key may do: empty for its owner\'s whole authority; "read" for '
             'safe methods only; "app_label.codename" permissions.'
         )
+    )
+
+    allowed_networks = serializers.ListField(
+        source="network_list",
+        child=serializers.CharField(),
+        read_only=True,
+        help_text=_("CIDRs the key may be used from; empty: anywhere."),
+    )
+    rate_limit = RateLimitSerializer(read_only=True, allow_null=True)
+    remaining_uses = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text=_("Uses left; null: unlimited.")
+    )
+    disabled = serializers.BooleanField(
+        read_only=True, help_text=_("Refused until enabled again (POST .../enable).")
+    )
+    last_used_from = RecentAddressSerializer(
+        source="recent_addresses",
+        many=True,
+        read_only=True,
+        help_text=_("The last distinct client addresses, newest first, at most 5."),
     )
 
     def get_id(self, key: AbstractAPIKey) -> str:
@@ -131,15 +173,27 @@ class KeyCreateSerializer(serializers.Serializer[Any]):
     expires_at = serializers.DateTimeField(
         required=False, allow_null=True, default=None, default_timezone=timezone.utc
     )
-
-
-class WholeNumberField(serializers.IntegerField):
-    """A JSON integer only: DRF's IntegerField would take "60", 60.0 or true."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if not isinstance(data, int) or isinstance(data, bool):
-            self.fail("invalid")
-        return int(super().to_internal_value(data))
+    allowed_networks = serializers.ListField(
+        child=TextField(max_length=64),
+        required=False,
+        default=list,
+        max_length=MAX_NETWORKS,
+        help_text=_("Optional: IPv4/IPv6 CIDRs; a request from elsewhere is 403."),
+    )
+    rate_limit = RateLimitSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=_("Optional: past it, 429 with Retry-After and RateLimit-* headers."),
+    )
+    remaining_uses = WholeNumberField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text=_("Optional: each authenticated request spends one; at 0 the key is 401."),
+    )
 
 
 class KeyRotateSerializer(serializers.Serializer[Any]):
@@ -229,6 +283,10 @@ class CurrentUserEnvelopeSerializer(serializers.Serializer[Any]):
 class KeyListEnvelopeSerializer(serializers.Serializer[Any]):
     data = KeySerializer(many=True)  # type: ignore[assignment]
     next_cursor = serializers.CharField(allow_null=True, help_text=_("null on the last page."))
+
+
+class KeyEnvelopeSerializer(serializers.Serializer[Any]):
+    data = KeySerializer()  # type: ignore[assignment]
 
 
 class CreatedKeyEnvelopeSerializer(serializers.Serializer[Any]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import NotFound
@@ -25,16 +27,19 @@ from .base import (
     CREATION,
     DELETION,
     FORBIDDEN,
+    SWITCH,
     UNAUTHENTICATED,
     KeyAPIView,
     create,
     document,
     find_key,
+    interpolate_lazy,
     may_create,
     page,
     revoke,
     rotate,
     rotation,
+    switch,
 )
 from .serializers import (
     CurrentUserEnvelopeSerializer,
@@ -43,6 +48,9 @@ from .serializers import (
     KeyListEnvelopeSerializer,
     PageQuerySerializer,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class CurrentUserView(KeyAPIView):
@@ -89,6 +97,12 @@ class UserKeysView(KeyAPIView):
         return create(request, UserKey, user=request.user)
 
 
+USER_KEY_AUTHORITY = _(
+    "Your own, or anyone's for an administrator or the admin secret; "
+    "a key that is not yours, or an id of another kind, is 404. System keys: 403."
+)
+
+
 class UserKeyView(KeyAPIView):
     """One user key, by its opaque id."""
 
@@ -97,17 +111,59 @@ class UserKeyView(KeyAPIView):
     @document(
         "deleteUserApiKey",
         _("Delete a user key"),
-        description=_(
-            "Your own, or anyone's for an administrator or the admin secret; "
-            "a key that is not yours, or an id of another kind, is 404. System keys: 403."
-        ),
+        description=USER_KEY_AUTHORITY,
         **DELETION,
     )
     def delete(self, request: Request, id: str) -> Response:
-        key = find_key(UserKey, id)
-        if key.user_id != request.user.pk and not has_admin_permission(request, VIEW_ALL_USER_KEYS):
-            raise NotFound(gettext("No such API key."))
-        return revoke(request, key)
+        return revoke(request, revocable_user_key(request, id))
+
+
+def revocable_user_key(request: Request, id: str) -> UserKey:
+    """A user key the caller may revoke (or disable): their own, or anyone's for an
+    administrator or the admin secret; else 404."""
+    key = find_key(UserKey, id)
+    if key.user_id != request.user.pk and not has_admin_permission(request, VIEW_ALL_USER_KEYS):
+        raise NotFound(gettext("No such API key."))
+    return key
+
+
+def both(what: StrOrPromise, who: StrOrPromise) -> StrOrPromise:
+    return interpolate_lazy("%(what)s%(who)s", {"what": what, "who": who})
+
+
+DISABLE = _(
+    "Refused everywhere, as a revoked key is, until enabled again: the call returns once every "
+    "server has dropped its copy. Reversible, unlike deletion. "
+)
+ENABLE = _("The key works again (unless expired). ")
+
+
+class UserKeyDisableView(KeyAPIView):
+    """Disable one user key: the authority of its deletion."""
+
+    permissions_by_method = {"POST": UserKeyView.permissions_by_method["DELETE"]}
+
+    @document(
+        "disableUserApiKey",
+        _("Disable a user key"),
+        description=both(DISABLE, USER_KEY_AUTHORITY),
+        **SWITCH,
+    )
+    def post(self, request: Request, id: str) -> Response:
+        return switch(request, revocable_user_key(request, id), disable=True)
+
+
+class UserKeyEnableView(UserKeyDisableView):
+    """Enable one user key again."""
+
+    @document(
+        "enableUserApiKey",
+        _("Enable a user key"),
+        description=both(ENABLE, USER_KEY_AUTHORITY),
+        **SWITCH,
+    )
+    def post(self, request: Request, id: str) -> Response:
+        return switch(request, revocable_user_key(request, id), disable=False)
 
 
 class UserKeyRotationView(KeyAPIView):
@@ -171,6 +227,11 @@ class SystemKeysView(KeyAPIView):
         return create(request, SystemKey, created_by=request.user)
 
 
+SYSTEM_KEY_AUTHORITY = _(
+    "Administrators and the admin secret; a scoped key is 403. A user key's id, or garbage, is 404."
+)
+
+
 class SystemKeyView(KeyAPIView):
     """One system key, by its opaque id."""
 
@@ -179,11 +240,39 @@ class SystemKeyView(KeyAPIView):
     @document(
         "deleteSystemApiKey",
         _("Delete a system key"),
-        description=_("A user key's id, or garbage, is 404."),
+        description=SYSTEM_KEY_AUTHORITY,
         **DELETION,
     )
     def delete(self, request: Request, id: str) -> Response:
         return revoke(request, find_key(SystemKey, id))
+
+
+class SystemKeyDisableView(KeyAPIView):
+    """Disable one system key: the authority of its deletion."""
+
+    permissions_by_method = {"POST": SystemKeyView.permissions_by_method["DELETE"]}
+
+    @document(
+        "disableSystemApiKey",
+        _("Disable a system key"),
+        description=both(DISABLE, SYSTEM_KEY_AUTHORITY),
+        **SWITCH,
+    )
+    def post(self, request: Request, id: str) -> Response:
+        return switch(request, find_key(SystemKey, id), disable=True)
+
+
+class SystemKeyEnableView(SystemKeyDisableView):
+    """Enable one system key again."""
+
+    @document(
+        "enableSystemApiKey",
+        _("Enable a system key"),
+        description=both(ENABLE, SYSTEM_KEY_AUTHORITY),
+        **SWITCH,
+    )
+    def post(self, request: Request, id: str) -> Response:
+        return switch(request, find_key(SystemKey, id), disable=False)
 
 
 class SystemKeyRotationView(KeyAPIView):
