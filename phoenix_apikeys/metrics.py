@@ -49,11 +49,15 @@ _REASONS = (
     ("unknown", "unknown"),
     ("expired", "expired"),
     ("inactive", "inactive"),
+    ("disabled", "disabled"),
+    ("no uses left", "no_uses_left"),
     ("PHOENIX_SECRET", "misconfigured"),
 )
 _OUTCOME_REASONS = {
     "accepted": "none",
     "out_of_scope": "scope",
+    "address_not_allowed": "network",
+    "rate_limited": "rate_limit",
     "throttled": "throttled",
     "unavailable": "database",
 }
