@@ -27,6 +27,7 @@ from ..ids import key_id, parse_key_id
 from ..keys import Credential, KeyKind, digests, parse_key
 from ..rules import CONTROL
 from .expiry import validate_expiry
+from .restricted import KeyRestrictions
 from .state import KeyManager, MissingSecretError
 from .system_user import is_system_user, system_user
 
@@ -132,7 +133,7 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         return self.find_by_digests(digests(plaintext, secrets))
 
 
-class AbstractAPIKey(models.Model):
+class AbstractAPIKey(KeyRestrictions):
     kind: ClassVar[KeyKind]
 
     name = models.CharField(max_length=255)
@@ -147,16 +148,6 @@ class AbstractAPIKey(models.Model):
     scopes = models.TextField(blank=True, default="", editable=False)
     # The opaque id of the key a rotation replaced this one with; set once, by the manager.
     replaced_by = models.CharField(max_length=64, blank=True, default="", editable=False)
-    # Restrictions (restrictions.py), set at creation, changed by the manager only.
-    # CIDRs, space-separated; empty: anywhere.
-    allowed_networks = models.TextField(blank=True, default="", editable=False)
-    rate_limit_requests = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    rate_limit_per = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    remaining_uses = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
-    disabled = models.BooleanField(default=False, editable=False)
-    # JSON: the last distinct client addresses, newest first, each with its time.
-    last_used_from = models.TextField(blank=True, default="", editable=False)
-
     user: models.ForeignKey[Any, Any]
     user_id: Any
 
@@ -260,51 +251,9 @@ class AbstractAPIKey(models.Model):
         if errors:
             raise ValidationError({"scopes": errors})
 
-    def check_restrictions(self) -> None:
-        """Networks (a list, or stored text) judged and put in stored form; the rate limit was
-        checked when it was set, and remaining uses by their field."""
-        networks, errors = restrictions.network_problems(self.network_list)
-        if errors:
-            raise ValidationError({"allowed_networks": errors})
-        self.allowed_networks = " ".join(networks)
-
     @property
     def scope_list(self) -> tuple[str, ...]:
         return scopes.parse(self.scopes)
-
-    @property
-    def network_list(self) -> list[str]:
-        networks = self.allowed_networks
-        return networks.split() if isinstance(networks, str) else list(networks)
-
-    @property
-    def rate_limit(self) -> dict[str, int] | None:
-        """``{"requests": N, "per": seconds}``, or None; set at creation like a field."""
-        if self.rate_limit_requests is None or self.rate_limit_per is None:
-            return None
-        return {"requests": self.rate_limit_requests, "per": self.rate_limit_per}
-
-    @rate_limit.setter
-    def rate_limit(self, value: Any) -> None:
-        if restrictions.rate_limit_problems(value):
-            raise ValidationError({"rate_limit": restrictions.rate_limit_problems(value)})
-        self.rate_limit_requests, self.rate_limit_per = (
-            (None, None) if value is None else (value["requests"], value["per"])
-        )
-
-    @property
-    def recent_addresses(self) -> list[dict[str, str]]:
-        """``last_used_from``: ``[{"address": ..., "at": ISO time}]``, newest first."""
-        return restrictions.recent_addresses(self.last_used_from)
-
-    @property
-    def is_restricted(self) -> bool:
-        """Whether a request must pass more than expiry, owner and scopes (``restrictions``)."""
-        return bool(
-            self.allowed_networks
-            or self.rate_limit_requests is not None
-            or self.remaining_uses is not None
-        )
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())

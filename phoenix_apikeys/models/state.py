@@ -30,6 +30,7 @@ from ..keys import KeyKind, MalformedKey, digest, digests, display_hint, generat
 from ..notifications import LeakNotice
 from ..signals import key_created, key_revoked, key_rotated
 from .events import KeyEvent
+from .restricted import INHERITED, RestrictingManager
 
 if TYPE_CHECKING:
     from .keys import AbstractAPIKey
@@ -46,7 +47,7 @@ class MissingSecretError(RuntimeError):
         )
 
 
-class KeyManager(models.Manager[KeyT]):
+class KeyManager(RestrictingManager[KeyT]):
     """The lifecycle of one kind of key; its queries come from ``APIKeyQuerySet``."""
 
     def primary(self) -> str:
@@ -234,53 +235,6 @@ class KeyManager(models.Manager[KeyT]):
         if not changed:
             raise ValidationError({"id": already_replaced()})
 
-    def disable(self, key: KeyT) -> bool:
-        """Refuse ``key`` everywhere until ``enable``: True when it changed. Like a revocation,
-        it returns once every process's cached copy is retired (cache.CacheUnreachable, and
-        nothing changed, when the cache cannot be told); DoesNotExist when the key is gone."""
-        return self._set_state(key, Action.DISABLED, disabled=True)  # type: ignore[arg-type]
-
-    def enable(self, key: KeyT) -> bool:
-        """Undo ``disable``: True when it changed."""
-        return self._set_state(key, Action.ENABLED, disabled=False)  # type: ignore[arg-type]
-
-    def restrict(self, key: KeyT, **changes: Any) -> bool:
-        """Change a key's restrictions: ``allowed_networks`` (a list of CIDRs), ``rate_limit``
-        (``{"requests": N, "per": seconds}`` or None) and ``remaining_uses`` (or None); one
-        ``restricted`` event. Raises ValidationError for a bad value, and as ``disable``."""
-        unknown = set(changes) - {"allowed_networks", "rate_limit", "remaining_uses"}
-        if unknown:
-            raise TypeError(f"Not a restriction: {', '.join(sorted(unknown))}.")
-        probe = self.model(**changes)  # the setters and the model's own checks judge values
-        others = [field.name for field in self.model._meta.fields if field.name != "remaining_uses"]
-        probe.clean_fields(exclude=others)
-        probe.check_restrictions()
-        fields = {
-            name: getattr(probe, name)
-            for name in RESTRICTIONS
-            if name in changes or (name.startswith("rate_limit_") and "rate_limit" in changes)
-        }
-        return self._set_state(key, Action.RESTRICTED, **fields)  # type: ignore[arg-type]
-
-    def _set_state(self, key: KeyT, action: str, **fields: Any) -> bool:
-        """Write ``fields`` on the key's locked row, its cached copies retired first, and record
-        ``action``; False (no event) when they already held."""
-        using = self.primary()
-        with transaction.atomic(using=using):
-            rows = self.db_manager(using).select_for_update().filter(pk=key.pk)
-            current = rows.values(*fields, "digest").first()
-            if current is None:
-                raise self.model.DoesNotExist(f"No {self.model.kind.value} key has id {key.pk}.")
-            if all(current[name] == value for name, value in fields.items()):
-                return False
-            cache.retire([cache.key_name(current["digest"])], using)
-            rows.update(**fields)
-            KeyEvent.objects.record(action, key)
-        for name, value in fields.items():
-            setattr(key, name, value)
-        logger.info("%s %s key %s.", action.capitalize(), key.kind.value, key.key_id)
-        return True
-
     def revoke(
         self,
         key: KeyT,
@@ -317,11 +271,6 @@ class KeyManager(models.Manager[KeyT]):
         for key in expired:
             if self.revoke(key, reason=Action.EXPIRED_PRUNED):  # type: ignore[arg-type]
                 yield key
-
-
-RESTRICTIONS = ("allowed_networks", "rate_limit_requests", "rate_limit_per", "remaining_uses")
-# What a rotation's replacement takes from the key it replaces, besides its owner and texts.
-INHERITED = ("scopes", *RESTRICTIONS, "disabled")
 
 
 def lock_owner(pk: Any, using: str) -> Any:
