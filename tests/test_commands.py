@@ -1,4 +1,4 @@
-"""Management commands: create, list, revoke and prune keys.
+"""Management commands: create, list, revoke, disable and prune keys.
 
 The stdout contract of the creating commands and one run of every command go through a real
 ``python -m django`` subprocess on a file-based SQLite database; the rest use ``call_command``.
@@ -23,7 +23,9 @@ from django.utils import timezone
 
 from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind
-from phoenix_apikeys.models import SystemKey, UserKey, system_user
+from phoenix_apikeys.models import KeyEvent, SystemKey, UserKey, system_user
+from phoenix_apikeys.restrictions import AddressNotAllowed
+from phoenix_apikeys.verification import CredentialRejected, verify_credential
 
 from .factories import SystemKeyFactory, UserFactory, UserKeyFactory
 
@@ -145,6 +147,32 @@ def test_list_api_keys_runs_and_shows_no_secret(project_env: dict[str, str]) -> 
     assert "listed" in result.stdout
     assert key not in result.stdout
     assert key[-4:] in result.stdout  # the hint
+
+
+def test_a_restricted_key_is_made_disabled_and_enabled(project_env: dict[str, str]) -> None:
+    made = manage(project_env, "create_system_key", "--name", "fenced", "--allowed-network",
+                  "10.0.0.0/8", "--rate-limit", "100/60", "--remaining-uses", "5")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert SYSTEM_KEY.fullmatch(made.stdout.removesuffix("\n"))
+    assert "Restrictions: allowed from 10.0.0.0/8" in made.stderr
+    listed = json.loads(manage(project_env, "list_api_keys", "--json").stdout)
+    [fenced] = [row for row in listed if row["name"] == "fenced"]
+    assert (fenced["allowed_networks"], fenced["rate_limit"], fenced["remaining_uses"]) == (
+        ["10.0.0.0/8"],
+        {"requests": 100, "per": 60},
+        5,
+    )
+    disabled = manage(project_env, "disable_api_key", fenced["id"])
+    assert disabled.returncode == 0, disabled.stderr
+    assert disabled.stdout.count("Disabled system key") == 1
+    table = manage(project_env, "list_api_keys", "--kind", "system").stdout
+    [line] = [line for line in table.splitlines() if fenced["id"] in line]
+    assert line.split()[-2:] == ["disabled", "net=1,rate=100/60,uses=5"]
+    enabled = manage(project_env, "disable_api_key", fenced["id"], "--enable")
+    assert enabled.returncode == 0 and "Enabled system key" in enabled.stdout
+    refused = manage(project_env, "create_system_key", "--name", "x", "--rate-limit", "10")
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert "--rate-limit" in refused.stderr
 
 
 def test_prune_api_keys_runs(project_env: dict[str, str]) -> None:
@@ -296,6 +324,11 @@ def test_list_as_json() -> None:
             "last_used_at": None,
             "scopes": [],
             "status": "active",
+            "disabled": False,
+            "allowed_networks": [],
+            "rate_limit": None,
+            "remaining_uses": None,
+            "last_used_from": [],
         }
     ]
 
@@ -447,3 +480,208 @@ def test_pruning_announces_each_revocation(django_capture_on_commit_callbacks: A
     finally:
         key_revoked.disconnect(receiver)
     assert revoked == [key.pk]
+
+
+# Restrictions at creation
+
+
+@pytest.mark.django_db
+def test_create_sets_the_restrictions_and_says_so() -> None:
+    out, err = run("create_system_key", "--name", "ci", "--allowed-network", "10.0.0.0/8",
+                   "--allowed-network", "2001:db8::/32", "--allowed-network", "192.0.2.7",
+                   "--rate-limit", "100/60", "--remaining-uses", "5")  # fmt: skip
+    key = SystemKey.objects.get()
+    assert key.network_list == ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]
+    assert (key.rate_limit, key.remaining_uses) == ({"requests": 100, "per": 60}, 5)
+    assert (
+        "Restrictions: allowed from 10.0.0.0/8, 2001:db8::/32, 192.0.2.7/32; "
+        "at most 100 requests per 60 s; 5 uses left." in err
+    )
+    assert out.strip() not in err  # the plaintext on stdout alone
+
+
+@pytest.mark.django_db
+def test_create_user_key_takes_the_restrictions_too() -> None:
+    user = UserFactory()
+    run("create_user_key", "--user", user.username, "--name", "n", "--rate-limit", "1/1",
+        "--remaining-uses", "1")  # fmt: skip
+    key = UserKey.objects.get()
+    assert (key.user, key.rate_limit, key.remaining_uses) == (user, {"requests": 1, "per": 1}, 1)
+
+
+@pytest.mark.django_db
+def test_a_key_without_restrictions_says_nothing_of_them() -> None:
+    _, err = run("create_system_key", "--name", "ci")
+    assert "Restrictions" not in err
+    key = SystemKey.objects.get()
+    assert (key.network_list, key.rate_limit, key.remaining_uses) == ([], None, None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--allowed-network", "bogus"], '--allowed-network: "bogus" is not an IPv4 or IPv6'),
+        (["--allowed-network", "10.0.0.0/33"], "--allowed-network: "),
+        (["--allowed-network", ""], "--allowed-network: "),
+        (
+            ["--allowed-network", "10.0.0.1/8"],
+            '--allowed-network: "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?',
+        ),
+        (["--rate-limit", "10"], "--rate-limit: expected requests/seconds, e.g. 100/60"),
+        (["--rate-limit", "a/b"], "--rate-limit: expected requests/seconds"),
+        (["--rate-limit", "10/1.5"], "--rate-limit: expected requests/seconds"),
+        (["--rate-limit=-1/60"], "--rate-limit: expected requests/seconds"),
+        (["--rate-limit", ""], "--rate-limit: expected requests/seconds"),
+        (["--rate-limit", "0/60"], "--rate-limit: A rate limit's requests must be at least 1"),
+        (["--rate-limit", "10/0"], "--rate-limit: A rate limit's requests must be at least 1"),
+        (["--rate-limit", "10/86401"], "per from 1 to 86400 seconds"),
+        (["--remaining-uses", "0"], "--remaining-uses: expected a whole number of uses, at least"),
+        (["--remaining-uses", "-1"], "--remaining-uses: expected a whole number"),
+        (["--remaining-uses", "five"], "--remaining-uses: expected a whole number"),
+        (["--remaining-uses", "2.5"], "--remaining-uses: expected a whole number"),
+        (["--remaining-uses", "9" * 25], "--remaining-uses: Ensure this value is less than"),
+    ],
+)
+def test_bad_restrictions_are_refused_naming_the_option(options: list[str], words: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        run("create_system_key", "--name", "x", *options)
+    assert words in str(raised.value)
+    assert not SystemKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_restrictions_a_command_sets_are_enforced() -> None:
+    out, _ = run("create_system_key", "--name", "ci", "--allowed-network", "10.0.0.0/8",
+                 "--remaining-uses", "1")  # fmt: skip
+    plaintext = out.strip()
+    with pytest.raises(AddressNotAllowed):
+        verify_credential(plaintext, "192.0.2.1")
+    verify_credential(plaintext, "10.1.2.3")  # the one use
+    with pytest.raises(CredentialRejected):
+        verify_credential(plaintext, "10.1.2.3")
+
+
+# disable_api_key
+
+
+def events(action: str) -> list[tuple[str, str]]:
+    return [(e.key_id, e.actor_label) for e in KeyEvent.objects.filter(action=action)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("factory", [UserKeyFactory, SystemKeyFactory])
+def test_a_disabled_key_is_refused_and_an_enabled_one_accepted(factory: Any) -> None:
+    key = factory()
+    verify_credential(key.plaintext)  # accepted, and remembered where a cache is configured
+    out, _ = run("disable_api_key", key.key_id)
+    assert out.startswith(f"Disabled {key.kind.value} key {key.key_id} ({key.name!r}, ")
+    with pytest.raises(CredentialRejected):
+        verify_credential(key.plaintext)
+    out, _ = run("disable_api_key", key.key_id, "--enable")
+    assert out.startswith(f"Enabled {key.kind.value} key {key.key_id}")
+    assert verify_credential(key.plaintext)
+    assert events("disabled") == events("enabled") == [(key.key_id, "command")]
+
+
+@pytest.mark.django_db
+def test_a_disabled_key_is_refused_from_a_warm_cache(key_cache: str) -> None:
+    key = UserKeyFactory()
+    verify_credential(key.plaintext)
+    run("disable_api_key", key.key_id)
+    with pytest.raises(CredentialRejected):
+        verify_credential(key.plaintext)
+
+
+@pytest.mark.django_db
+def test_disabling_twice_says_so_and_records_one_event() -> None:
+    key = SystemKeyFactory()
+    run("disable_api_key", key.key_id)
+    out, _ = run("disable_api_key", key.key_id)
+    description = f"system key {key.key_id} ({key.name!r}, {key.prefixed_hint})"
+    assert out.strip() == f"Nothing changed: {description} was already disabled."
+    assert len(events("disabled")) == 1
+
+
+@pytest.mark.django_db
+def test_enabling_a_key_that_is_not_disabled_changes_nothing() -> None:
+    key = UserKeyFactory()
+    out, _ = run("disable_api_key", key.key_id, "--enable")
+    assert "was already enabled" in out
+    assert not events("enabled")
+    assert verify_credential(key.plaintext)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["garbage", key_id(KeyKind.SYSTEM, 999)])
+def test_disabling_an_unknown_id_fails(value: str) -> None:
+    with pytest.raises(CommandError, match="No API key"):
+        run("disable_api_key", value)
+
+
+@pytest.mark.django_db
+def test_disabling_by_plaintext_is_refused_and_not_echoed() -> None:
+    key = UserKeyFactory()
+    with pytest.raises(CommandError, match="list_api_keys") as error:
+        run("disable_api_key", key.plaintext)
+    assert key.plaintext not in str(error.value)
+    assert verify_credential(key.plaintext)
+
+
+@pytest.mark.django_db
+def test_a_cache_that_cannot_be_told_changes_nothing(flaky: Any) -> None:
+    key = UserKeyFactory()
+    flaky.broken = True
+    with pytest.raises(CommandError, match="nothing changed"):
+        run("disable_api_key", key.key_id)
+    flaky.broken = False
+    assert not UserKey.objects.get(pk=key.pk).disabled
+    assert not events("disabled")
+
+
+@pytest.mark.django_db
+def test_a_key_revoked_meanwhile_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoenix_apikeys.management.commands import disable_api_key
+
+    key = SystemKeyFactory()
+    monkeypatch.setattr(disable_api_key, "key_by_id", lambda *args: key)
+    SystemKey.objects.revoke(key)
+    with pytest.raises(CommandError, match="revoked meanwhile"):
+        run("disable_api_key", key.key_id)
+
+
+# list_api_keys and restrictions
+
+
+@pytest.mark.django_db
+def test_list_shows_disabled_and_the_restrictions_in_brief() -> None:
+    SystemKeyFactory(name="fenced", allowed_networks=["10.0.0.0/8", "192.0.2.0/24"],
+                     rate_limit={"requests": 10, "per": 60}, remaining_uses=3)  # fmt: skip
+    plain = SystemKeyFactory(name="plain")
+    SystemKey.objects.disable(plain)
+    lines = run("list_api_keys")[0].splitlines()
+    assert lines[0].split() == [
+        "id", "kind", "name", "owner", "hint", "scopes", "created_at", "expires_at",
+        "last_used_at", "status", "restrictions",
+    ]  # fmt: skip
+    rows = {line.split()[2]: line.split()[-2:] for line in lines[1:]}
+    assert rows == {"fenced": ["active", "net=2,rate=10/60,uses=3"], "plain": ["disabled", "-"]}
+
+
+@pytest.mark.django_db
+def test_list_as_json_carries_the_restrictions() -> None:
+    key = UserKeyFactory(allowed_networks=["2001:db8::/32"], remaining_uses=7)
+    UserKey.objects.disable(key)
+    [entry] = json.loads(run("list_api_keys", "--json")[0])
+    assert {name: entry[name] for name in
+            ("status", "disabled", "allowed_networks", "rate_limit", "remaining_uses")} == {
+        "status": "disabled", "disabled": True, "allowed_networks": ["2001:db8::/32"],
+        "rate_limit": None, "remaining_uses": 7,
+    }  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_rotation_says_which_restrictions_the_new_key_keeps() -> None:
+    key = SystemKeyFactory(rate_limit={"requests": 5, "per": 1})
+    _, err = run("rotate_api_key", key.key_id, "--grace-period", "0")
+    assert "Restrictions: at most 5 requests per 1 s." in err

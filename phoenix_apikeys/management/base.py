@@ -1,4 +1,5 @@
-"""What the key-management commands share: expiry options, errors, and the stdout contract.
+"""What the key-management commands share: expiry and restriction options, errors, and the
+stdout contract.
 
 A creating command prints the plaintext key alone on stdout and everything else on stderr, so
 ``KEY=$(python manage.py create_system_key --name ci)`` captures exactly the key.
@@ -17,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from .. import audit
 from ..conf import phoenix_settings
@@ -26,6 +27,8 @@ from ..models import AbstractAPIKey, MissingSecretError, find_key_by_id
 from ..verification import migrate_hint
 
 DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
+RATE_LIMIT = re.compile(r"([0-9]{1,30})/([0-9]{1,30})")
+USES = re.compile(r"[0-9]{1,30}")  # the model judges the range
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # The options a model field's error is about, so the message names what the operator typed.
 OPTIONS = {
@@ -33,6 +36,11 @@ OPTIONS = {
     "description": "--description",
     "user": "--user",
     "scopes": "--scope",
+    "allowed_networks": "--allowed-network",
+    "rate_limit": "--rate-limit",
+    "rate_limit_requests": "--rate-limit",
+    "rate_limit_per": "--rate-limit",
+    "remaining_uses": "--remaining-uses",
 }
 
 
@@ -84,6 +92,47 @@ def expiry(options: dict[str, Any]) -> datetime | None:
     return None
 
 
+def parse_rate_limit(text: str) -> dict[str, int]:
+    """``100/60``: at most 100 requests per 60 seconds; the model judges the numbers."""
+    match = RATE_LIMIT.fullmatch(text.strip())
+    if match is None:
+        raise CommandError(
+            gettext(
+                "--rate-limit: expected requests/seconds, e.g. 100/60 for 100 requests a minute; "
+                "got %(text)s."
+            )
+            % {"text": repr(text)}
+        )
+    requests, per = match.groups()
+    return {"requests": int(requests), "per": int(per)}
+
+
+def parse_remaining_uses(text: str) -> int:
+    """A whole number, at least 1: a key made with no use left could never be used."""
+    match = USES.fullmatch(text.strip())
+    if match is None or int(text) < 1:
+        raise CommandError(
+            gettext(
+                "--remaining-uses: expected a whole number of uses, at least 1 (a key with 0 "
+                "could never be used); got %(text)s."
+            )
+            % {"text": repr(text)}
+        )
+    return int(text)
+
+
+def restriction_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The restrictions the options set, as ``create_key`` takes them; none when none given."""
+    fields: dict[str, Any] = {}
+    if options.get("allowed_networks"):
+        fields["allowed_networks"] = options["allowed_networks"]
+    if options.get("rate_limit") is not None:
+        fields["rate_limit"] = parse_rate_limit(options["rate_limit"])
+    if options.get("remaining_uses") is not None:
+        fields["remaining_uses"] = parse_remaining_uses(options["remaining_uses"])
+    return fields
+
+
 def option_errors(error: ValidationError, options: dict[str, Any]) -> str:
     """The model's errors, each under the option the operator typed."""
     expiry_option = "--expires-at" if options.get("expires_at") is not None else "--expires-in"
@@ -109,6 +158,48 @@ def describe_key(key: AbstractAPIKey) -> str:
         "id": key.key_id,
         "details": details,
     }
+
+
+def describe_restrictions(key: AbstractAPIKey) -> str:
+    """What limits ``key`` beyond its scopes and expiry, e.g. for the line after "Created";
+    empty when nothing does."""
+    parts = []
+    if key.network_list:
+        parts.append(
+            gettext("allowed from %(networks)s") % {"networks": ", ".join(key.network_list)}
+        )
+    if key.rate_limit is not None:
+        parts.append(
+            ngettext(
+                "at most %(requests)d request per %(per)d s",
+                "at most %(requests)d requests per %(per)d s",
+                key.rate_limit["requests"],
+            )
+            % key.rate_limit
+        )
+    if key.remaining_uses is not None:
+        parts.append(
+            ngettext("%(uses)d use left", "%(uses)d uses left", key.remaining_uses)
+            % {"uses": key.remaining_uses}
+        )
+    if key.disabled:
+        parts.append(
+            gettext("disabled (disable_api_key --enable %(id)s enables it)") % {"id": key.key_id}
+        )
+    if not parts:
+        return ""
+    return gettext("Restrictions: %(restrictions)s.") % {"restrictions": "; ".join(parts)}
+
+
+def created_lines(key: AbstractAPIKey) -> list[str]:
+    """What a creating command says of the key it made (on stderr), never its plaintext."""
+    expires = key.expires_at.isoformat() if key.expires_at else gettext("never")
+    lines = [
+        gettext("Created %(key)s, expires %(expires)s.")
+        % {"key": describe_key(key), "expires": expires}
+    ]
+    restricted = describe_restrictions(key)
+    return [*lines, restricted] if restricted else lines
 
 
 def user_named(username: str) -> Any:
@@ -194,6 +285,30 @@ class CreateKeyCommand(KeyCommand):
                 '"app_label.codename" the owner has; none: the owner\'s whole authority'
             ),
         )
+        self.add_restriction_arguments(parser)
+
+    def add_restriction_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--allowed-network",
+            action="append",
+            default=[],
+            dest="allowed_networks",
+            metavar="CIDR",
+            help=gettext(
+                "accept the key only from this network, e.g. 10.0.0.0/8 or 2001:db8::/32, or one "
+                "address (repeatable); none: from anywhere"
+            ),
+        )
+        parser.add_argument(
+            "--rate-limit",
+            metavar="N/SECONDS",
+            help=gettext("at most N requests per SECONDS (1 to 86400), e.g. 100/60"),
+        )
+        parser.add_argument(
+            "--remaining-uses",
+            metavar="N",
+            help=gettext("the key is refused after N authenticated requests (at least 1)"),
+        )
 
     def key_fields(self, options: dict[str, Any]) -> dict[str, Any]:
         """The fields beyond name, description and expiry; subclasses add the owner."""
@@ -205,6 +320,7 @@ class CreateKeyCommand(KeyCommand):
             "description": options["description"],
             "expires_at": expiry(options),
             "scopes": options["scopes"],
+            **restriction_fields(options),
             **self.key_fields(options),
         }
         try:
@@ -213,10 +329,7 @@ class CreateKeyCommand(KeyCommand):
             raise CommandError(option_errors(error, options)) from None
         except MissingSecretError as error:
             raise CommandError(str(error)) from None
-        expires = key.expires_at.isoformat() if key.expires_at else gettext("never")
-        self.stderr.write(
-            gettext("Created %(key)s, expires %(expires)s.")
-            % {"key": describe_key(key), "expires": expires}
-        )
+        for line in created_lines(key):
+            self.stderr.write(line)
         self.stderr.write(gettext("The key is shown once, on stdout; store it now."))
         self.stdout.write(plaintext)

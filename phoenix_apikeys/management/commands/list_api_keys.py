@@ -41,7 +41,23 @@ def row(key: AbstractAPIKey) -> dict[str, Any]:
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
         "status": key.status,  # type: ignore[attr-defined]
+        "disabled": key.disabled,
+        "allowed_networks": key.network_list,
+        "rate_limit": key.rate_limit,
+        "remaining_uses": key.remaining_uses,
+        "last_used_from": key.recent_addresses,
     }
+
+
+def restrictions(entry: dict[str, Any]) -> str | None:
+    """A row's restrictions in brief, e.g. ``net=2,rate=100/60,uses=5``; None when none."""
+    rate = entry["rate_limit"]
+    parts = [
+        f"net={len(entry['allowed_networks'])}" if entry["allowed_networks"] else "",
+        f"rate={rate['requests']}/{rate['per']}" if rate else "",
+        f"uses={entry['remaining_uses']}" if entry["remaining_uses"] is not None else "",
+    ]
+    return ",".join(part for part in parts if part) or None
 
 
 def cell(value: Any) -> str:
@@ -54,8 +70,12 @@ def cell(value: Any) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    headers = [*COLUMNS, "status"]
-    cells = [[cell(entry[column]) for column in headers] for entry in rows]
+    """One line a key; the restrictions come last, so the columns before keep their places."""
+    headers = [*COLUMNS, "status", "restrictions"]
+    cells = [
+        [*(cell(entry[column]) for column in headers[:-1]), cell(restrictions(entry))]
+        for entry in rows
+    ]
     widths = [max(len(text) for text in column) for column in zip(headers, *cells, strict=False)]
     lines = [headers, *cells]
     return "\n".join(
@@ -66,7 +86,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 class Command(LocalizedCommand):
     help = _(  # type: ignore[assignment]
-        "List API keys with their ids, owners, hints, dates and status; never a secret."
+        "List API keys with their ids, owners, hints, dates, status and restrictions; never a "
+        "secret."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,7 +1,8 @@
 """`manage.py rotate_api_key ID [--grace-period 1h]`: prints the replacing key alone on stdout.
 
-The new key copies the old one's name, description, scopes and owner; the old key keeps working
-for the grace period (0: revoked at once). Details, and when the old key stops, go to stderr.
+The new key copies the old one's name, description, scopes, restrictions and owner; the old key
+keeps working for the grace period (0: revoked at once). Details, and when the old key stops, go
+to stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import (
     KeyCommand,
+    created_lines,
     describe_key,
     expiry,
     key_by_id,
@@ -88,11 +90,8 @@ class Command(KeyCommand):
             raise CommandError(
                 gettext("%(key)s was revoked meanwhile.") % {"key": description}
             ) from None
-        expires = new.expires_at.isoformat() if new.expires_at else gettext("never")
-        self.stderr.write(
-            gettext("Created %(key)s, expires %(expires)s.")
-            % {"key": describe_key(new), "expires": expires}
-        )
+        for line in created_lines(new):  # with the restrictions it kept
+            self.stderr.write(line)
         if old.expires_at is not None and old.expires_at <= timezone.now():  # no grace
             self.stderr.write(gettext("Revoked %(key)s.") % {"key": description})
         else:
