@@ -84,16 +84,19 @@ urlpatterns: list[URLPattern] = [
         UserKeyRotationView.as_view(),
         name="user-api-key-rotation",
     ),
-    path(
-        "user/api_keys/<phoenix_apikeys_id:id>/disable",
-        UserKeyDisableView.as_view(),
-        name="user-api-key-disable",
-    ),
-    path(
-        "user/api_keys/<phoenix_apikeys_id:id>/enable",
-        UserKeyEnableView.as_view(),
-        name="user-api-key-enable",
-    ),
+    *[
+        path(
+            f"{kind}/api_keys/<phoenix_apikeys_id:id>/{action}",
+            view.as_view(),
+            name=f"{kind}-api-key-{action}",
+        )
+        for kind, action, view in (
+            ("user", "disable", UserKeyDisableView),
+            ("user", "enable", UserKeyEnableView),
+            ("system", "disable", SystemKeyDisableView),
+            ("system", "enable", SystemKeyEnableView),
+        )
+    ],
     path("user/api_keys/<phoenix_apikeys_id:id>", UserKeyView.as_view(), name="user-api-key"),
     path("users/api_keys", UserKeyInventoryView.as_view(), name="all-user-api-keys"),
     path("system/api_keys", SystemKeysView.as_view(), name="system-api-keys"),
@@ -101,16 +104,6 @@ urlpatterns: list[URLPattern] = [
         "system/api_keys/<phoenix_apikeys_id:id>/rotate",
         SystemKeyRotationView.as_view(),
         name="system-api-key-rotation",
-    ),
-    path(
-        "system/api_keys/<phoenix_apikeys_id:id>/disable",
-        SystemKeyDisableView.as_view(),
-        name="system-api-key-disable",
-    ),
-    path(
-        "system/api_keys/<phoenix_apikeys_id:id>/enable",
-        SystemKeyEnableView.as_view(),
-        name="system-api-key-enable",
     ),
     path(
         "system/api_keys/<phoenix_apikeys_id:id>",

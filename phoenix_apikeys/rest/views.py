@@ -127,45 +127,6 @@ def revocable_user_key(request: Request, id: str) -> UserKey:
     return key
 
 
-def both(what: StrOrPromise, who: StrOrPromise) -> StrOrPromise:
-    return interpolate_lazy("%(what)s%(who)s", {"what": what, "who": who})
-
-
-DISABLE = _(
-    "Refused everywhere, as a revoked key is, until enabled again: the call returns once every "
-    "server has dropped its copy. Reversible, unlike deletion. "
-)
-ENABLE = _("The key works again (unless expired). ")
-
-
-class UserKeyDisableView(KeyAPIView):
-    """Disable one user key: the authority of its deletion."""
-
-    permissions_by_method = {"POST": UserKeyView.permissions_by_method["DELETE"]}
-
-    @document(
-        "disableUserApiKey",
-        _("Disable a user key"),
-        description=both(DISABLE, USER_KEY_AUTHORITY),
-        **SWITCH,
-    )
-    def post(self, request: Request, id: str) -> Response:
-        return switch(request, revocable_user_key(request, id), disable=True)
-
-
-class UserKeyEnableView(UserKeyDisableView):
-    """Enable one user key again."""
-
-    @document(
-        "enableUserApiKey",
-        _("Enable a user key"),
-        description=both(ENABLE, USER_KEY_AUTHORITY),
-        **SWITCH,
-    )
-    def post(self, request: Request, id: str) -> Response:
-        return switch(request, revocable_user_key(request, id), disable=False)
-
-
 class UserKeyRotationView(KeyAPIView):
     """Replace one of the caller's own user keys."""
 
@@ -247,34 +208,6 @@ class SystemKeyView(KeyAPIView):
         return revoke(request, find_key(SystemKey, id))
 
 
-class SystemKeyDisableView(KeyAPIView):
-    """Disable one system key: the authority of its deletion."""
-
-    permissions_by_method = {"POST": SystemKeyView.permissions_by_method["DELETE"]}
-
-    @document(
-        "disableSystemApiKey",
-        _("Disable a system key"),
-        description=both(DISABLE, SYSTEM_KEY_AUTHORITY),
-        **SWITCH,
-    )
-    def post(self, request: Request, id: str) -> Response:
-        return switch(request, find_key(SystemKey, id), disable=True)
-
-
-class SystemKeyEnableView(SystemKeyDisableView):
-    """Enable one system key again."""
-
-    @document(
-        "enableSystemApiKey",
-        _("Enable a system key"),
-        description=both(ENABLE, SYSTEM_KEY_AUTHORITY),
-        **SWITCH,
-    )
-    def post(self, request: Request, id: str) -> Response:
-        return switch(request, find_key(SystemKey, id), disable=False)
-
-
 class SystemKeyRotationView(KeyAPIView):
     """Replace one system key."""
 
@@ -289,3 +222,41 @@ class SystemKeyRotationView(KeyAPIView):
     def post(self, request: Request, id: str) -> Response:
         # The caller is recorded as the new key's creator, as on creation.
         return rotate(request, find_key(SystemKey, id), created_by=request.user)
+
+
+DISABLE = _(
+    "Refused everywhere, as a revoked key is, until enabled again: the call returns once every "
+    "server has dropped its copy. Reversible, unlike deletion. "
+)
+ENABLE = _("The key works again (unless expired). ")
+
+
+def switch_view(
+    model: type[UserKey] | type[SystemKey], *, disable: bool, summary: StrOrPromise
+) -> type[KeyAPIView]:
+    """The view that disables (or enables) one key of ``model``: who may delete it may."""
+    deletion = UserKeyView if model is UserKey else SystemKeyView
+    action = "disable" if disable else "enable"
+    who = USER_KEY_AUTHORITY if model is UserKey else SYSTEM_KEY_AUTHORITY
+    description = interpolate_lazy(
+        "%(what)s%(who)s", {"what": DISABLE if disable else ENABLE, "who": who}
+    )
+
+    class SwitchView(KeyAPIView):
+        permissions_by_method = {"POST": deletion.permissions_by_method["DELETE"]}
+
+        @document(
+            f"{action}{model.__name__[:-3]}ApiKey", summary, description=description, **SWITCH
+        )
+        def post(self, request: Request, id: str) -> Response:
+            key = revocable_user_key(request, id) if model is UserKey else find_key(model, id)
+            return switch(request, key, disable=disable)
+
+    SwitchView.__name__ = SwitchView.__qualname__ = f"{model.__name__}{action.title()}View"
+    return SwitchView
+
+
+UserKeyDisableView = switch_view(UserKey, disable=True, summary=_("Disable a user key"))
+UserKeyEnableView = switch_view(UserKey, disable=False, summary=_("Enable a user key"))
+SystemKeyDisableView = switch_view(SystemKey, disable=True, summary=_("Disable a system key"))
+SystemKeyEnableView = switch_view(SystemKey, disable=False, summary=_("Enable a system key"))
