@@ -123,6 +123,8 @@ class Entry:
     # From this process's memory (coherence.Memory): its drop count when the read began, which
     # must be unchanged when the value read from the database is kept. None: the shared cache.
     mark: int | None = None
+    # A miss of this process's memory, the shared cache not asked (``read_shared`` asks it).
+    unread: bool = False
 
 
 def is_per_process(cache: BaseCache) -> bool:
@@ -181,23 +183,30 @@ def _version_name(name: str) -> str:
 
 
 def read(name: str) -> Entry:
-    """From this process's memory when it is coherent and holds the entry (no round trip);
-    else one round trip: the entry, its key's version and the generation together."""
+    """From this process's memory when it is coherent: what it holds, or a miss with no round
+    trip (the database answers, and ``store`` shares what it found). Else one round trip to
+    the shared cache: the entry, its key's version and the generation together."""
     alias = _key_cache_alias()
     memory = coherence.memory(_memory_url(alias))
     if memory is None:
         return guarded(alias, lambda cache: _read(cache, name), Entry())
-    mark = memory.drops  # before the shared cache or the database is read
+    mark = memory.drops  # before the database is read
     kept: Entry | None = memory.recall(name)
     if kept is not None and time.time() - (kept.verified_at or 0) <= phoenix_settings.CACHE_TIMEOUT:
         return Entry(coherence.own_copy(kept.value), kept.stamp, kept.verified_at, mark)
+    if memory.serving():  # a guess costs no round trip
+        return Entry(mark=mark, unread=True)
     found = guarded(alias, lambda cache: _read(cache, name), Entry())
-    entry = Entry(found.value, found.stamp, found.verified_at, mark)
-    if entry.value is not None:
-        memory.keep(
-            name, Entry(coherence.own_copy(entry.value), entry.stamp, entry.verified_at), mark
-        )
-    return entry
+    return Entry(found.value, found.stamp, found.verified_at, mark)
+
+
+def read_shared(name: str, entry: Entry) -> Entry:
+    """``entry``, or what the shared cache holds when ``read`` did not ask it: for a request the
+    throttle would keep from the database (a key another process verified still works)."""
+    if not entry.unread:
+        return entry
+    found = guarded(_key_cache_alias(), lambda cache: _read(cache, name), Entry())
+    return Entry(found.value, found.stamp, found.verified_at, entry.mark)
 
 
 def _read(cache: BaseCache, name: str) -> Entry:
@@ -243,26 +252,49 @@ def _rolled_back(generation: str) -> bool:
 
 def store(name: str, value: Any, entry: Entry) -> None:
     """Keep ``value`` under the stamp read *before* the database was: never a newer one. A key
-    without a version gets one here, unless a change gave it one meanwhile (then no store)."""
-    if entry.stamp is None:
-        return
-    timeout = phoenix_settings.CACHE_TIMEOUT
-
-    def _store(cache: BaseCache) -> None:
-        generation, version = entry.stamp  # type: ignore[misc]
-        if version is None:
-            version = _new_token()
-            if not cache.add(_version_name(name), version, timeout):
-                return
-        stamped = ((generation, version), entry.verified_at or time.time(), value)
-        cache.set(name, stamped, timeout)
-
+    without a version gets one here, unless a change gave it one meanwhile (then no store). A
+    value read on a miss of this process's memory is kept there, then shared (``_share``)."""
     alias = _key_cache_alias()
-    guarded(alias, _store, None)
     memory = coherence.memory(_memory_url(alias))
+    verified_at = entry.verified_at or time.time()
+    if entry.stamp is None:
+        if memory is not None and entry.mark is not None:
+            _share(memory, alias, name, value, Entry(None, None, verified_at, entry.mark))
+        return
+    guarded(alias, lambda cache: _store(cache, name, value, entry.stamp, verified_at), None)
     if memory is not None and entry.mark is not None:
-        kept = Entry(coherence.own_copy(value), entry.stamp, entry.verified_at or time.time())
+        kept = Entry(coherence.own_copy(value), entry.stamp, verified_at)
         memory.keep(name, kept, entry.mark)
+
+
+def _store(cache: BaseCache, name: str, value: Any, stamp: Any, verified_at: float) -> None:
+    generation, version = stamp
+    timeout = phoenix_settings.CACHE_TIMEOUT
+    if version is None:
+        version = _new_token()
+        if not cache.add(_version_name(name), version, timeout):
+            return
+    cache.set(name, ((generation, version), verified_at, value), timeout)
+
+
+def _share(memory: Any, alias: str | None, name: str, value: Any, entry: Entry) -> None:
+    """Keep a value this process read from the database, then store it in the shared cache
+    under the stamp read *after* it was kept: safe, because a change drops the name from every
+    process before it writes (and its version lasts until it commits), so a read that no drop
+    reached, checked again after the stamp is read, read the row that stamp stands for."""
+    mark, verified_at = entry.mark, entry.verified_at or time.time()
+    kept = Entry(coherence.own_copy(value), None, verified_at)
+    if mark is None or not memory.keep(name, kept, mark):
+        return
+
+    def share(cache: BaseCache) -> None:
+        found = _read(cache, name)
+        if found.stamp is None or found.value is not None:  # a change under way, or stored
+            return
+        if memory.unchanged(name, mark):
+            _store(cache, name, value, found.stamp, verified_at)
+
+    guarded(alias, share, None)
 
 
 class CacheUnreachable(Exception):

@@ -116,16 +116,27 @@ class Memory:
                 return None
             return self.entries.get(name)
 
-    def keep(self, name: str, value: Any, mark: int) -> None:
-        now = time.monotonic()
+    def keep(self, name: str, value: Any, mark: int) -> bool:
+        """Keep ``value``, read since the drop count was ``mark``; False when it may be stale."""
         with self.lock:
-            dropped = self.dropped.get(name, (0, 0.0))[0]
-            stale = max(dropped, self.cleared, self.forgotten) > mark or not self.serving()
-            if stale or self.tombstones.get(name, 0.0) > now:
-                return
+            if not self._unchanged(name, mark):
+                return False
             if len(self.entries) >= MAX_ENTRIES:
                 self.entries.pop(next(iter(self.entries)))
             self.entries[name] = value
+            return True
+
+    def unchanged(self, name: str, mark: int) -> bool:
+        """Whether no change of ``name`` (nor of everything) reached this process since the
+        drop count was ``mark``, none is under way, and the channel is healthy."""
+        with self.lock:
+            return self._unchanged(name, mark)
+
+    def _unchanged(self, name: str, mark: int) -> bool:
+        dropped = self.dropped.get(name, (0, 0.0))[0]
+        if max(dropped, self.cleared, self.forgotten) > mark or not self.serving():
+            return False
+        return self.tombstones.get(name, 0.0) <= time.monotonic()
 
     def clear(self) -> None:
         with self.lock:

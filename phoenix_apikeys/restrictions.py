@@ -7,8 +7,9 @@ it was last used from. Set when a key is made; changed only through its manager.
   wrote. A request whose address cannot be read is refused.
 - ``rate_limit``: ``{"requests": N, "per": seconds}``, counted in fixed windows in
   THROTTLE_CACHE_ALIAS, shared by every process; past it 429 with ``Retry-After`` and the
-  ``RateLimit-*`` headers. With that cache unreachable (or per-process) each process counts on its
-  own, so the limit holds per process: never unlimited, never an outage.
+  ``RateLimit-*`` headers. While that cache cannot count (unreachable, timing out, or
+  per-process) each process carries on from the count it last saw: it never passes the limit
+  itself, and P processes pass at most P times it: never unlimited, never an outage.
 - ``remaining_uses``: spent one per authenticated request by a conditional UPDATE on the key's row
   (exact across processes); at 0 the key is refused with 401. A key with uses left is usable
   only while the database is.
@@ -24,6 +25,7 @@ import functools
 import ipaddress
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -170,28 +172,38 @@ def client_ip(source: throttle.Source) -> IPAddress | None:
         return None
 
 
-# Per-process counts for when the shared cache cannot count: window name -> (ends, requests).
-_local: dict[str, tuple[float, int]] = {}
-_local_lock = threading.Lock()
+# Each window's count as this process last knew it: window name -> (ends, count). When the
+# shared cache cannot count, the process carries on from there, so it never passes the limit
+# itself (and all P processes together at most P times the limit).
+_known: dict[str, tuple[float, int]] = {}
+_known_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop this process's counts (a forked child starts without its parent's)."""
+    with _known_lock:
+        _known.clear()
+
+
+os.register_at_fork(after_in_child=forget)
 
 
 def _count_request(key: AbstractAPIKey, limit: int, per: int) -> None:
     now = time.time()
     window = int(now // per)
     ends = (window + 1) * per
-    reset = max(1, math.ceil(ends - now))
     name = f"{_NAMESPACE}{key.key_id}:{per}:{window}"
     alias = phoenix_settings.THROTTLE_CACHE_ALIAS
-    count = cache.guarded(alias, lambda backend: _incr(backend, name, per), None)
-    if count is None:
-        with _local_lock:
-            if len(_local) > throttle.MAX_TALLIES:
-                for ended in [n for n, (end, _) in _local.items() if end <= now]:
-                    del _local[ended]
-            count = _local.get(name, (ends, 0))[1] + 1
-            _local[name] = (ends, count)
+    shared = cache.guarded(alias, lambda backend: _incr(backend, name, per), None)
+    with _known_lock:
+        known = _known.get(name, (ends, 0))[1]
+        count = known + 1 if shared is None else max(shared, known + 1)
+        _known[name] = (ends, count)
+        if len(_known) > throttle.MAX_TALLIES:
+            for ended in [n for n, (end, _) in _known.items() if end <= now]:
+                del _known[ended]
     if count > limit:
-        raise RateLimited(limit, reset)
+        raise RateLimited(limit, max(1, math.ceil(ends - now)))
 
 
 def _incr(backend: BaseCache, name: str, per: int) -> int:

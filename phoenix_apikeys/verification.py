@@ -119,10 +119,11 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
     candidates = digests(parsed.plaintext, secrets)
     name = cache.key_name(candidates[0])
     cached = cache.read(name)
-    key = cached.value
     _count_cache_read(cached)
+    if cached.value is None:
+        cached = _unless_throttled(name, cached, source)
+    key = cached.value
     if key is None:
-        throttle.refuse_if_blocked(source)
         key = KEY_MODELS[kind]._default_manager.find_by_digests(candidates)
         database_answered()
     if key is None:
@@ -169,6 +170,19 @@ def refuse_out_of_scope(key: AbstractAPIKey, method: str) -> None:
         raise scopes.OutOfScope(refusal)
 
 
+def _unless_throttled(name: str, cached: cache.Entry, source: throttle.Source) -> cache.Entry:
+    """Before the database is asked: an address past the failure limit is refused
+    (TooManyFailures), unless the shared cache holds the entry."""
+    try:
+        throttle.refuse_if_blocked(source)
+    except throttle.TooManyFailures:
+        shared = cache.read_shared(name, cached)
+        if shared.value is None:
+            raise
+        return shared
+    return cached
+
+
 def principal_of(key: AbstractAPIKey) -> Principal:
     """``(user, key)``; a scoped key presents its owner narrowed to the key's permissions."""
     if not key.scopes:
@@ -213,10 +227,11 @@ def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
     if admin_secret is None or not secret_matches(credential, admin_secret):
         reject("unknown credential")
     cached = cache.read(cache.SYSTEM_USER)
-    user = cached.value
     _count_cache_read(cached)
+    if cached.value is None:
+        cached = _unless_throttled(cache.SYSTEM_USER, cached, source)
+    user = cached.value
     if user is None:
-        throttle.refuse_if_blocked(source)
         user = system_user()
         database_answered()
     if not user.is_active:
@@ -288,7 +303,7 @@ def _remembered_admin_secret(credential: str) -> Principal | None:
 
 def _count_cache_read(entry: cache.Entry) -> None:
     """A hit or a miss of the key cache, for metrics; nothing when no cache answered."""
-    if entry.value is not None or entry.stamp is not None:
+    if entry.value is not None or entry.stamp is not None or entry.unread:
         key_cache_read.send(sender=None, hit=entry.value is not None)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from phoenix_apikeys import cache as key_cache_module
-from phoenix_apikeys import coherence, throttle
+from phoenix_apikeys import coherence, restrictions, throttle
 from phoenix_apikeys.conf import DEFAULTS, phoenix_settings
 
 from .testapp.caches import FlakyCache
@@ -31,6 +32,7 @@ def _fresh_settings_and_caches() -> Iterator[None]:
     if coherence._memory is not None:  # a test's keys and users are rolled back after it
         coherence._memory.clear()
     throttle.forget()  # each process's tallies of failed attempts, as the cache is cleared
+    restrictions.forget()  # and its counts of rate-limited requests
     yield
     phoenix_settings.reload()
 
@@ -65,7 +67,13 @@ def admin_secret(settings: object) -> str:
 
 @pytest.fixture
 def key_cache(settings: object) -> str:
+    """The shared key cache; with Redis, this process's memory too, serving once its channel is
+    up (before that a miss reads the shared cache, after it the database)."""
     settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "apikeys"}  # type: ignore[attr-defined]
+    memory = coherence.memory(key_cache_module._memory_url("apikeys"))
+    deadline = time.monotonic() + 5
+    while memory is not None and not memory.serving() and time.monotonic() < deadline:
+        time.sleep(0.01)
     return "apikeys"
 
 

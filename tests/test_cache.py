@@ -50,8 +50,10 @@ def call(client: APIClient, credential: str) -> int:
 
 
 def cached(digest: str) -> Any:
-    """The key the cache would serve for ``digest`` now, or None."""
-    return key_cache_module.read(key_cache_module.key_name(digest)).value
+    """The key the cache would serve for ``digest`` now (this process's memory, or the shared
+    cache), or None."""
+    name = key_cache_module.key_name(digest)
+    return key_cache_module.read_shared(name, key_cache_module.read(name)).value
 
 
 def recache(key: Any) -> None:

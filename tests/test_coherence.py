@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from phoenix_apikeys import cache, coherence
+from phoenix_apikeys import cache, coherence, throttle
 from phoenix_apikeys.cache import CacheUnreachable
+from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import UserKey
+from phoenix_apikeys.throttle import TooManyFailures
 from phoenix_apikeys.verification import CredentialRejected, verify_credential
 
 from .factories import UserKeyFactory
@@ -184,3 +186,62 @@ def test_a_revocation_here_is_refused_by_the_other_process_from_its_next_request
         assert other.call(key.plaintext) == 401
     finally:
         other.close()
+
+
+def shared_value(name: str) -> Any:
+    return cache.guarded(cache._key_cache_alias(), lambda c: cache._read(c, name), cache.Entry())
+
+
+@pytest.mark.django_db
+def test_a_guess_costs_no_round_trip_to_the_shared_cache(
+    memory: coherence.Memory, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    def no_round_trip(*args: Any) -> None:
+        raise AssertionError("the shared cache was asked")
+
+    monkeypatch.setattr(cache, "_read", no_round_trip)
+    with django_assert_num_queries(1), pytest.raises(CredentialRejected):
+        verify_credential(generate_key("phxu_"))
+
+
+@pytest.mark.django_db
+def test_a_key_read_from_the_database_is_kept_and_shared(memory: coherence.Memory) -> None:
+    key = UserKeyFactory()
+    verify_credential(key.plaintext)
+    name = cache.key_name(key.digest)
+    assert memory.recall(name) is not None
+    assert shared_value(name).value.pk == key.pk  # for the other processes
+
+
+@pytest.mark.django_db
+def test_a_value_read_before_a_change_is_neither_kept_nor_shared(
+    memory: coherence.Memory,
+) -> None:
+    key = UserKeyFactory()
+    name = cache.key_name(key.digest)
+    entry = cache.read(name)  # a miss: the database is read next...
+    assert entry.unread and entry.value is None
+    cache.retire([name], "default")  # ...while a change drops the name and commits
+    cache.store(name, key, entry)
+    assert memory.recall(name) is None
+    assert shared_value(name).value is None
+
+
+@pytest.mark.django_db
+def test_from_a_throttled_address_a_key_another_process_verified_still_works(
+    memory: coherence.Memory, settings: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {"CACHE_ALIAS": "apikeys", "FAILED_AUTH_LIMIT": 2}
+    key = UserKeyFactory()
+    verify_credential(key.plaintext)
+    memory.clear()  # as if another process had verified it: only the shared cache holds it
+    for _ in range(3):
+        with pytest.raises((CredentialRejected, TooManyFailures)):
+            try:
+                verify_credential(generate_key("phxu_"), "192.0.2.9")
+            except CredentialRejected:
+                throttle.count_failure("192.0.2.9")
+                raise
+    with pytest.raises(TooManyFailures):
+        verify_credential(generate_key("phxu_"), "192.0.2.9")
+    assert verify_credential(key.plaintext, "192.0.2.9")[1].pk == key.pk

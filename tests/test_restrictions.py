@@ -427,3 +427,25 @@ def test_restrict_changes_a_key_at_once_and_records_it(call: Call) -> None:
         UserKey.objects.restrict(key, rate_limit={"requests": 0, "per": 1})
     with pytest.raises(TypeError):
         UserKey.objects.restrict(key, disabled=True)
+
+
+def test_when_the_counter_store_fails_midway_a_process_carries_on_from_the_count_it_saw(
+    call: Call, settings: Any
+) -> None:
+    from phoenix_apikeys import cache as key_cache_module
+
+    from .testapp.caches import FlakyCache
+
+    settings.PHOENIX_APIKEYS = {"THROTTLE_CACHE_ALIAS": "flaky", "CACHE_RETRY_INTERVAL": 0}
+    key_cache_module._breakers.clear()
+    FlakyCache.broken = False
+    key = UserKeyFactory(rate_limit={"requests": 4, "per": 60})
+    try:
+        assert [call(key).status_code for _ in range(3)] == [200, 200, 200]
+        FlakyCache.broken = True  # slow or gone: this process counts on from 3
+        assert [call(key).status_code for _ in range(2)] == [200, 429]
+        FlakyCache.broken = False  # back, with a count of 3: 4 are never passed here
+        assert call(key).status_code == 429
+    finally:
+        FlakyCache.broken = False
+        key_cache_module._breakers.clear()
