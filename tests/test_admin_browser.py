@@ -144,23 +144,26 @@ LONG_NAMES = [
     "Staging deploy pipeline for the web shop",
     "Legacy CI runner on the old build server",
     "Grafana dashboards read-only data access",
+    "Partner feed, paused while it is audited",
 ]
 LONG_USERNAMES = [
     "alexandra.konstantinopoulou.op",
     "maximilian.vandenberghe.devops",
     "svc-data-platform-ingest-prod1",
     "j.rodriguez-fernandez.contract",
+    "christopher.oyelaran-whitfield",
 ]
 
 
 def keys_of_every_status(model: type[SystemKey] | type[UserKey]) -> None:
-    """Active, expiring, expired and (user keys) owner-inactive keys, all used: a date is wider
-    than "Never". A system key is owner-inactive only when every system key is."""
+    """Active, expiring, expired, (user keys) owner-inactive and disabled keys, all used: a date
+    is wider than "Never". A system key is owner-inactive only when every system key is."""
     assert {len(name) for name in LONG_NAMES} == {40}
     assert {len(username) for username in LONG_USERNAMES} == {30}
     now = timezone.now()
     people = [StaffFactory(username=username) for username in LONG_USERNAMES]
     expiries = [now + timedelta(days=90), now + timedelta(days=3), now + timedelta(days=1), None]
+    expiries.append(now + timedelta(days=60))
     rows = zip(LONG_NAMES, expiries, people, strict=True)
     for hours, (name, expires_at, person) in enumerate(rows):
         if model is SystemKey:
@@ -169,6 +172,7 @@ def keys_of_every_status(model: type[SystemKey] | type[UserKey]) -> None:
             key = UserKeyFactory(name=name, user=person, expires_at=expires_at)
         model.objects.filter(pk=key.pk).update(last_used_at=now - timedelta(hours=hours))
     model.objects.filter(name=LONG_NAMES[2]).update(expires_at=now - timedelta(days=2))
+    model.objects.disable(model.objects.get(name=LONG_NAMES[4]))
     if model is UserKey:
         people[3].is_active = False
         people[3].save()
@@ -429,7 +433,7 @@ def test_the_key_lists_fit_the_window(
     page.goto(SYSTEM_LIST if model is SystemKey else USER_LIST)
     assert_theme(page, theme)
     assert page.locator("#nav-sidebar").is_visible() == (sidebar == "open")
-    expected = {"active", "expiring", "expired", "owner-inactive"}
+    expected = {"active", "expiring", "expired", "owner-inactive", "disabled"}
     if model is SystemKey:
         expected.remove("owner-inactive")
     badges = page.locator("#result_list .phoenix-key-status")
@@ -461,12 +465,16 @@ def test_the_key_lists_show_what_matters_on_a_phone(
 
 
 def key_events() -> None:
-    """Events of keys with long names, by people with long usernames, from IPv4 and IPv6."""
+    """Events of keys with long names, by people with long usernames, from IPv4 and IPv6, with
+    the longest action labels."""
     keys_of_every_status(UserKey)
     for key in UserKey.objects.select_related("user"):
         label = key.user.get_username()
         KeyEvent.objects.record("created", key, label=label, source="2001:db8:85a3::8a2e:370:7334")
         KeyEvent.objects.record("rotated", key, label="admin secret", source="203.0.113.17")
+    key = UserKey.objects.get(name=LONG_NAMES[0])
+    for action in ("restricted", "disabled", "enabled"):  # the longest action labels
+        KeyEvent.objects.record(action, key, label="admin", source="203.0.113.17")
     KeyEvent.objects.record("admin_secret_used", label="admin secret", source="203.0.113.17")
 
 
@@ -540,3 +548,56 @@ def test_staff_user_rotates_their_own_key_from_the_list(page: Any, live_server: 
     assert whoami(live_server, new_key)[0] == 200
     assert whoami(live_server, old.plaintext)[0] == 200  # until its grace period ends
     assert UserKey.objects.filter(user=staff, name="notebook").count() == 2
+
+
+def test_superuser_creates_a_restricted_key_and_disables_it_from_its_page(
+    open_page: Any, live_server: Any
+) -> None:
+    page = open_page(1280, 800)
+    log_in(page, SuperuserFactory())
+    page.goto(SYSTEM_ADD)
+    page.fill("#id_name", "partner feed")
+    page.fill("#id_networks", "127.0.0.0/8\n2001:db8::/32, 192.0.2.7")
+    page.fill("#id_rate_limit_0", "100")
+    page.fill("#id_rate_limit_1", "60")
+    page.fill("#id_uses", "10")
+    screenshot(page, "admin-key-restrictions")
+    page.click("input[value='Create key']")
+    key = str(page.inner_text("#phoenix-api-key")).strip()
+    assert whoami(live_server, key)[0] == 200  # from 127.0.0.1: one use spent, its address kept
+    stored = SystemKey.objects.get(name="partner feed")
+    assert stored.network_list == ["127.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]
+    assert (stored.rate_limit, stored.remaining_uses) == ({"requests": 100, "per": 60}, 9)
+
+    page.goto(f"{SYSTEM_LIST}{stored.pk}/change/")
+    section = page.locator("fieldset", has_text="Restrictions").inner_text()
+    for text in ("127.0.0.0/8", "192.0.2.7/32", "100 requests per 1 minute.", "9 uses left."):
+        assert text in section
+    assert "127.0.0.1" in page.locator(".field-used_from").inner_text()
+    page.click("form.phoenix-key-state button")
+    assert "1 key disabled" in page.inner_text(".messagelist")
+    assert "This key is disabled" in page.inner_text("#content-main")
+    assert page.inner_text(".field-key_status .readonly") == "disabled"
+    screenshot(page, "admin-key-disabled")
+    assert whoami(live_server, key)[0] == 401
+    assert SystemKey.objects.get(pk=stored.pk).remaining_uses == 9  # a refused key spends none
+
+    page.click("form.phoenix-key-state button")  # now "Enable key"
+    assert "1 key enabled" in page.inner_text(".messagelist")
+    assert whoami(live_server, key)[0] == 200
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_add_forms_restrictions_fit_the_window(open_page: Any, width: int) -> None:
+    page = open_page(width, 844)
+    log_in(page, SuperuserFactory())
+    page.goto(SYSTEM_ADD)
+    page.fill("#id_rate_limit_0", "100")  # half a rate limit: the form comes back with an error
+    page.click("input[value='Create key']")
+    error = page.locator(".form-row.field-rate_limit .errorlist").inner_text()
+    assert error == "Give both the number of requests and the seconds, or neither."
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    for field in ("#id_rate_limit_0", "#id_rate_limit_1", "#id_uses", "#id_networks"):
+        box = page.locator(field).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width

@@ -2,8 +2,9 @@
 
 Django's admin autodiscover imports this package: importing it registers the key admins on the
 default site. ``keys`` holds the key admins, ``forms`` their add form, ``columns`` the list
-columns and status filter, ``access`` who may do what, ``users`` the host's user admin,
-``events`` the audit trail.
+columns and status filter, ``state`` a key's restrictions on its page and disabling and
+enabling, ``access`` who may do what, ``users`` the host's user admin, ``events`` the audit
+trail.
 """
 
 from django.contrib import admin
@@ -15,6 +16,7 @@ from .events import KeyEventAdmin
 from .forms import KeyAddForm
 from .keys import APIKeyAdmin, SystemKeyAdmin, UserKeyAdmin
 from .notices import ExpiryNoticeAdmin
+from .state import KeyState
 from .users import (
     ReservedSystemUsername,
     SystemUserProtection,
@@ -29,6 +31,7 @@ __all__ = [
     "KeyAddForm",
     "KeyColumns",
     "KeyEventAdmin",
+    "KeyState",
     "ReservedSystemUsername",
     "StatusFilter",
     "SystemKeyAdmin",

@@ -1,4 +1,5 @@
-"""The add form of both key admins: name, description, an expiry choice and a one-time nonce.
+"""The add form of both key admins: name, description, an expiry choice, scopes, restrictions
+and a one-time nonce.
 
 The form only collects; the model's rules (the ones ``create_key`` applies) judge, and each of
 their errors is shown on the field that collected the value: ``expires_at`` on the expiry
@@ -7,6 +8,7 @@ fields, a rule about the owner (never a form field) above the form.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,7 +20,7 @@ from django.utils.crypto import get_random_string
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import scopes
+from .. import restrictions, scopes
 from ..conf import phoenix_settings
 from ..keys import KeyKind
 from ..models import MAX_DESCRIPTION_LENGTH
@@ -35,6 +37,37 @@ NEVER, ON_DATE = "never", "date"
 # Nonces of add forms already used in this session; a nonce is not a secret.
 USED_NONCES_SESSION_KEY = "phoenix_apikeys_used_nonces"
 USED_NONCES_KEPT = 50
+# The model's fields (their errors, from the model or the manager) and the form fields that
+# collect their values; any other model field's error is shown on its own field, or above.
+FORM_FIELDS = {
+    "scopes": "permissions",
+    "allowed_networks": "networks",
+    "rate_limit_requests": "rate_limit",
+    "rate_limit_per": "rate_limit",
+    "remaining_uses": "uses",
+}
+
+
+ADD_FIELDSETS = (
+    (None, {"fields": ("name", "description", "expires_in", "expires_on", "nonce")}),
+    (
+        _("Scopes"),
+        {
+            "fields": ("read_only", "permissions"),
+            "description": _(
+                "A key may do less than its owner. Leave both empty for the owner's whole "
+                "authority."
+            ),
+        },
+    ),
+    (
+        _("Restrictions"),
+        {
+            "fields": ("networks", "rate_limit", "uses"),
+            "description": _("Optional: where from, how often and how many times the key works."),
+        },
+    ),
+)
 
 
 def expiry_choices(kind: KeyKind) -> list[tuple[str, str]]:
@@ -69,6 +102,51 @@ def lifetime_help(kind: KeyKind) -> str:
     return gettext("Keys may live at most %(lifetime)s here (MAX_KEY_LIFETIME).") % {
         "lifetime": duration_text(lifetime)
     }
+
+
+class RateLimitWidget(forms.MultiWidget):
+    """Two small numbers: "[100] requests per [60] seconds"."""
+
+    template_name = "phoenix_apikeys/widgets/rate_limit.html"
+
+    def __init__(self) -> None:
+        number = {"min": 1, "class": "vIntegerField"}
+        super().__init__(
+            [
+                forms.NumberInput(attrs={**number, "aria-label": _("Requests")}),
+                forms.NumberInput(
+                    attrs={
+                        **number,
+                        "max": restrictions.LONGEST_RATE_WINDOW,
+                        "aria-label": _("Seconds"),
+                    }
+                ),
+            ]
+        )
+
+    def decompress(self, value: Any) -> list[Any]:
+        return [value["requests"], value["per"]] if value else [None, None]
+
+
+class RateLimitField(forms.MultiValueField):
+    """``{"requests": N, "per": seconds}`` or None: both numbers or neither; the model judges
+    their values."""
+
+    widget = RateLimitWidget
+
+    def __init__(self, **kwargs: Any) -> None:
+        incomplete = _("Give both the number of requests and the seconds, or neither.")
+        super().__init__(
+            (forms.IntegerField(), forms.IntegerField()),
+            require_all_fields=False,
+            error_messages={"incomplete": incomplete},
+            **kwargs,
+        )
+
+    def compress(self, data_list: list[Any]) -> dict[str, int] | None:
+        if not data_list:
+            return None
+        return {"requests": data_list[0], "per": data_list[1]}
 
 
 class KeyAddForm(ModelForm):
@@ -110,6 +188,34 @@ class KeyAddForm(ModelForm):
             "authority. Scopes cannot change later."
         ),
     )
+    networks = forms.CharField(
+        label=_("Allowed networks"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "192.0.2.0/24\n2001:db8::/32"}),
+        help_text=_(
+            "One network (CIDR) per line, or comma-separated; a single address is a network of "
+            "its own. Requests from anywhere else are refused (403). Empty: any address."
+        ),
+    )
+    rate_limit = RateLimitField(
+        label=_("Rate limit"),
+        required=False,
+        help_text=_(
+            "At most this many requests in each window of that many seconds (a day at most); "
+            "more are refused (429). Empty: no limit."
+        ),
+    )
+    uses = forms.IntegerField(
+        label=_("Remaining uses"),
+        required=False,
+        min_value=1,
+        error_messages={
+            "min_value": _("A key needs at least one use; leave it empty for no limit.")
+        },
+        help_text=_(
+            "The key works for this many requests, then is refused (401). Empty: no limit."
+        ),
+    )
     nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     refusal: ClassVar[ValidationError | None] = None
@@ -144,9 +250,31 @@ class KeyAddForm(ModelForm):
                 self.add_error(self.expiry_field(), error)
         read = [scopes.READ] if cleaned.get("read_only") else []
         self.instance.scopes = scopes.join([*read, *cleaned.get("permissions", [])])
+        self.restrict(cleaned)
         if self.refusal is not None:
             self.add_error(None, self.refusal)
         return cleaned
+
+    def clean_networks(self) -> list[str]:
+        """The networks as the model stores them, or what is wrong with them."""
+        given = [text for text in re.split(r"[\s,]+", self.cleaned_data["networks"]) if text]
+        networks, errors = restrictions.network_problems(given)
+        if errors:
+            raise ValidationError(errors)
+        return networks
+
+    def restrict(self, cleaned: dict[str, Any]) -> None:
+        """The restrictions onto the new key; the model (and ``issue``) judge them."""
+        key = self.instance
+        if "networks" in cleaned:
+            key.allowed_networks = " ".join(cleaned["networks"])
+        if "uses" in cleaned:
+            key.remaining_uses = cleaned["uses"]
+        if "rate_limit" in cleaned:
+            try:
+                key.rate_limit = cleaned["rate_limit"]
+            except ValidationError as error:
+                self.add_error(None, error)
 
     def add_error(self, field: str | None, error: Any) -> None:
         if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
@@ -166,8 +294,8 @@ class KeyAddForm(ModelForm):
     def form_field_for(self, model_field: str) -> str:
         if model_field == "expires_at":
             return self.expiry_field()
-        if model_field == "scopes":
-            return "permissions"
+        if model_field in FORM_FIELDS:
+            return FORM_FIELDS[model_field]
         return model_field if model_field in self.fields else NON_FIELD_ERRORS
 
     def expiry_field(self) -> str:

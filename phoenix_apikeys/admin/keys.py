@@ -1,4 +1,5 @@
-"""The admins of system and user keys: lists, read-only details, revocation and the add flow.
+"""The admins of system and user keys: lists, read-only details, revocation and the add flow
+(disabling and enabling are ``state``'s).
 
 A new key goes through Django's own add flow (``changeform_view``): the add form is a ModelForm
 the model validates, ``save_model`` issues the key and ``response_add`` shows it. It is shown
@@ -42,7 +43,8 @@ from .columns import (
     KeyColumns,
     StatusFilter,
 )
-from .forms import KeyAddForm, initial_add_data, nonce_was_used, record_nonce
+from .forms import ADD_FIELDSETS, KeyAddForm, initial_add_data, nonce_was_used, record_nonce
+from .state import KeyState
 
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
     from django_stubs_ext import StrOrPromise
@@ -64,8 +66,9 @@ class KeyRefused(Exception):
         self.error = error
 
 
-class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
-    """What both kinds share: columns, read-only fields, the add flow and revocation."""
+class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
+    """What both kinds share: columns, read-only fields, the add flow, revocation, and (from
+    ``KeyState``) restrictions shown, disabling and enabling."""
 
     kind_label: ClassVar[StrOrPromise]
     list_display = KEY_COLUMNS
@@ -74,22 +77,10 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = READ_ONLY_KEY_FIELDS
     fields = EDITABLE_KEY_FIELDS + READ_ONLY_KEY_FIELDS
-    add_fieldsets = (
-        (None, {"fields": ("name", "description", "expires_in", "expires_on", "nonce")}),
-        (
-            _("Scopes"),
-            {
-                "fields": ("read_only", "permissions"),
-                "description": _(
-                    "A key may do less than its owner. Leave both empty for the owner's whole "
-                    "authority."
-                ),
-            },
-        ),
-    )
+    add_fieldsets = ADD_FIELDSETS
     add_form = KeyAddForm
     created_template = "admin/phoenix_apikeys/key_created.html"
-    actions = ("rotate_selected",)
+    actions = ("rotate_selected", "disable_selected", "enable_selected")
 
     class Media:
         css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
