@@ -739,7 +739,7 @@ def parse_args(argv: list[str]) -> Config:
         parser.error("--database: a plain lowercase identifier, not a system database")
     if not args.cache_url.startswith("redis://"):
         parser.error("--cache-url: a Redis URL (the limits are counted there)")
-    # Measured here: --quick about 45 s, 3 rounds about 90 s (set-up about 15 s of each).
+    # Measured here, other jobs loading the machine: --quick 32-72 s, 3 rounds 74-104 s.
     default = 100 + rounds * 40
     return Config(
         quick=args.quick,
