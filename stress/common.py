@@ -1,9 +1,9 @@
 """What the stress scripts share about docs/reliability.md: each script owns one part of the page.
 
 stress/revocation.py writes the page itself (title, revocation figures) and keeps the other
-parts; stress/faults.py, stress/resurrection.py and stress/replica.py replace only their own
-part, between markers. So each can be re-run alone, and `python stress/reliability.py`
-regenerates the whole page.
+parts; stress/faults.py, stress/resurrection.py, stress/replica.py and stress/restrictions.py
+replace only their own part, between markers. So each can be re-run alone, and
+`python stress/reliability.py` regenerates the whole page.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 # Parts written by scripts other than revocation.py, in page order.
-SECTIONS = ("faults", "resurrection", "replica")
+SECTIONS = ("faults", "resurrection", "replica", "restrictions")
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -486,6 +486,7 @@ class Harness:
                 *("-b", f"{LOOPBACK}:{self.ports[host]}", "--chdir", str(self.project)),
                 *("--timeout", "30", "--graceful-timeout", "3", "--log-level", "warning"),
                 *no_control_socket(),
+                *self.server_options(host),
             ]
             self.servers.append(
                 subprocess.Popen(  # noqa: S603 - our own interpreter and gunicorn, no shell
@@ -503,6 +504,10 @@ class Harness:
                 if time.monotonic() > deadline or any(p.poll() is not None for p in self.servers):
                     raise HarnessError(f"host {host} did not come up; see {self.workdir}")
                 time.sleep(0.2)
+
+    def server_options(self, host: str) -> list[str]:
+        """More gunicorn options for ``host``'s master (stress/restrictions.py's access log)."""
+        return []
 
     def check_served_code(self) -> None:
         """Import phoenix_apikeys exactly as gunicorn will (same cwd, env, ``-m``-style path)."""
