@@ -18,7 +18,8 @@ worker that answered it. Three checks, each run `--rounds` times on fresh keys m
 - **rate limit**: a key made with `rate_limit {"requests": 50, "per": 10}`, hammered by 8 threads
   (4 per host) from 2 s before a window boundary (floor(time / per), as the server counts) to 2 s
   after it. A request is counted in the window of its send and answer wall times when both fall
-  in one window, as "at the edge" otherwise: no window may have more than 50 certain 200s, a
+  in one window, as "at the edge" otherwise: no window may have more than 50 certain 200s (once a
+  worker's cache breaker opened, a Redis call timing out, more than 50 on any one worker), a
   window with 429s must have had 50 with those at its edge (no refusal before the limit), and
   some request must be refused (else nothing was tested); every refusal must be a 429 with
   `RateLimit-Limit: 50`, `RateLimit-Remaining: 0`, `RateLimit-Reset` and `Retry-After`.
@@ -420,7 +421,11 @@ class RateRun:
         limit = int(RATE["requests"])
         windows = self.windows()
         for number, window in windows.items():
-            if window.ok > limit:
+            # The documented bound: the limit across every worker while the shared count answers;
+            # once a worker's breaker opened (Redis too slow), the limit per worker.
+            per_worker = self.window_counts(number)
+            bound_kept = self.trips and max(per_worker.values(), default=0) <= limit
+            if window.ok > limit and not bound_kept:
                 found.append(
                     f"window {number}: {window.ok} successes, more than {limit} (per worker: "
                     f"{self.window_workers(number)}; the workers' cache breaker opened "
@@ -455,13 +460,16 @@ class RateRun:
         found += missing_workers(self.workers)
         return found
 
-    def window_workers(self, window: int) -> str:
+    def window_counts(self, window: int) -> Counter[str]:
         """The certain successes of ``window`` per worker."""
-        counts = Counter(
+        return Counter(
             self.worker_of.get(s.tag, "?")
             for s in self.samples
             if s.status == 200 and int(s.wall // self.per) == int(s.done // self.per) == window
         )
+
+    def window_workers(self, window: int) -> str:
+        counts = self.window_counts(window)
         return ", ".join(f"{worker} {n}" for worker, n in sorted(counts.items()))
 
     def summary(self) -> str:
