@@ -307,8 +307,8 @@ class CacheUnreachable(Exception):
     def __init__(self) -> None:
         super().__init__(
             gettext(
-                "The API key cache cannot be reached, so this revocation could not reach every "
-                "server; nothing was revoked. Retry shortly."
+                "The API key cache cannot be reached, so this change could not reach every "
+                "server; nothing was changed. Retry shortly."
             )
         )
 

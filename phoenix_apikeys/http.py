@@ -93,10 +93,12 @@ def _refuse_key_without_keyword(header: str, scheme_end: int) -> None:
         )
 
 
-def client_ip(meta: Mapping[str, Any]) -> IPAddress | None:
+def client_ip(meta: Mapping[str, Any], *, strict: bool = False) -> IPAddress | None:
     """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the entry they
-    appended to CLIENT_ADDRESS_HEADER (``ip``, ``ip:port`` or ``[ipv6]:port``; an entry that is
-    none of these counts as REMOTE_ADDR, never as no address)."""
+    appended to CLIENT_ADDRESS_HEADER (``ip``, ``ip:port`` or ``[ipv6]:port``). An entry that is
+    none of these, or fewer entries than proxies, counts as REMOTE_ADDR (never as no address, for
+    the throttle), or with ``strict`` as no address (for allowed networks: the proxy's own
+    address must not pass for the client's)."""
     remote = _ip(str(meta.get("REMOTE_ADDR", "")))
     header = phoenix_settings.CLIENT_ADDRESS_HEADER
     if not header:
@@ -109,8 +111,10 @@ def client_ip(meta: Mapping[str, Any]) -> IPAddress | None:
     hops = [hop.strip() for hop in str(raw).split(",")]
     trusted = int(phoenix_settings.TRUSTED_PROXY_COUNT)
     if not 0 < trusted <= len(hops):
-        return remote
+        return None if strict else remote
     address = _ip(hops[-trusted])
+    if address is None and strict:
+        return None
     if address is None:
         if header not in _unreadable_reported:
             _unreadable_reported.add(header)
@@ -156,21 +160,25 @@ def _counted(ip: IPAddress | None) -> str | None:
 
 class Client:
     """A request's client address, worked out on first use only: called, the address failures
-    are counted against (``client_address``); ``ip()``, the whole address (``client_ip``)."""
+    are counted against (``client_address``); ``ip()``, the whole address as allowed networks
+    judge it (``client_ip``, strict)."""
 
-    __slots__ = ("_found", "meta")
+    __slots__ = ("_counted", "_ip", "meta")
 
     def __init__(self, meta: Mapping[str, Any]) -> None:
         self.meta = meta
-        self._found: list[IPAddress | None] = []
+        self._counted: list[str | None] = []
+        self._ip: list[IPAddress | None] = []
 
     def ip(self) -> IPAddress | None:
-        if not self._found:
-            self._found.append(client_ip(self.meta))
-        return self._found[0]
+        if not self._ip:
+            self._ip.append(client_ip(self.meta, strict=True))
+        return self._ip[0]
 
     def __call__(self) -> str | None:
-        return _counted(self.ip())
+        if not self._counted:
+            self._counted.append(client_address(self.meta))
+        return self._counted[0]
 
 
 REFUSALS = (

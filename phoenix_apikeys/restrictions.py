@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import logging
 import math
 import os
 import threading
@@ -39,6 +40,9 @@ from django.utils.translation import gettext, ngettext
 
 from . import cache, scopes, throttle
 from .conf import phoenix_settings
+from .rules import CONTROL
+
+logger = logging.getLogger("phoenix_apikeys")
 
 # A key (models.AbstractAPIKey, which this module's callers are).
 AbstractAPIKey = Any
@@ -75,7 +79,8 @@ class RateLimited(throttle.TooManyFailures):
 
 def network_problems(values: Iterable[Any]) -> tuple[list[str], list[str]]:
     """The networks in stored form (unique, each as ``ipaddress`` writes it), and what is
-    wrong with the list. A single address is its own network (/32 or /128)."""
+    wrong with the list. A single address is its own network (/32 or /128); an IPv4-mapped IPv6
+    network is stored as the IPv4 network it maps (client addresses are judged as IPv4)."""
     values = list(values)
     errors: list[str] = []
     if len(values) > MAX_NETWORKS:
@@ -89,25 +94,38 @@ def network_problems(values: Iterable[Any]) -> tuple[list[str], list[str]]:
         )
     networks: list[str] = []
     for value in values[:MAX_NETWORKS]:
-        shown = str(value)[:45]
-        try:
-            network = ipaddress.ip_network(value.strip() if isinstance(value, str) else "")
-        except ValueError:
-            try:
-                loose = ipaddress.ip_network(value.strip(), strict=False)
-            except (ValueError, AttributeError):
-                errors.append(
-                    gettext('"%(value)s" is not an IPv4 or IPv6 network (CIDR).') % {"value": shown}
-                )
-            else:
-                errors.append(
-                    gettext('"%(value)s" has host bits set; did you mean %(network)s?')
-                    % {"value": shown, "network": loose}
-                )
-            continue
-        if str(network) not in networks:
-            networks.append(str(network))
+        network, error = _network(value)
+        if error:
+            errors.append(error)
+        elif network not in networks:
+            networks.append(network)
     return networks, errors
+
+
+def _network(value: Any) -> tuple[str, str | None]:
+    text = value.strip() if isinstance(value, str) else ""
+    shown = CONTROL.sub("?", str(value)[:45])
+    # ASCII only, no zone id ("fe80::1%eth0"): nothing that could split the stored list or reach
+    # a terminal, and nothing a client's address is ever compared with.
+    if not text.isascii() or not text.isprintable() or " " in text or "%" in text:
+        text = ""
+    try:
+        network = ipaddress.ip_network(text)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return "", gettext('"%(value)s" is not an IPv4 or IPv6 network (CIDR).') % {
+                "value": shown
+            }
+        return "", gettext('"%(value)s" has host bits set; did you mean %(network)s?') % {
+            "value": shown,
+            "network": loose,
+        }
+    mapped = getattr(network.network_address, "ipv4_mapped", None)
+    if mapped is not None and network.prefixlen >= 96:
+        network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return str(network), None
 
 
 def rate_limit_problems(value: Any) -> list[str]:
@@ -129,7 +147,15 @@ def rate_limit_problems(value: Any) -> list[str]:
 
 @functools.lru_cache(maxsize=1024)
 def networks_of(stored: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(text) for text in stored.split())
+    """The networks a stored list names; one that cannot be read (a row written around the
+    manager) names none, so the key is refused, never a server error."""
+    networks = []
+    for text in stored.split():
+        try:
+            networks.append(ipaddress.ip_network(text))
+        except ValueError:
+            logger.error("A key's allowed_networks holds %r, which is no network.", text[:45])
+    return tuple(networks)
 
 
 # At verification, in this order, after the key was found usable and within its scopes.
@@ -141,9 +167,34 @@ def admit(key: AbstractAPIKey, source: throttle.Source) -> None:
     if key.allowed_networks:
         address = client_ip(source)
         if address is None or not any(address in net for net in networks_of(key.allowed_networks)):
+            _report_outsider(key, address)
             raise AddressNotAllowed
     if key.rate_limit_requests is not None and key.rate_limit_per is not None:
         _count_request(key, key.rate_limit_requests, key.rate_limit_per)
+
+
+# A key used from outside its networks is logged at most once a minute per key and process: a
+# leaked key's holder must not fill the log.
+OUTSIDER_LOG_INTERVAL = 60.0
+_outsiders: dict[str, float] = {}
+
+
+def _report_outsider(key: AbstractAPIKey, address: IPAddress | None) -> None:
+    now = time.monotonic()
+    with _known_lock:
+        last = _outsiders.get(key.key_id)
+        if last is not None and now - last < OUTSIDER_LOG_INTERVAL:
+            return
+        if len(_outsiders) >= throttle.MAX_TALLIES:
+            _outsiders.clear()
+        _outsiders[key.key_id] = now
+    logger.warning(
+        "%s key %s was presented from %s, outside its allowed networks, and refused: has it "
+        "leaked?",
+        key.kind.value.capitalize(),
+        key.key_id,
+        address or "an address that cannot be read",
+    )
 
 
 def spend_use(key: AbstractAPIKey) -> bool:
@@ -183,6 +234,7 @@ def forget() -> None:
     """Drop this process's counts (a forked child starts without its parent's)."""
     with _known_lock:
         _known.clear()
+        _outsiders.clear()
 
 
 os.register_at_fork(after_in_child=forget)

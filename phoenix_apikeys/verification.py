@@ -131,17 +131,22 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
     now = timezone.now()
     if not key.is_usable(now):
         _refuse_unusable(key, now)
-    if method is not None:
-        refuse_out_of_scope(key, method)
-    if key.is_restricted:
-        restrictions.admit(key, source)
-        if key.remaining_uses is not None and not restrictions.spend_use(key):
-            reject(
-                f"{kind.value} key {key.key_id} has no uses left",
-                detail=gettext("This API key has no uses left."),
-                kind=kind.credential,
-                key=key,
-            )
+    try:
+        if method is not None and key.scopes:
+            refuse_out_of_scope(key, method)
+        if key.is_restricted:
+            restrictions.admit(key, source)
+    except (scopes.OutOfScope, throttle.TooManyFailures):
+        if cached.value is None:  # a good key: its next refusal costs no query
+            cache.store(name, key, cached)
+        raise
+    if key.remaining_uses is not None and not restrictions.spend_use(key):
+        reject(
+            f"{kind.value} key {key.key_id} has no uses left",
+            detail=no_uses_left(),
+            kind=kind.credential,
+            key=key,
+        )
     # Store whenever last_used_at was due, written here or by another process just before:
     # a cached entry with a stale last_used_at would otherwise try the UPDATE on every hit.
     due = key.last_used_is_due(now)
@@ -152,12 +157,18 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
     return principal_of(key)
 
 
+def no_uses_left() -> str:
+    return gettext("This API key has no uses left.")
+
+
 def _refuse_unusable(key: AbstractAPIKey, now: datetime) -> NoReturn:
     detail = None
     if key.is_expired(now):
         reason = "expired"
     elif key.disabled:
         reason, detail = "disabled", gettext("This API key is disabled.")
+    elif key.remaining_uses == 0:
+        reason, detail = "has no uses left", no_uses_left()
     else:
         reason = "owner inactive"
     reason = f"{key.kind.value} key {key.key_id} {reason}"
@@ -278,7 +289,7 @@ def _remembered_principal(credential: str, method: str | None) -> Principal | No
     now = timezone.now()
     if key is None or not key.is_usable(now) or key.last_used_is_due(now) or key.is_restricted:
         return None
-    if method is not None:
+    if method is not None and key.scopes:
         refuse_out_of_scope(key, method)
     key_cache_read.send(sender=None, hit=True)
     return principal_of(key)

@@ -713,13 +713,13 @@ def test_every_surface_says_a_refused_revocation_was_refused(
     response = api_client.delete(url, HTTP_AUTHORIZATION=f"Bearer {admin_secret}")
     assert response.status_code == 503
     assert int(response["Retry-After"]) > 0
-    assert "nothing was revoked" in response.json()["detail"]
-    with pytest.raises(CommandError, match="nothing was revoked"):
+    assert "nothing was changed" in response.json()["detail"]
+    with pytest.raises(CommandError, match="nothing was changed"):
         call_command("revoke_api_key", key_id(KeyKind.USER, key.pk))
     admin_page = f"/admin/phoenix_apikeys/userkey/{key.pk}/delete/"
     response = logged_in(SuperuserFactory()).post(admin_page, {"post": "yes"}, follow=True)
     assert response.status_code == 200
-    assert "nothing was revoked" in response.content.decode()
+    assert "nothing was changed" in response.content.decode()
     assert UserKey.objects.filter(pk=key.pk).exists()
 
 

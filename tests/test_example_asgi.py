@@ -31,8 +31,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def status_of(url: str, credential: str) -> int:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {credential}"})
+def status_of(url: str, credential: str, headers: dict[str, str] | None = None) -> int:
+    headers = {"Authorization": f"Bearer {credential}", **(headers or {})}
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)
@@ -79,7 +80,7 @@ def uvicorn_url(example_env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "example.asgi:application", "--port", str(port),
-         "--log-level", "warning"],
+         "--no-proxy-headers", "--log-level", "warning"],
         cwd=EXAMPLE, env=example_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -127,3 +128,13 @@ def test_a_key_revoked_elsewhere_is_refused_under_uvicorn(
 def test_a_malformed_key_is_refused_under_uvicorn(uvicorn_url: str) -> None:
     assert status_of(uvicorn_url + "/api/hello/", "phxs_not-a-key") == 401
     assert status_of(uvicorn_url + "/api/ninja/hello", "phxs_not-a-key") == 401
+
+
+def test_a_spoofed_forwarded_address_does_not_pass_allowed_networks_under_uvicorn(
+    uvicorn_url: str, example_env: dict[str, str]
+) -> None:
+    only_inside = ("--allowed-network", "10.0.0.0/8")
+    key = manage(example_env, "create_system_key", "--name", "asgi-networks", *only_inside)
+    spoofed = {"X-Forwarded-For": "10.1.2.3"}
+    assert status_of(uvicorn_url + "/api/hello/", key, spoofed) == 403
+    assert status_of(uvicorn_url + "/api/ninja/hello", key, spoofed) == 403

@@ -449,3 +449,69 @@ def test_when_the_counter_store_fails_midway_a_process_carries_on_from_the_count
     finally:
         FlakyCache.broken = False
         key_cache_module._breakers.clear()
+
+
+def test_last_used_from_times_read_like_every_other_time(call: Call, api_client: APIClient) -> None:
+    owner = UserFactory()
+    key = UserKeyFactory(user=owner)
+    assert call(key, "192.0.2.1").status_code == 200
+    api_client.force_authenticate(owner)
+    listed = api_client.get("/v1/user/api_keys").json()["data"][0]
+    assert listed["last_used_from"][0]["at"] == listed["last_used_at"]
+    assert listed["last_used_at"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    "network", ["fe80::%a b/64", "fe80::1%eth0", "10.0.0.0/8\n1.2.3.4", "\u202e10.0.0.0/8", "1 2"]
+)
+def test_a_network_that_could_break_the_stored_list_is_refused(network: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        UserKey.objects.create_key(name="k", user=UserFactory(), allowed_networks=[network])
+    assert set(error.value.message_dict) == {"allowed_networks"}
+
+
+def test_an_ipv4_mapped_network_is_stored_as_the_ipv4_network_it_maps(call: Call) -> None:
+    key = UserKeyFactory(allowed_networks=["::ffff:127.0.0.0/104"])
+    assert key.network_list == ["127.0.0.0/8"]
+    assert call(key, "127.0.0.1").status_code == 200
+
+
+def test_a_stored_network_that_cannot_be_read_refuses_the_key_never_a_500(call: Call) -> None:
+    key = UserKeyFactory(allowed_networks=["10.0.0.0/8"])
+    UserKey.objects.filter(pk=key.pk).update(allowed_networks="10.0.0.0/8 fe80::%a b/64")
+    assert call(key, "10.0.0.1").status_code == 200
+    assert call(key, "192.0.2.1").status_code == 403
+
+
+def test_behind_a_proxy_an_unreadable_appended_entry_is_no_address(
+    call: Call, settings: Any
+) -> None:
+    settings.PHOENIX_APIKEYS = {
+        "CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR",
+        "TRUSTED_PROXY_COUNT": 1,
+    }
+    key = UserKeyFactory(allowed_networks=["127.0.0.0/8"])  # the proxy's own network
+    for header in ("unknown", "198.51.100.7, unknown", "198.51.100.7,"):
+        assert call(key, "127.0.0.1", HTTP_X_FORWARDED_FOR=header).status_code == 403
+
+
+def test_a_key_refused_for_its_address_is_logged_once_a_minute_and_costs_no_query_again(
+    call: Call, caplog: pytest.LogCaptureFixture, django_assert_num_queries: Any, key_cache: str
+) -> None:
+    key = UserKeyFactory(allowed_networks=["10.0.0.0/8"])
+    assert call(key, "192.0.2.1").status_code == 403
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert call(key, "192.0.2.1").status_code == 403
+    warnings = [r.getMessage() for r in caplog.records if "outside its allowed" in r.getMessage()]
+    assert len(warnings) == 1
+    assert key.key_id in warnings[0] and "192.0.2.1" in warnings[0]
+
+
+def test_a_key_with_no_uses_left_is_listed_so_and_counts_as_no_live_key(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"MAX_KEYS_PER_USER": 1}
+    owner = UserFactory()
+    key = UserKeyFactory(user=owner, remaining_uses=1)
+    verify_credential(key.plaintext, "192.0.2.1")
+    assert UserKey.objects.with_status().get(pk=key.pk).status == "used_up"
+    UserKeyFactory(user=owner)  # the spent key is not counted against the limit

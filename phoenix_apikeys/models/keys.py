@@ -50,6 +50,7 @@ class KeyStatus(str, enum.Enum):
     EXPIRING = "expiring"
     EXPIRED = "expired"
     DISABLED = "disabled"
+    USED_UP = "used_up"
     OWNER_INACTIVE = "owner_inactive"
 
     @property
@@ -60,6 +61,7 @@ class KeyStatus(str, enum.Enum):
             KeyStatus.EXPIRING: gettext("expires soon"),
             KeyStatus.EXPIRED: gettext("expired"),
             KeyStatus.DISABLED: gettext("disabled"),
+            KeyStatus.USED_UP: gettext("no uses left"),
             KeyStatus.OWNER_INACTIVE: gettext("owner inactive"),
         }
         return labels[self]
@@ -72,7 +74,7 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
         usable: APIKeyQuerySet[KeyT] = self.filter(
             not_expired, disabled=False, user__is_active=True
-        )
+        ).exclude(remaining_uses=0)
         return usable
 
     def expired(self, now: datetime | None = None) -> APIKeyQuerySet[KeyT]:
@@ -82,13 +84,14 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
     def with_status(self, now: datetime | None = None) -> APIKeyQuerySet[KeyT]:
         """Each key annotated with ``status``, a KeyStatus value; filter on it like a field.
 
-        Expired wins over disabled, then an inactive owner, then expiring: the first reason a
-        key does not (or soon will not) work.
+        Expired wins over disabled, then no uses left, an inactive owner, expiring: the first
+        reason a key does not (or soon will not) work.
         """
         now = now or timezone.now()
         status = Case(
             When(expires_at__lte=now, then=Value(KeyStatus.EXPIRED.value)),
             When(disabled=True, then=Value(KeyStatus.DISABLED.value)),
+            When(remaining_uses=0, then=Value(KeyStatus.USED_UP.value)),
             When(user__is_active=False, then=Value(KeyStatus.OWNER_INACTIVE.value)),
             When(expires_at__lte=now + EXPIRING_WITHIN, then=Value(KeyStatus.EXPIRING.value)),
             default=Value(KeyStatus.ACTIVE.value),
@@ -259,8 +262,14 @@ class AbstractAPIKey(KeyRestrictions):
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
     def is_usable(self, now: datetime | None = None) -> bool:
-        """The one rule every path applies: not expired, not disabled, its user still active."""
-        return not self.is_expired(now) and not self.disabled and bool(self.user.is_active)
+        """The one rule every path applies: not expired, not disabled, uses left (or no count),
+        its user still active."""
+        return (
+            not self.is_expired(now)
+            and not self.disabled
+            and self.remaining_uses != 0
+            and bool(self.user.is_active)
+        )
 
     def last_used_is_due(self, now: datetime) -> bool:
         interval = phoenix_settings.LAST_USED_INTERVAL

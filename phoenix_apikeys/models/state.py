@@ -116,6 +116,7 @@ class KeyManager(RestrictingManager[KeyT]):
             self.db_manager(using)
             .filter(user_id=key.user_id)
             .exclude(expires_at__lte=timezone.now())
+            .exclude(remaining_uses=0)
         )
         if live.count() >= limit:
             if key.kind is KeyKind.USER:

@@ -5,7 +5,7 @@ The envelopes render the responses, so the OpenAPI schema is built from what is 
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from django.utils.translation import gettext
@@ -76,9 +76,18 @@ class RateLimitSerializer(serializers.Serializer[Any]):
     )
 
 
+class StoredTimeField(serializers.DateTimeField):
+    """A time stored as ISO 8601 text, shown as every other time (the server's time zone)."""
+
+    def to_representation(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return super().to_representation(value)
+
+
 class RecentAddressSerializer(serializers.Serializer[Any]):
     address = serializers.CharField()
-    at = serializers.DateTimeField()
+    at = StoredTimeField()
 
 
 class KeySerializer(serializers.Serializer[AbstractAPIKey]):
