@@ -1,4 +1,5 @@
-"""ASGI entry point: ``uvicorn example.asgi:application`` (from example_project/)."""
+"""ASGI entry point: ``CONN_MAX_AGE=0 uvicorn example.asgi:application --no-proxy-headers``
+(from example_project/; the README says why both)."""
 
 import os
 
