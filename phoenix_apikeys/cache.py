@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from django.utils.crypto import get_random_string
 from django.utils.translation import gettext
 
 from . import coherence
+from .breaker import Breaker
 from .conf import phoenix_settings
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -47,40 +47,6 @@ SYSTEM_USER = _NAMESPACE + "system-user"
 # Aliases already reported as per-process, so the log says it once per process, not per request.
 _refused: set[str] = set()
 _unknown: set[str] = set()
-
-
-class Breaker:
-    """One per cache alias and process: open after a failure, half-open after the interval."""
-
-    def __init__(self, alias: str) -> None:
-        self.alias = alias
-        self.down = False
-        self.retry_at = 0.0
-        self.lock = threading.Lock()
-
-    def allows(self) -> bool:
-        return not self.down or time.monotonic() >= self.retry_at
-
-    def failed(self, error: Exception) -> None:
-        with self.lock:
-            first = not self.down
-            self.down = True
-            self.retry_at = time.monotonic() + phoenix_settings.CACHE_RETRY_INTERVAL
-        if first:
-            logger.error(
-                "Cache %r failed (%s: %s); API keys are verified in the database until it "
-                "answers again.",
-                self.alias,
-                type(error).__name__,
-                error,
-            )
-
-    def recovered(self) -> None:
-        with self.lock:
-            if not self.down:
-                return
-            self.down = False
-        logger.warning("Cache %r answers again; serving API keys from it.", self.alias)
 
 
 _breakers: dict[str, Breaker] = {}

@@ -30,7 +30,6 @@ from .verification import (
     Principal,
     VerificationUnavailable,
     averify_credential,
-    log_failure,
     reject,
     verify_credential,
 )
@@ -206,7 +205,7 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
             principal = verify_credential(credential, source, request.method)
         except CredentialRejected as rejected:
             throttle.count_failure(source)  # raises TooManyFailures past the limit
-            log_failure(rejected)
+            throttle.log_failure(rejected)
             raise
     except REFUSALS as error:
         _report(started, request, error=error)
@@ -278,7 +277,7 @@ async def averify_request(request: HttpRequest) -> Principal | None:
             principal = await averify_credential(credential, source, request.method)
         except CredentialRejected as rejected:
             await sync_to_async(throttle.count_failure)(source)  # raises TooManyFailures
-            log_failure(rejected)
+            throttle.log_failure(rejected)
             raise
     except REFUSALS as error:
         _report(started, request, error=error)

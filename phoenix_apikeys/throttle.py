@@ -21,6 +21,7 @@ every report, in their own namespace, against LEAK_REVOCATION_LIMIT per FAILED_A
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ from django.utils.translation import gettext, ngettext
 from . import cache
 from .conf import phoenix_settings
 
+logger = logging.getLogger("phoenix_apikeys")
 _NAMESPACE = "phoenix_apikeys:failures:"
 _LEAK_NAMESPACE = "phoenix_apikeys:leak-reports:"
 # Seconds a batch of failures may wait in this process before it is added to the shared count.
@@ -179,3 +181,44 @@ def _add(
     except ValueError:  # expired between add and incr
         backend.set(name, amount, window)
         return amount
+
+
+# Failed authentications logged one by one, up to this many a second per process; a flood of
+# them is summed up in the next line logged, so guessing can fill neither the log nor the time
+# of a refusal. A failure that names a stored key (expired, its owner inactive) is always
+# logged: it cost a database query, which the throttle bounds per address, and a flood of
+# malformed text must not hide it. An address the throttle refuses is not logged at all.
+FAILURE_LINES_PER_SECOND = 10
+
+
+class _FailureLog:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.second = -1.0  # time.monotonic() when the current second began
+        self.lines = 0  # lines logged in it
+        self.unlogged = 0  # failures not logged since the last line
+
+    def write(self, error: Any) -> None:
+        """Log ``error`` (a verification.CredentialRejected: ``reason``, ``key_id``)."""
+        now = time.monotonic()
+        with self.lock:
+            if now - self.second >= 1.0:
+                self.second, self.lines = now, 0
+            if self.lines >= FAILURE_LINES_PER_SECOND and error.key_id is None:
+                self.unlogged += 1
+                return
+            self.lines += 1
+            unlogged, self.unlogged = self.unlogged, 0
+        reason = error.reason
+        if unlogged:
+            logger.warning(
+                "Authentication failed: %s (and %d earlier failures, not logged one by one).",
+                reason,
+                unlogged,
+            )
+        else:
+            logger.warning("Authentication failed: %s.", reason)
+
+
+_failure_log = _FailureLog()
+log_failure = _failure_log.write

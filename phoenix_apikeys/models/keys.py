@@ -35,8 +35,6 @@ logger = logging.getLogger("phoenix_apikeys")
 KeyT = TypeVar("KeyT", bound="AbstractAPIKey")
 
 MAX_DESCRIPTION_LENGTH = 4096
-# Control characters in a name or description would reach terminals and logs (tab and newline
-# are fine in a description).
 # A key this close to its expiry is shown as expiring, so its owner rotates it in time.
 EXPIRING_WITHIN = timedelta(days=7)
 # What saving a loaded key may write: everything else is the manager's (state.py).
