@@ -141,6 +141,7 @@ def _ip(text: str) -> IPAddress | None:
     with_port = _WITH_PORT.fullmatch(text)
     if with_port is not None:
         text = with_port.group("v6") or with_port.group("v4")
+    text = text.partition("%")[0]  # a zone id names an interface, not a client: any text at all
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:

@@ -52,6 +52,7 @@ MAX_NETWORKS = 100
 MAX_RECENT_ADDRESSES = 5
 # A rate limit's window: one second to one day.
 LONGEST_RATE_WINDOW = 86_400
+MOST_REQUESTS = 2**31 - 1  # what every database's integer column holds
 _NAMESPACE = "phoenix_apikeys:rate:"
 
 
@@ -135,12 +136,13 @@ def rate_limit_problems(value: Any) -> list[str]:
         return [gettext('A rate limit is {"requests": N, "per": seconds}.')]
     requests, per = value["requests"], value["per"]
     whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (requests, per))
-    if not whole or requests < 1 or not 1 <= per <= LONGEST_RATE_WINDOW:
+    if not whole or not 1 <= requests <= MOST_REQUESTS or not 1 <= per <= LONGEST_RATE_WINDOW:
         return [
             gettext(
-                "A rate limit's requests must be at least 1, and per from 1 to %(longest)d seconds."
+                "A rate limit's requests must be from 1 to %(most)d, and per from 1 to "
+                "%(longest)d seconds."
             )
-            % {"longest": LONGEST_RATE_WINDOW}
+            % {"most": MOST_REQUESTS, "longest": LONGEST_RATE_WINDOW}
         ]
     return []
 

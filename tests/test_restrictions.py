@@ -515,3 +515,33 @@ def test_a_key_with_no_uses_left_is_listed_so_and_counts_as_no_live_key(settings
     verify_credential(key.plaintext, "192.0.2.1")
     assert UserKey.objects.with_status().get(pk=key.pk).status == "used_up"
     UserKeyFactory(user=owner)  # the spent key is not counted against the limit
+
+
+def test_a_spent_key_given_uses_again_must_fit_the_owners_limit(settings: Any) -> None:
+    settings.PHOENIX_APIKEYS = {"MAX_KEYS_PER_USER": 1}
+    owner = UserFactory()
+    spent = UserKeyFactory(user=owner, remaining_uses=1)
+    verify_credential(spent.plaintext, "192.0.2.1")
+    spent.refresh_from_db()
+    UserKeyFactory(user=owner)  # takes the place the spent key left
+    with pytest.raises(ValidationError):
+        UserKey.objects.restrict(spent, remaining_uses=5)
+    spent.refresh_from_db()
+    assert spent.remaining_uses == 0
+
+
+def test_a_zone_id_in_a_client_address_never_reaches_the_log_or_the_record(
+    call: Call, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.PHOENIX_APIKEYS = {
+        "CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR",
+        "TRUSTED_PROXY_COUNT": 1,
+    }
+    outside = UserKeyFactory(allowed_networks=["10.0.0.0/8"])
+    inside = UserKeyFactory(allowed_networks=["2001:db8::/32"])
+    hostile = "2001:db8::1%\x1b[31m<img src=x>"
+    assert call(outside, "127.0.0.1", HTTP_X_FORWARDED_FOR=hostile).status_code == 403
+    assert call(inside, "127.0.0.1", HTTP_X_FORWARDED_FOR=hostile).status_code == 200
+    inside.refresh_from_db()
+    assert [entry["address"] for entry in inside.recent_addresses] == ["2001:db8::1"]
+    assert not any("\x1b" in record.getMessage() for record in caplog.records)

@@ -111,7 +111,12 @@ class RestrictingManager(models.Manager[KeyT]):
             for name in RESTRICTIONS
             if name in changes or (name.startswith("rate_limit_") and "rate_limit" in changes)
         }
-        return self._set_state(key, Action.RESTRICTED, **fields)  # type: ignore[arg-type]
+        using = router.db_for_write(self.model)
+        with transaction.atomic(using=using):
+            if key.remaining_uses == 0 and fields.get("remaining_uses", 0) != 0:
+                # A spent key counted as no live key: given uses again, it must fit the limit.
+                self.check_owner(key, using, counted=True)  # type: ignore[attr-defined]
+            return self._set_state(key, Action.RESTRICTED, **fields)  # type: ignore[arg-type]
 
     def _set_state(self, key: KeyT, action: str, **fields: Any) -> bool:
         """Write ``fields`` on the key's locked row, its cached copies retired first, and record

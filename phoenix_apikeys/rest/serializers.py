@@ -16,7 +16,7 @@ from ..ids import USER_TYPE, global_id, parse_key_id
 from ..keys import Credential
 from ..models import MAX_DESCRIPTION_LENGTH, AbstractAPIKey
 from ..notifications import owner_address
-from ..restrictions import LONGEST_RATE_WINDOW, MAX_NETWORKS
+from ..restrictions import LONGEST_RATE_WINDOW, MAX_NETWORKS, MOST_REQUESTS
 from ..scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 MAX_LIMIT = 1000
@@ -70,7 +70,7 @@ class WholeNumberField(serializers.IntegerField):
 
 
 class RateLimitSerializer(serializers.Serializer[Any]):
-    requests = WholeNumberField(min_value=1, max_value=2**31 - 1)
+    requests = WholeNumberField(min_value=1, max_value=MOST_REQUESTS)
     per = WholeNumberField(
         min_value=1, max_value=LONGEST_RATE_WINDOW, help_text=_("Seconds, 1 to 86400.")
     )
