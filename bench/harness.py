@@ -19,6 +19,7 @@ import random
 import secrets
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,29 @@ CACHE_MODES = {"off": None, "locmem": "locmem", "redis": "redis"}
 SCOPED_CACHE_MODES = ("off", "redis")
 SCOPED_PERMISSION = "auth.view_group"
 SCOPES = ["read", SCOPED_PERMISSION]
+# Keys of the same owner with one restriction each, none of which refuses during a run: the
+# request (127.0.0.1) is in the last of a few networks; the rate limit and the uses are out of
+# reach. Timed for a valid key where the scoped key is. With the Redis cache the rate limit
+# counts in Redis too (THROTTLE_CACHE_ALIAS), with it off in the bench's local-memory default.
+RESTRICTED = {
+    "networks": (
+        "phoenix user key + allowed networks",
+        {
+            "allowed_networks": [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "2001:db8::/32",
+                "127.0.0.0/8",
+            ]
+        },
+    ),
+    "rate_limit": (
+        "phoenix user key + rate limit",
+        {"rate_limit": {"requests": 10**9, "per": 3600}},
+    ),
+    "uses": ("phoenix user key + remaining uses", {"remaining_uses": 10**12}),
+}
 
 
 def alias_for(size: int) -> str:
@@ -176,6 +200,10 @@ def make_credentials() -> dict[str, dict[str, str]]:
     # The same owner's key, narrowed: read-only (the bench's view is a GET) and one permission
     # the owner holds. Verification presents the owner wrapped in a ScopedUser.
     _, scoped_valid = UserKey.objects.create_key(name="scoped", user=owner, scopes=SCOPES)
+    restricted = {
+        kind: {"valid": f"Bearer {UserKey.objects.create_key(name=kind, user=owner, **fields)[1]}"}
+        for kind, (_, fields) in RESTRICTED.items()
+    }
 
     def bad_checksum(key: str) -> str:
         return key[:-1] + ("A" if key[-1] != "A" else "B")
@@ -205,6 +233,7 @@ def make_credentials() -> dict[str, dict[str, str]]:
             "malformed": f"Bearer {bad_checksum(user_valid)}",
         },
         "scoped_user_key": {"valid": f"Bearer {scoped_valid}"},
+        **restricted,
         "system_key": {
             "valid": f"Bearer {system_valid}",
             "unknown": f"Bearer {generate_key('phxs_')}",
@@ -257,6 +286,7 @@ def make_cases(creds: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
         ("scoped_user_key", "phoenix scoped user key", SCOPED_CACHE_MODES),
         ("system_key", "phoenix system key", tuple(CACHE_MODES)),
         ("admin_secret", "phoenix admin secret", tuple(CACHE_MODES)),
+        *((kind, name, SCOPED_CACHE_MODES) for kind, (name, _) in RESTRICTED.items()),
     ):
         for cache in modes:
             for credential, header in creds[kind].items():
@@ -267,6 +297,7 @@ def make_cases(creds: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
                         "cache": cache,
                         "credential": credential,
                         "header": header,
+                        "throttle": "redis" if kind == "rate_limit" and cache == "redis" else None,
                     }
                 )
     return cases
@@ -326,11 +357,13 @@ THROTTLE_NEVER_TRIPS = {
 
 
 @contextmanager
-def cache_mode(cache: str) -> Iterator[None]:
+def cache_mode(case: dict[str, Any]) -> Iterator[None]:
     from django.test.utils import override_settings
 
-    alias = CACHE_MODES.get(cache)
-    with override_settings(PHOENIX_APIKEYS={"CACHE_ALIAS": alias, **THROTTLE_NEVER_TRIPS}):
+    chosen = {"CACHE_ALIAS": CACHE_MODES.get(case["cache"]), **THROTTLE_NEVER_TRIPS}
+    if case.get("throttle"):
+        chosen["THROTTLE_CACHE_ALIAS"] = case["throttle"]
+    with override_settings(PHOENIX_APIKEYS=chosen):
         yield
 
 
@@ -338,6 +371,7 @@ class Counter:
     def __init__(self) -> None:
         self.queries = 0
         self.writes = 0
+        self.round_trips = 0
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         self.queries += 1
@@ -345,24 +379,44 @@ class Counter:
             self.writes += 1
         return execute(sql, params, many, context)
 
+    @contextmanager
+    def redis(self) -> Iterator[None]:
+        """Count Redis round trips made by this thread: each send waits for its replies (a
+        pipeline is one send); the key memory's listener thread is not counted."""
+        from redis.connection import Connection
+
+        send, thread = Connection.send_packed_command, threading.get_ident()
+
+        def counted(connection: Any, *args: Any, **kwargs: Any) -> Any:
+            self.round_trips += threading.get_ident() == thread
+            return send(connection, *args, **kwargs)
+
+        Connection.send_packed_command = counted  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            Connection.send_packed_command = send  # type: ignore[method-assign]
+
 
 def count(caller: Caller, case: dict[str, Any], requests: int) -> dict[str, Any]:
-    """Queries and writes per request once warm (the first use already stamped last_used_at)."""
+    """Queries, writes and Redis round trips per request once warm (the first use already
+    stamped last_used_at)."""
     from benchsite.routing import use_database
     from django.db import connections
 
     environ = caller.environ(case)
     counter = Counter()
-    with use_database(case["alias"]), cache_mode(case["cache"]):
+    with use_database(case["alias"]), cache_mode(case):
         for _ in range(3):
             caller.call(environ)
-        with connections[case["alias"]].execute_wrapper(counter):
+        with connections[case["alias"]].execute_wrapper(counter), counter.redis():
             for _ in range(requests):
                 caller.call(environ)
     return {
         "status": int(caller.status.split()[0]),
         "queries": counter.queries / requests,
         "writes": counter.writes / requests,
+        "round_trips": counter.round_trips / requests,
     }
 
 
@@ -380,6 +434,17 @@ def prime_floor_cache(creds: dict[str, dict[str, str]]) -> None:
         caches[alias].set("floor:" + key.digest, key, None)
 
 
+def start_key_memory() -> None:
+    """Start this process's memory of keys and wait for its first heartbeat: the first case
+    with the Redis cache would otherwise be counted while it cannot serve yet."""
+    from phoenix_apikeys import coherence
+
+    memory = coherence.memory(coherence.redis_url("redis"))
+    deadline = time.monotonic() + 5
+    while memory is not None and not memory.serving() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def measure(
     caller: Caller, cases: list[dict[str, Any]], rounds: int, batch: int
 ) -> dict[int, list[int]]:
@@ -393,7 +458,7 @@ def measure(
         random.Random(round_number).shuffle(order)
         for index in order[shift:] + order[:shift]:
             case = cases[index]
-            with use_database(case["alias"]), cache_mode(case["cache"]):
+            with use_database(case["alias"]), cache_mode(case):
                 for _ in range(3):
                     caller.call(environs[index])
                 gc.collect()
@@ -439,7 +504,7 @@ PROFILED = [
 
 def profile(caller: Caller, case: dict[str, Any], requests: int) -> dict[str, Any]:
     environ = caller.environ(case)
-    with cache_mode(case["cache"]):
+    with cache_mode(case):
         for _ in range(20):
             caller.call(environ)
         profiler = cProfile.Profile()
@@ -540,6 +605,7 @@ def main() -> None:
     if args.only:
         wanted = set(args.only.split(",")) | {"none"}
         cases = [case for case in cases if case["view"] in wanted]
+    start_key_memory()
     counts = [count(caller, case, args.count_requests) for case in cases]
     started = time.perf_counter()
     samples = measure(caller, cases, args.rounds, args.batch)
