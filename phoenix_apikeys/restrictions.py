@@ -34,8 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import BaseCache
-from django.db import router
-from django.db.models import F
+from django.db import connections, router
 from django.utils.translation import gettext, ngettext
 
 from . import cache, scopes, throttle
@@ -202,15 +201,20 @@ def _report_outsider(key: AbstractAPIKey, address: IPAddress | None) -> None:
 def spend_use(key: AbstractAPIKey) -> bool:
     """One use of a key with ``remaining_uses``, spent in the database; False when none is left
     (or the key is gone). The condition makes concurrent requests spend one each, never more than
-    there are."""
+    there are. One fixed statement (quoted by the connection): the ORM's UPDATE cost twice it."""
     model = type(key)
-    keys = model._default_manager.db_manager(router.db_for_write(model))
-    spent = keys.filter(pk=key.pk, remaining_uses__gt=0).update(
-        remaining_uses=F("remaining_uses") - 1
-    )
+    using = router.db_for_write(model)
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    uses = quote(model._meta.get_field("remaining_uses").column)
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    sql = f"UPDATE {table} SET {uses} = {uses} - 1 WHERE {pk} = %s AND {uses} > 0"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key.pk])
+        spent: bool = cursor.rowcount == 1
     if spent:
         key.remaining_uses = max((key.remaining_uses or 1) - 1, 0)
-    return bool(spent)
+    return spent
 
 
 def client_ip(source: throttle.Source) -> IPAddress | None:
