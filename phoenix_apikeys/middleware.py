@@ -1,4 +1,5 @@
-"""Key authentication for plain Django views; place it after AuthenticationMiddleware.
+"""Key authentication for plain Django views; place it after AuthenticationMiddleware, and
+use this module's CsrfViewMiddleware in place of Django's.
 
 Keys are credentials for APIs, not for the Django admin: a request authenticated by a key or the
 admin secret is refused on every admin site's pages, wherever this middleware stands.
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.middleware import csrf
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
@@ -100,5 +102,16 @@ def authenticate(request: HttpRequest, principal: Principal | None) -> None:
         return
     request.user, request.auth = principal  # type: ignore[attr-defined]
     setattr(request, PRINCIPAL_ATTRIBUTE, principal)
-    # A header credential is not sent by browsers on their own, so CSRF cannot apply.
-    request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+
+
+class CsrfViewMiddleware(csrf.CsrfViewMiddleware):
+    """Django's CSRF protection, but for a request APIKeyMiddleware authenticated: a browser
+    never sends a header credential on its own, so a forged request cannot carry one. Sessions
+    keep the full check. It takes the place of ``django.middleware.csrf.CsrfViewMiddleware``."""
+
+    def process_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: Any
+    ) -> HttpResponseForbidden | None:
+        if getattr(request, PRINCIPAL_ATTRIBUTE, None) is not None:
+            return None
+        return super().process_view(request, view, args, kwargs)

@@ -546,6 +546,26 @@ def test_the_key_middleware_after_authentication_middleware_or_alone_passes(
     assert E042 not in ids()
 
 
+W007 = "phoenix_apikeys.W007"
+KEY_CSRF = "phoenix_apikeys.middleware.CsrfViewMiddleware"
+DJANGO_CSRF = "django.middleware.csrf.CsrfViewMiddleware"
+
+
+def test_the_key_middleware_with_djangos_own_csrf_middleware_is_warned(settings: Any) -> None:
+    settings.MIDDLEWARE = [DJANGO_CSRF if m == KEY_CSRF else m for m in settings.MIDDLEWARE]
+    [message] = [m for m in run_checks() if m.id == W007]
+    assert message.hint.startswith(f"Use {KEY_CSRF!r} in its place")
+
+
+def test_the_csrf_middleware_of_the_app_or_no_key_middleware_passes(settings: Any) -> None:
+    assert KEY_CSRF in settings.MIDDLEWARE
+    assert W007 not in ids()
+    settings.MIDDLEWARE = [
+        DJANGO_CSRF if m == KEY_CSRF else m for m in settings.MIDDLEWARE if m != KEY_MIDDLEWARE
+    ]
+    assert W007 not in ids()
+
+
 # E026 / E027: settings of the wrong type or range, and USE_TZ ---------------------------------
 
 

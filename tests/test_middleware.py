@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from phoenix_apikeys.http import keyword_hint
 
-from .factories import SuperuserFactory, SystemKeyFactory, UserKeyFactory
+from .factories import SuperuserFactory, SystemKeyFactory, UserFactory, UserKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +43,29 @@ def test_key_request_needs_no_csrf_token() -> None:
     client = Client(enforce_csrf_checks=True)
     response = client.post("/plain/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
     assert response.status_code == 200
+
+
+def test_a_session_request_to_a_plain_view_still_needs_its_csrf_token() -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(UserFactory())
+    refused = client.post("/plain/")
+    assert refused.status_code == 403
+    assert b"CSRF" in refused.content
+    client.get("/admin/login/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    assert client.post("/plain/", HTTP_X_CSRFTOKEN=token).status_code == 200
+
+
+def test_with_djangos_own_csrf_middleware_a_keys_post_is_refused(settings: Any) -> None:
+    settings.MIDDLEWARE = [
+        "django.middleware.csrf.CsrfViewMiddleware" if m.endswith("CsrfViewMiddleware") else m
+        for m in settings.MIDDLEWARE
+    ]
+    key = SystemKeyFactory()
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/plain/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
+    assert response.status_code == 403
+    assert b"CSRF" in response.content
 
 
 def test_drf_view_behind_the_middleware_verifies_once() -> None:

@@ -22,6 +22,8 @@ from .base import check
 
 AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 KEY_MIDDLEWARE = "phoenix_apikeys.middleware.APIKeyMiddleware"
+DJANGO_CSRF_MIDDLEWARE = "django.middleware.csrf.CsrfViewMiddleware"
+KEY_CSRF_MIDDLEWARE = "phoenix_apikeys.middleware.CsrfViewMiddleware"
 KEY_AUTHENTICATION = "phoenix_apikeys.authentication.APIKeyAuthentication"
 
 
@@ -157,6 +159,34 @@ def check_middleware_order(**kwargs: Any) -> list[CheckMessage]:
             hint=gettext("Move %(ours)s below %(theirs)s in MIDDLEWARE.")
             % {"ours": repr(KEY_MIDDLEWARE), "theirs": repr(AUTHENTICATION_MIDDLEWARE)},
             id="phoenix_apikeys.E042",
+        )
+    ]
+
+
+@check(Tags.security)
+def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
+    """W007: Django's CSRF middleware knows nothing of keys, so with it a key's POST to a plain
+    Django view is refused (403) for want of a CSRF cookie no API client has."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
+    if _position(middleware, KEY_MIDDLEWARE) is None:
+        return []
+    django_csrf = _position(middleware, DJANGO_CSRF_MIDDLEWARE)
+    if django_csrf is None or _position(middleware, KEY_CSRF_MIDDLEWARE) is not None:
+        return []
+    return [
+        Warning(
+            gettext(
+                "%(theirs)s in MIDDLEWARE knows nothing of API keys: a POST, PUT, PATCH or "
+                "DELETE authenticated by a key to a plain Django view is refused (403, CSRF). "
+                "DRF's views are not concerned."
+            )
+            % {"theirs": repr(middleware[django_csrf])},
+            hint=gettext(
+                "Use %(ours)s in its place: it skips the check only for a request "
+                "APIKeyMiddleware authenticated by a key."
+            )
+            % {"ours": repr(KEY_CSRF_MIDDLEWARE)},
+            id="phoenix_apikeys.W007",
         )
     ]
 
