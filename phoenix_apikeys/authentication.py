@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .conf import phoenix_settings
-from .http import PRINCIPAL_ATTRIBUTE, verify_request
+from .http import attached, verify_request
 from .restrictions import RateLimited
 from .scopes import OutOfScope
 from .throttle import TooManyFailures
@@ -73,8 +73,7 @@ class APIKeyAuthentication(BaseAuthentication):
 
     @sensitive_variables()
     def authenticate(self, request: Request) -> Principal | None:
-        # DRF's Request hands unknown attributes and META to the HttpRequest it wraps.
-        principal: Principal | None = getattr(request, PRINCIPAL_ATTRIBUTE, None)
+        principal = attached(request)  # APIKeyMiddleware's, when it verified the request
         if principal is not None:
             return principal
         try:

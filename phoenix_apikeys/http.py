@@ -44,6 +44,23 @@ _SEPARATOR = re.compile(r"[ \t]+")
 MALFORMED_HEADER = _("Invalid Authorization header: expected one credential after the keyword.")
 
 
+# Whether this process attached a principal to any request yet: until one did, asking a DRF
+# request for it (a miss through Request.__getattr__, two exceptions) is skipped.
+_attached_any = False
+
+
+def attach(request: HttpRequest, principal: Principal) -> None:
+    """Leave the principal on the request, so no later entry point verifies it again."""
+    global _attached_any
+    _attached_any = True
+    setattr(request, PRINCIPAL_ATTRIBUTE, principal)
+
+
+def attached(request: HttpRequest | Request) -> Principal | None:
+    """The principal an entry point (APIKeyMiddleware, ninja) attached to this request."""
+    return getattr(request, PRINCIPAL_ATTRIBUTE, None) if _attached_any else None
+
+
 def keyword_hint() -> str:
     """The 401 detail for one of our keys sent without our keyword: how to send it instead."""
     return gettext('Send the key as "Authorization: %(keyword)s <key>".') % {
@@ -196,11 +213,12 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     verification.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
     a method its scopes do not allow). Sends ``credential_verified`` with the outcome.
     """
-    source = Client(request.META)  # parsed only if the throttle needs it
+    meta = request.META
+    source = Client(meta)  # parsed only if the throttle needs it
     started = time.perf_counter()
     try:
         try:
-            credential = credential_from_header(request.META.get("HTTP_AUTHORIZATION"))
+            credential = credential_from_header(meta.get("HTTP_AUTHORIZATION"))
             if credential is None:
                 return None
             principal = verify_credential(credential, source, request.method)
@@ -234,7 +252,7 @@ def _report(
 ) -> None:
     """``credential_verified`` for metrics: the kind from the principal, or from the header's
     key prefix when refused (None for anything else); never the credential itself."""
-    if not credential_verified.has_listeners():
+    if not credential_verified.receivers:  # has_listeners() takes the signal's lock
         return
     kind = getattr(principal[1], "credential", None) if principal is not None else None
     if kind is None:

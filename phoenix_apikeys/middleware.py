@@ -18,8 +18,9 @@ from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
 
 from .http import (
-    PRINCIPAL_ATTRIBUTE,
     REFUSALS,
+    attach,
+    attached,
     averify_request,
     json_response,
     refusal_response,
@@ -75,7 +76,7 @@ class APIKeyMiddleware:
         match = request.resolver_match
         if match is None or ADMIN_APP_NAME not in match.app_names:
             return None
-        if getattr(request, PRINCIPAL_ATTRIBUTE, None) is None:
+        if attached(request) is None:
             return None
         return json_response(
             gettext("API keys cannot open the Django admin; log in with a password."), status=403
@@ -101,7 +102,7 @@ def authenticate(request: HttpRequest, principal: Principal | None) -> None:
     if principal is None:
         return
     request.user, request.auth = principal  # type: ignore[attr-defined]
-    setattr(request, PRINCIPAL_ATTRIBUTE, principal)
+    attach(request, principal)
 
 
 class CsrfViewMiddleware(csrf.CsrfViewMiddleware):
@@ -112,6 +113,6 @@ class CsrfViewMiddleware(csrf.CsrfViewMiddleware):
     def process_view(
         self, request: HttpRequest, view: Any, args: Any, kwargs: Any
     ) -> HttpResponseForbidden | None:
-        if getattr(request, PRINCIPAL_ATTRIBUTE, None) is not None:
+        if attached(request) is not None:
             return None
         return super().process_view(request, view, args, kwargs)

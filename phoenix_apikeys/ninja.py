@@ -18,7 +18,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.security.base import AuthBase
 from rest_framework.exceptions import NotAuthenticated
 
-from .http import PRINCIPAL_ATTRIBUTE, REFUSALS, averify_request, refusal_response, verify_request
+from .http import REFUSALS, attach, attached, averify_request, refusal_response, verify_request
 from .verification import CredentialRejected, Principal
 
 # DRF's words for a request that presents no credential (translated by DRF's own catalog).
@@ -69,7 +69,7 @@ class APIKeyAuth(_Bearer):
 
     @sensitive_variables()
     def __call__(self, request: HttpRequest) -> Any:
-        principal: Principal | None = getattr(request, PRINCIPAL_ATTRIBUTE, None)
+        principal = attached(request)
         if principal is None:
             try:
                 principal = verify_request(request)
@@ -87,7 +87,7 @@ class AsyncAPIKeyAuth(_Bearer):
         self.is_async = True
 
     async def __call__(self, request: HttpRequest) -> Any:
-        principal: Principal | None = getattr(request, PRINCIPAL_ATTRIBUTE, None)
+        principal = attached(request)
         if principal is None:
             try:
                 principal = await averify_request(request)
@@ -102,5 +102,5 @@ def _authenticated(request: HttpRequest, principal: Principal | None) -> Any:
     if principal is None:
         return None
     request.user, auth = principal
-    setattr(request, PRINCIPAL_ATTRIBUTE, principal)
+    attach(request, principal)
     return auth

@@ -6,6 +6,7 @@ header -> credential -> format and checksum (no query) -> one indexed query or a
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -14,9 +15,11 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from asgiref.sync import sync_to_async
+from django.core.signals import setting_changed
 from django.db import DatabaseError, OperationalError, ProgrammingError, router, transaction
+from django.dispatch import receiver
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.views.decorators.debug import sensitive_variables
 
 from . import audit, cache, restrictions, scopes, throttle
@@ -72,8 +75,20 @@ class CredentialRejected(Exception):
     def __init__(self, reason: str, detail: str | None = None, key_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.detail = gettext("Invalid API key.") if detail is None else detail
+        self.detail = _invalid_key(get_language()) if detail is None else detail
         self.key_id = key_id
+
+
+@functools.lru_cache(maxsize=64)
+def _invalid_key(language: str | None) -> str:
+    """The refusal every guess and malformed key gets, translated once per language."""
+    return gettext("Invalid API key.")
+
+
+@receiver(setting_changed)
+def _forget_translations(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"LANGUAGE_CODE", "LANGUAGES", "LOCALE_PATHS", "USE_I18N"}:
+        _invalid_key.cache_clear()
 
 
 @sensitive_variables()
