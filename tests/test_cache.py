@@ -29,7 +29,7 @@ from phoenix_apikeys import cache as key_cache_module
 from phoenix_apikeys import coherence
 from phoenix_apikeys.ids import key_id
 from phoenix_apikeys.keys import KeyKind, digest, generate_key
-from phoenix_apikeys.models import APIKeyQuerySet, UserKey, system_user
+from phoenix_apikeys.models import KeyManager, UserKey, system_user
 from phoenix_apikeys.rest import views as rest_views
 from phoenix_apikeys.signals import key_revoked
 
@@ -344,16 +344,16 @@ def test_a_reader_that_saw_the_key_before_a_committed_revocation_cannot_recache_
     """The request reads the row, the revocation commits, then the request stores what it read:
     that entry must never be served."""
     key = UserKeyFactory()
-    original = APIKeyQuerySet.find_by_digests
+    original = KeyManager.find_by_digests
 
-    def read_then_revoked_elsewhere(queryset: Any, candidates: list[str]) -> Any:
-        found = original(queryset, candidates)
+    def read_then_revoked_elsewhere(manager: Any, candidates: list[str]) -> Any:
+        found = original(manager, candidates)
         owner = key.user
         owner.is_active = False
         owner.save()
         return found
 
-    monkeypatch.setattr(APIKeyQuerySet, "find_by_digests", read_then_revoked_elsewhere)
+    monkeypatch.setattr(KeyManager, "find_by_digests", read_then_revoked_elsewhere)
     call(api_client, key.plaintext)  # began before the revocation: may still pass
     monkeypatch.undo()
     assert call(api_client, key.plaintext) == 401

@@ -21,14 +21,14 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from .. import lookup, restrictions, scopes
+from .. import restrictions, scopes
 from ..conf import phoenix_settings
 from ..ids import key_id, parse_key_id
-from ..keys import Credential, KeyKind, digests, parse_key
+from ..keys import Credential, KeyKind, parse_key
 from ..rules import CONTROL
 from .expiry import validate_expiry
 from .restricted import KeyRestrictions
-from .state import KeyManager, MissingSecretError
+from .state import KeyManager
 from .system_user import is_system_user, system_user
 
 logger = logging.getLogger("phoenix_apikeys")
@@ -106,32 +106,11 @@ class APIKeyQuerySet(models.QuerySet[KeyT]):
         key: KeyT = self.using(router.db_for_write(self.model)).get(pk=parsed[1])
         return key
 
-    def find_by_digests(self, candidates: list[str]) -> KeyT | None:
-        """The key whose digest is one of ``candidates`` (current secret first), owner loaded.
-
-        One indexed query, whatever the number of fallback secrets; a key found by a fallback's
-        digest is moved onto the current secret. Asked of the primary database (the router's
-        write database): a replica may still hold a revoked key or lack a new one.
-        """
-        using = router.db_for_write(self.model)
-        key: KeyT | None = lookup.find_by_digests(self.model, candidates, using)
-        if key is not None and key.digest != candidates[0] and not key.rekey(candidates[0]):
-            return None  # revoked since it was read
-        return key
-
     def delete(self) -> tuple[int, dict[str, int]]:
         """A revocation of each key, through the manager: no key row goes without its event."""
         manager: Any = self.model._default_manager
         count = sum(manager.revoke(key) for key in self.order_by("pk"))
         return count, {self.model._meta.label: count}
-
-    @sensitive_variables()
-    def find_by_plaintext(self, plaintext: str) -> KeyT | None:
-        """The stored key a plaintext key matches, under the current or a fallback secret."""
-        secrets = phoenix_settings.verification_secrets
-        if not secrets:
-            raise MissingSecretError
-        return self.find_by_digests(digests(plaintext, secrets))
 
 
 class AbstractAPIKey(KeyRestrictions):

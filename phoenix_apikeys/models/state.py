@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from .. import cache, scopes
+from .. import cache, lookup, scopes
 from ..conf import phoenix_settings
 from ..keys import KeyKind, MalformedKey, digest, digests, display_hint, generate_key, parse_key
 from ..notifications import LeakNotice
@@ -52,6 +52,27 @@ class KeyManager(RestrictingManager[KeyT]):
 
     def primary(self) -> str:
         return router.db_for_write(self.model)
+
+    def find_by_digests(self, candidates: list[str]) -> KeyT | None:
+        """The key whose digest is one of ``candidates`` (current secret first), owner loaded.
+
+        One indexed query, whatever the number of fallback secrets; a key found by a fallback's
+        digest is moved onto the current secret. Asked of the primary database (the router's
+        write database): a replica may still hold a revoked key or lack a new one.
+        """
+        using = router.db_for_write(self.model)
+        key: KeyT | None = lookup.find_by_digests(self.model, candidates, using)
+        if key is not None and key.digest != candidates[0] and not key.rekey(candidates[0]):
+            return None  # revoked since it was read
+        return key
+
+    @sensitive_variables()
+    def find_by_plaintext(self, plaintext: str) -> KeyT | None:
+        """The stored key a plaintext key matches, under the current or a fallback secret."""
+        secrets = phoenix_settings.verification_secrets
+        if not secrets:
+            raise MissingSecretError
+        return self.find_by_digests(digests(plaintext, secrets))
 
     @sensitive_variables()
     def create_key(self, **fields: Any) -> tuple[KeyT, str]:
