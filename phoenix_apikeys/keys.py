@@ -132,12 +132,16 @@ def digest(plaintext: str, secret: str) -> str:
     The same value as ``salted_hmac(_DIGEST_SALT, plaintext, secret, algorithm="sha256")``,
     with the derived HMAC key computed once per secret.
     """
-    return hmac.digest(_hmac_key(secret), plaintext.encode(), "sha256").hex()
+    keyed = _keyed_hmac(secret).copy()
+    keyed.update(plaintext.encode())
+    return keyed.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)
-def _hmac_key(secret: str) -> bytes:
-    return hashlib.sha256((_DIGEST_SALT + secret).encode()).digest()
+def _keyed_hmac(secret: str) -> hmac.HMAC:
+    """An HMAC keyed once per secret; copying it skips OpenSSL's per-call algorithm lookup."""
+    key = hashlib.sha256((_DIGEST_SALT + secret).encode()).digest()
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def digests(plaintext: str, secrets: Iterable[str]) -> list[str]:

@@ -34,10 +34,11 @@ from phoenix_apikeys.models import UserKey
 
 
 @functools.cache
-def _hmac_key() -> bytes:
-    # The same derivation as django.utils.crypto.salted_hmac in phoenix_apikeys.keys.digest.
+def _keyed_hmac() -> hmac.HMAC:
+    # The same derivation as django.utils.crypto.salted_hmac in phoenix_apikeys.keys.digest,
+    # keyed once (a copy a request), as phoenix_apikeys does it.
     salted = "phoenix_apikeys.keys.digest" + settings.PHOENIX_SECRET
-    return hashlib.sha256(salted.encode()).digest()
+    return hmac.new(hashlib.sha256(salted.encode()).digest(), digestmod=hashlib.sha256)
 
 
 def _digest(request: Any) -> str:
@@ -45,7 +46,9 @@ def _digest(request: Any) -> str:
     keyword, _, key = header.partition(" ")
     if keyword != "Bearer" or not key:
         raise exceptions.AuthenticationFailed("Invalid API key.")
-    return hmac.new(_hmac_key(), key.encode(), "sha256").hexdigest()
+    keyed = _keyed_hmac().copy()
+    keyed.update(key.encode())
+    return keyed.hexdigest()
 
 
 class RejectAll(BaseAuthentication):
