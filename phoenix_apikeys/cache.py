@@ -22,8 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.core.cache import BaseCache, caches
@@ -76,8 +75,7 @@ def guarded(
     return result
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a tuple: made on every request, and cheaply
     """What a request found: the cached value (or None), the stamp to store with (the
     generation and the key's version as read before the database was; the version None when
     the key has none yet), and when the value was last read from the database (kept when it is

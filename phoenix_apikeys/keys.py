@@ -15,7 +15,8 @@ import hmac
 import re
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.utils.crypto import constant_time_compare, get_random_string
 
@@ -82,10 +83,12 @@ class MalformedKey(ValueError):
     """The text cannot be a key of this deployment; no query is needed to know it."""
 
 
-@dataclass(frozen=True)
-class ParsedKey:
+class ParsedKey(NamedTuple):  # a tuple: made on every request, and cheaply
     kind: KeyKind
-    plaintext: str = field(repr=False)
+    plaintext: str
+
+    def __repr__(self) -> str:  # never the plaintext
+        return f"ParsedKey(kind={self.kind!r})"
 
     @property
     def hint(self) -> str:

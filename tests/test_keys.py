@@ -138,3 +138,11 @@ def test_custom_prefixes_are_used() -> None:
 @given(st.text(), st.text())
 def test_secret_matches_only_equal_text(given_text: str, expected: str) -> None:
     assert secret_matches(given_text, expected) is (given_text == expected)
+
+
+def test_a_parsed_key_never_shows_its_plaintext() -> None:
+    plaintext = generate_key(PREFIXES.user)
+    parsed = parse_key(plaintext, PREFIXES)
+    assert parsed.plaintext == plaintext
+    for shown in (repr(parsed), str(parsed), f"{parsed}", repr([parsed])):
+        assert plaintext not in shown
