@@ -133,6 +133,9 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
         reject("PHOENIX_SECRET is missing or breaks a rule", kind=kind.credential)
     candidates = digests(parsed.plaintext, secrets)
     name = cache.key_name(candidates[0])
+    principal = _remembered_key(name, method)
+    if principal is not None:
+        return principal
     cached = cache.read(name)
     _count_cache_read(cached)
     if cached.value is None:
@@ -300,9 +303,17 @@ def _remembered_principal(credential: str, method: str | None) -> Principal | No
     secrets = phoenix_settings.verification_secrets
     if not secrets:
         return None
-    key = cache.recall(cache.key_name(digests(parsed.plaintext, secrets)[0]))
+    return _remembered_key(cache.key_name(digests(parsed.plaintext, secrets)[0]), method)
+
+
+def _remembered_key(name: str, method: str | None) -> Principal | None:
+    """The principal of a key this process's memory holds, usable, unrestricted and with no
+    write due (the warm path: no I/O); None sends the request down the whole path."""
+    key = cache.recall(name)
+    if key is None:
+        return None
     now = timezone.now()
-    if key is None or not key.is_usable(now) or key.last_used_is_due(now) or key.is_restricted:
+    if not key.is_usable(now) or key.last_used_is_due(now) or key.is_restricted:
         return None
     if method is not None and key.scopes:
         refuse_out_of_scope(key, method)
