@@ -264,6 +264,12 @@ def make_cases(creds: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
             "cache": "redis",
             "credential": "valid",
         },
+        {
+            "scheme": "floor: memory",
+            "view": "floor_memory",
+            "cache": "redis",
+            "credential": "valid",
+        },
     ]
     for case in cases[2:]:
         case["header"] = creds["user_key"]["valid"]

@@ -213,12 +213,12 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     verification.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
     a method its scopes do not allow). Sends ``credential_verified`` with the outcome.
     """
-    meta = request.META
-    source = Client(meta)  # parsed only if the throttle needs it
+    # No local holds META: a debug page would show it, the header with it.
+    source = Client(request.META)  # parsed only if the throttle needs it
     started = time.perf_counter()
     try:
         try:
-            credential = credential_from_header(meta.get("HTTP_AUTHORIZATION"))
+            credential = credential_from_header(source.meta.get("HTTP_AUTHORIZATION"))
             if credential is None:
                 return None
             principal = verify_credential(credential, source, request.method)
