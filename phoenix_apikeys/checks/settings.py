@@ -75,10 +75,6 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _between(low: float, high: float) -> Any:
     return lambda value: (count := seconds(value)) is not None and low <= count <= high
 
@@ -181,8 +177,6 @@ def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
 
 def _default_beyond_maximum() -> list[CheckMessage]:
     """E028: a default lifetime longer than the maximum would make every default key fail."""
-    from ..conf import phoenix_settings
-
     errors: list[CheckMessage] = []
     for kind in KeyKind:
         policy = phoenix_settings.lifetime_policy(kind)
