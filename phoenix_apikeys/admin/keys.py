@@ -18,7 +18,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext
@@ -136,7 +135,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
                 ),
                 messages.ERROR,
             )
-            return HttpResponseRedirect(reverse(self.url_name("changelist")))
+            return HttpResponseRedirect(self.admin_url("changelist"))
 
     # The add flow ---------------------------------------------------------------------------
 
@@ -208,7 +207,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
             ),
             messages.WARNING,
         )
-        return HttpResponseRedirect(reverse(self.url_name("changelist")))
+        return HttpResponseRedirect(self.admin_url("changelist"))
 
     # Rotation ------------------------------------------------------------------------------
 
@@ -281,15 +280,12 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
             "keyword": phoenix_settings.AUTH_HEADER_KEYWORD,
             "acts_as": self.acts_as(request),
             "has_view_permission": self.has_view_permission(request),
-            "changelist_url": reverse(self.url_name("changelist")),
+            "changelist_url": self.admin_url("changelist"),
         }
         response = TemplateResponse(request, self.created_template, context)
         patch_cache_control(response, no_store=True, no_cache=True, private=True, max_age=0)
         response["Referrer-Policy"] = "no-referrer"
         return response
-
-    def url_name(self, view: str) -> str:
-        return f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{view}"
 
 
 class SystemKeyAdmin(APIKeyAdmin):
