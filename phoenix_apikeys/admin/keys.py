@@ -81,9 +81,6 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
     created_template = "admin/phoenix_apikeys/key_created.html"
     actions = ("rotate_selected", "disable_selected", "enable_selected")
 
-    class Media:
-        css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
-
     def get_fieldsets(self, request: HttpRequest, obj: AbstractAPIKey | None = None) -> Any:
         if obj is None:
             return self.add_fieldsets
@@ -246,17 +243,17 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
         try:
             key, plaintext = manager.rotate(old, **self.rotation_fields(request))
         except ValidationError as error:
-            self.message_user(request, " ".join(error.messages), messages.ERROR)
-            return None
+            problem = " ".join(error.messages)
         except (MissingSecretError, CacheUnreachable) as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return None
+            problem = str(error)
         except type(old).DoesNotExist:
-            self.message_user(request, gettext("That key was revoked meanwhile."), messages.ERROR)
-            return None
-        ends = old.expires_at
-        replaced["replaced_until"] = ends if ends and ends > timezone.now() else None
-        return self.render_created(request, key, plaintext, replaced)
+            problem = gettext("That key was revoked meanwhile.")
+        else:
+            ends = old.expires_at
+            replaced["replaced_until"] = ends if ends and ends > timezone.now() else None
+            return self.render_created(request, key, plaintext, replaced)
+        self.message_user(request, problem, messages.ERROR)
+        return None
 
     def render_created(
         self,

@@ -127,17 +127,17 @@ class KeyState(ModelAdmin):
             with transaction.atomic(using=manager.primary()):
                 changed = sum(1 for key in keys if change(key))
         except CacheUnreachable:
-            self.message_user(request, cache_unreachable(), messages.ERROR)
-            return
-        except self.model.DoesNotExist:
-            self.message_user(
-                request,
-                gettext("A selected key was revoked meanwhile; nothing changed."),
-                messages.ERROR,
+            problem = gettext(
+                "The API key cache cannot be reached, so the change could not reach every "
+                "server; nothing changed. Retry shortly."
             )
+        except self.model.DoesNotExist:
+            problem = gettext("A selected key was revoked meanwhile; nothing changed.")
+        else:
+            level = messages.SUCCESS if changed else messages.WARNING
+            self.message_user(request, state_changed(changed, len(keys), disable=disable), level)
             return
-        level = messages.SUCCESS if changed else messages.WARNING
-        self.message_user(request, state_changed(changed, len(keys), disable=disable), level)
+        self.message_user(request, problem, messages.ERROR)
 
     # The key's page ---------------------------------------------------------------------------
 
@@ -212,10 +212,3 @@ def state_changed(changed: int, selected: int, *, disable: bool) -> str:
         already = ngettext("%(count)d already was.", "%(count)d already were.", unchanged)
         text = f"{text} {already % {'count': unchanged}}"
     return text
-
-
-def cache_unreachable() -> str:
-    return gettext(
-        "The API key cache cannot be reached, so the change could not reach every server; "
-        "nothing changed. Retry shortly."
-    )

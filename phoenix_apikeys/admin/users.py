@@ -46,9 +46,6 @@ class UserKeyInline(KeyColumns, TabularInline):
     fields = readonly_fields = KEY_COLUMNS
     verbose_name_plural: StrOrPromise = _("API keys (tick “Delete?” and save to revoke)")
 
-    class Media:
-        css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
-
     # The page stays small however many keys a user has: the newest, and a link to them all.
     shown = 20
 
