@@ -133,10 +133,12 @@ def restriction_fields(options: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def option_errors(error: ValidationError, options: dict[str, Any]) -> str:
-    """The model's errors, each under the option the operator typed."""
+def option_errors(
+    error: ValidationError, options: dict[str, Any], renamed: dict[str, str] | None = None
+) -> str:
+    """The model's errors, each under the option the operator typed (or as ``renamed`` says)."""
     expiry_option = "--expires-at" if options.get("expires_at") is not None else "--expires-in"
-    names = {**OPTIONS, "expires_at": expiry_option}
+    names = {**OPTIONS, "expires_at": expiry_option, **(renamed or {})}
     return "; ".join(
         " ".join(messages)
         if field == NON_FIELD_ERRORS

@@ -78,12 +78,7 @@ class Command(KeyCommand):
         try:
             new, plaintext = type(old)._default_manager.rotate(old, **rotation)
         except ValidationError as error:
-            options_named = rotation_options()
-            renamed = {
-                options_named.get(field, field): messages
-                for field, messages in error.message_dict.items()
-            }
-            raise CommandError(option_errors(ValidationError(renamed), options)) from None
+            raise CommandError(option_errors(error, options, rotation_options())) from None
         except (MissingSecretError, CacheUnreachable) as error:
             raise CommandError(str(error)) from None
         except type(old).DoesNotExist:
