@@ -348,8 +348,7 @@ class UserKeyAdmin(APIKeyAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return may_manage_keys_of(request, None if obj is None else obj.user)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return may_manage_keys_of(request, None if obj is None else obj.user)
+    has_delete_permission = has_view_permission  # who sees a key may revoke it
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Owners (and superusers) may rename; ``view_all_userkeys`` sees and revokes only."""

@@ -78,8 +78,7 @@ class UserKeyInline(KeyColumns, TabularInline):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return may_manage_keys_of(request, obj)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return may_manage_keys_of(request, obj)
+    has_delete_permission = has_view_permission  # who sees a user's keys may revoke them
 
 
 SYSTEM_USER_NOTE = _(
