@@ -19,8 +19,6 @@ from ..authentication import APIKeyAuthentication
 from ..conf import phoenix_settings
 from .base import check
 
-# Wiring into DRF and the middleware stack ------------------------------------------------------
-
 AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 KEY_MIDDLEWARE = "phoenix_apikeys.middleware.APIKeyMiddleware"
 KEY_AUTHENTICATION = "phoenix_apikeys.authentication.APIKeyAuthentication"
