@@ -190,9 +190,7 @@ def check_system_user(**kwargs: Any) -> list[CheckMessage]:
         binding = SystemUser.objects.using(using).select_related("user").first()
     except DatabaseError:  # not migrated yet
         return []
-    if binding is None:
-        return []
-    return _system_user_errors(binding.user)
+    return [] if binding is None else _system_user_errors(binding.user)
 
 
 def _system_user_errors(user: Any) -> list[CheckMessage]:

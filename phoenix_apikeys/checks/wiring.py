@@ -56,10 +56,8 @@ def check_rest_framework_installed(**kwargs: Any) -> list[CheckMessage]:
 
 def _drf_is_used() -> bool:
     """APIKeyAuthentication is a default authentication class, or the REST API is mounted."""
-    if any(
-        issubclass(cls, APIKeyAuthentication)
-        for cls in _drf_classes("DEFAULT_AUTHENTICATION_CLASSES")
-    ):
+    classes = _drf_classes("DEFAULT_AUTHENTICATION_CLASSES")
+    if any(issubclass(cls, APIKeyAuthentication) for cls in classes):
         return True
     if not getattr(settings, "ROOT_URLCONF", None):
         return False
