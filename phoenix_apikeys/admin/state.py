@@ -153,7 +153,11 @@ class KeyState(ModelAdmin):
         limit = key.rate_limit
         if limit is None:
             return gettext("None.")
-        return rate_text(limit["requests"], limit["per"])
+        # "100 requests per 1 minute": the window in its largest whole unit.
+        requests, window = limit["requests"], duration_text(timedelta(seconds=limit["per"]))
+        return ngettext(
+            "%(count)d request per %(window)s.", "%(count)d requests per %(window)s.", requests
+        ) % {"count": requests, "window": window}
 
     @admin.display(description=_("remaining uses"))
     def uses_left(self, key: AbstractAPIKey) -> str:
@@ -180,14 +184,6 @@ class KeyState(ModelAdmin):
             "<code>{}</code> {}",
             ((entry.get("address", ""), used_at(entry.get("at", ""))) for entry in recent),
         )
-
-
-def rate_text(requests: int, per: int) -> str:
-    """``100 requests per 1 minute``: the window in its largest whole unit."""
-    window = duration_text(timedelta(seconds=per))
-    return ngettext(
-        "%(count)d request per %(window)s.", "%(count)d requests per %(window)s.", requests
-    ) % {"count": requests, "window": window}
 
 
 def used_at(text: str) -> str:

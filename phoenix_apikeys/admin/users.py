@@ -89,13 +89,6 @@ SYSTEM_USER_NOTE = _(
 )
 
 
-def system_user_note(description: str | None = None) -> str:
-    """The first fieldset's description on the system user's page: the note, then whatever
-    description the host gave that fieldset (Django renders descriptions as HTML)."""
-    note = format_html('<p class="phoenix-system-user-note">{}</p>', SYSTEM_USER_NOTE)
-    return str(note + (description or ""))
-
-
 class ReservedSystemUsername:
     """Form mixin: nobody may take the system user's name, which would hand them its keys."""
 
@@ -151,9 +144,11 @@ class SystemUserProtection(RefusesUnheardRevocations):
         if not fieldsets:
             return fieldsets
         # What the system user is, said in the page (a fieldset description) rather than as a
-        # message, which Django styles like a success.
+        # message, which Django styles like a success; then whatever description the host gave
+        # that fieldset (Django renders descriptions as HTML).
         (name, options), *rest = fieldsets
-        described = {**options, "description": system_user_note(options.get("description"))}
+        note = format_html('<p class="phoenix-system-user-note">{}</p>', SYSTEM_USER_NOTE)
+        described = {**options, "description": str(note + (options.get("description") or ""))}
         return [(name, described), *rest]
 
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
