@@ -88,6 +88,13 @@ def expiry(options: dict[str, Any]) -> datetime | None:
     return None
 
 
+def add_expiry_arguments(parser: CommandParser, expires_in_help: str) -> None:
+    """--expires-in or --expires-at, not both: what ``expiry`` reads."""
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--expires-in", help=expires_in_help)
+    when.add_argument("--expires-at", help=gettext("ISO 8601 expiry; without an offset it is UTC"))
+
+
 def parse_rate_limit(text: str) -> dict[str, int]:
     """``100/60``: at most 100 requests per 60 seconds; the model judges the numbers."""
     match = RATE_LIMIT.fullmatch(text.strip())
@@ -266,13 +273,7 @@ class CreateKeyCommand(KeyCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True, help=gettext("what the key is for"))
         parser.add_argument("--description", default="", help=gettext("optional longer note"))
-        when = parser.add_mutually_exclusive_group()
-        when.add_argument(
-            "--expires-in", help=gettext("lifetime: a number and s, m, h or d, e.g. 90d")
-        )
-        when.add_argument(
-            "--expires-at", help=gettext("ISO 8601 expiry; without an offset it is UTC")
-        )
+        add_expiry_arguments(parser, gettext("lifetime: a number and s, m, h or d, e.g. 90d"))
         parser.add_argument(
             "--scope",
             action="append",

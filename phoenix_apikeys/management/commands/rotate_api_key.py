@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import (
     KeyCommand,
+    add_expiry_arguments,
     created_lines,
     describe_key,
     expiry,
@@ -59,12 +60,8 @@ class Command(KeyCommand):
                 "h or d; default ROTATION_GRACE_PERIOD"
             ),
         )
-        when = parser.add_mutually_exclusive_group()
-        when.add_argument(
-            "--expires-in", help=gettext("the new key's lifetime, e.g. 90d; default: the old key's")
-        )
-        when.add_argument(
-            "--expires-at", help=gettext("ISO 8601 expiry; without an offset it is UTC")
+        add_expiry_arguments(
+            parser, gettext("the new key's lifetime, e.g. 90d; default: the old key's")
         )
 
     def handle(self, *args: Any, id: str, **options: Any) -> None:
