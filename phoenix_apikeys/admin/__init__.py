@@ -3,19 +3,18 @@
 Django's admin autodiscover imports this package: importing it registers the key admins on the
 default site. ``keys`` holds the key admins, ``forms`` their add form, ``columns`` the list
 columns and status filter, ``state`` a key's restrictions on its page and disabling and
-enabling, ``access`` who may do what, ``users`` the host's user admin, ``events`` the audit
-trail.
+enabling, ``access`` who may do what, ``users`` the host's user admin, ``records`` the audit
+trail and the expiry notices sent.
 """
 
 from django.contrib import admin
 
-from ..models import ExpiryNotice, KeyEvent, SystemKey, UserKey
+from ..models import SystemKey, UserKey
 from .access import made_with_api_key, may_manage_keys_of, sees_all_user_keys
 from .columns import KeyColumns, StatusFilter
-from .events import KeyEventAdmin
 from .forms import KeyAddForm
 from .keys import APIKeyAdmin, SystemKeyAdmin, UserKeyAdmin
-from .notices import ExpiryNoticeAdmin
+from .records import ExpiryNoticeAdmin, KeyEventAdmin
 from .state import KeyState
 from .users import (
     ReservedSystemUsername,
@@ -47,5 +46,3 @@ __all__ = [
 
 admin.site.register(SystemKey, SystemKeyAdmin)
 admin.site.register(UserKey, UserKeyAdmin)
-admin.site.register(ExpiryNotice, ExpiryNoticeAdmin)
-admin.site.register(KeyEvent, KeyEventAdmin)

@@ -4,7 +4,7 @@ the status filter. Status is the model's (``with_status``), read from the querys
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -43,11 +43,6 @@ READ_ONLY_KEY_FIELDS: tuple[str, ...] = (
 )
 
 
-def status_css_class(status: KeyStatus) -> str:
-    """The class admin.css styles the status badge by: the status, with hyphens."""
-    return status.value.replace("_", "-")
-
-
 class StatusFilter(admin.SimpleListFilter):
     title = _("status")
     parameter_name = STATUS
@@ -65,7 +60,10 @@ class StatusFilter(admin.SimpleListFilter):
 
 class KeyColumns:
     """Mixin for the key admins and ``UserKeyInline``: their queryset carries each key's status,
-    and the columns and read-only fields they share."""
+    and the columns, read-only fields and style sheet they share."""
+
+    class Media:
+        css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)  # type: ignore[misc]
@@ -108,7 +106,7 @@ class KeyColumns:
     @admin.display(description=_("status"), ordering=STATUS)
     def key_status(self, key: AbstractAPIKey) -> str:
         status = KeyStatus(getattr(key, STATUS))
-        css = status_css_class(status)
+        css = status.value.replace("_", "-")  # the class admin.css styles the badge by
         return format_html('<span class="phoenix-key-status {}">{}</span>', css, status.label)
 
     @admin.display(description=_("created"), ordering="created_at")

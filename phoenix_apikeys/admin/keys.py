@@ -18,7 +18,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext
@@ -82,9 +81,6 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
     created_template = "admin/phoenix_apikeys/key_created.html"
     actions = ("rotate_selected", "disable_selected", "enable_selected")
 
-    class Media:
-        css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
-
     def get_fieldsets(self, request: HttpRequest, obj: AbstractAPIKey | None = None) -> Any:
         if obj is None:
             return self.add_fieldsets
@@ -136,7 +132,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
                 ),
                 messages.ERROR,
             )
-            return HttpResponseRedirect(reverse(self.url_name("changelist")))
+            return HttpResponseRedirect(self.admin_url("changelist"))
 
     # The add flow ---------------------------------------------------------------------------
 
@@ -208,7 +204,7 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
             ),
             messages.WARNING,
         )
-        return HttpResponseRedirect(reverse(self.url_name("changelist")))
+        return HttpResponseRedirect(self.admin_url("changelist"))
 
     # Rotation ------------------------------------------------------------------------------
 
@@ -247,17 +243,17 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
         try:
             key, plaintext = manager.rotate(old, **self.rotation_fields(request))
         except ValidationError as error:
-            self.message_user(request, " ".join(error.messages), messages.ERROR)
-            return None
+            problem = " ".join(error.messages)
         except (MissingSecretError, CacheUnreachable) as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return None
+            problem = str(error)
         except type(old).DoesNotExist:
-            self.message_user(request, gettext("That key was revoked meanwhile."), messages.ERROR)
-            return None
-        ends = old.expires_at
-        replaced["replaced_until"] = ends if ends and ends > timezone.now() else None
-        return self.render_created(request, key, plaintext, replaced)
+            problem = gettext("That key was revoked meanwhile.")
+        else:
+            ends = old.expires_at
+            replaced["replaced_until"] = ends if ends and ends > timezone.now() else None
+            return self.render_created(request, key, plaintext, replaced)
+        self.message_user(request, problem, messages.ERROR)
+        return None
 
     def render_created(
         self,
@@ -281,15 +277,12 @@ class APIKeyAdmin(RefusesUnheardRevocations, KeyColumns, KeyState, ModelAdmin):
             "keyword": phoenix_settings.AUTH_HEADER_KEYWORD,
             "acts_as": self.acts_as(request),
             "has_view_permission": self.has_view_permission(request),
-            "changelist_url": reverse(self.url_name("changelist")),
+            "changelist_url": self.admin_url("changelist"),
         }
         response = TemplateResponse(request, self.created_template, context)
         patch_cache_control(response, no_store=True, no_cache=True, private=True, max_age=0)
         response["Referrer-Policy"] = "no-referrer"
         return response
-
-    def url_name(self, view: str) -> str:
-        return f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{view}"
 
 
 class SystemKeyAdmin(APIKeyAdmin):
@@ -355,8 +348,7 @@ class UserKeyAdmin(APIKeyAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return may_manage_keys_of(request, None if obj is None else obj.user)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return may_manage_keys_of(request, None if obj is None else obj.user)
+    has_delete_permission = has_view_permission  # who sees a key may revoke it
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Owners (and superusers) may rename; ``view_all_userkeys`` sees and revokes only."""

@@ -127,17 +127,17 @@ class KeyState(ModelAdmin):
             with transaction.atomic(using=manager.primary()):
                 changed = sum(1 for key in keys if change(key))
         except CacheUnreachable:
-            self.message_user(request, cache_unreachable(), messages.ERROR)
-            return
-        except self.model.DoesNotExist:
-            self.message_user(
-                request,
-                gettext("A selected key was revoked meanwhile; nothing changed."),
-                messages.ERROR,
+            problem = gettext(
+                "The API key cache cannot be reached, so the change could not reach every "
+                "server; nothing changed. Retry shortly."
             )
+        except self.model.DoesNotExist:
+            problem = gettext("A selected key was revoked meanwhile; nothing changed.")
+        else:
+            level = messages.SUCCESS if changed else messages.WARNING
+            self.message_user(request, state_changed(changed, len(keys), disable=disable), level)
             return
-        level = messages.SUCCESS if changed else messages.WARNING
-        self.message_user(request, state_changed(changed, len(keys), disable=disable), level)
+        self.message_user(request, problem, messages.ERROR)
 
     # The key's page ---------------------------------------------------------------------------
 
@@ -153,7 +153,11 @@ class KeyState(ModelAdmin):
         limit = key.rate_limit
         if limit is None:
             return gettext("None.")
-        return rate_text(limit["requests"], limit["per"])
+        # "100 requests per 1 minute": the window in its largest whole unit.
+        requests, window = limit["requests"], duration_text(timedelta(seconds=limit["per"]))
+        return ngettext(
+            "%(count)d request per %(window)s.", "%(count)d requests per %(window)s.", requests
+        ) % {"count": requests, "window": window}
 
     @admin.display(description=_("remaining uses"))
     def uses_left(self, key: AbstractAPIKey) -> str:
@@ -182,14 +186,6 @@ class KeyState(ModelAdmin):
         )
 
 
-def rate_text(requests: int, per: int) -> str:
-    """``100 requests per 1 minute``: the window in its largest whole unit."""
-    window = duration_text(timedelta(seconds=per))
-    return ngettext(
-        "%(count)d request per %(window)s.", "%(count)d requests per %(window)s.", requests
-    ) % {"count": requests, "window": window}
-
-
 def used_at(text: str) -> str:
     try:
         return short_datetime(datetime.fromisoformat(text))
@@ -212,10 +208,3 @@ def state_changed(changed: int, selected: int, *, disable: bool) -> str:
         already = ngettext("%(count)d already was.", "%(count)d already were.", unchanged)
         text = f"{text} {already % {'count': unchanged}}"
     return text
-
-
-def cache_unreachable() -> str:
-    return gettext(
-        "The API key cache cannot be reached, so the change could not reach every server; "
-        "nothing changed. Retry shortly."
-    )

@@ -46,9 +46,6 @@ class UserKeyInline(KeyColumns, TabularInline):
     fields = readonly_fields = KEY_COLUMNS
     verbose_name_plural: StrOrPromise = _("API keys (tick “Delete?” and save to revoke)")
 
-    class Media:
-        css: ClassVar[dict[str, list[str]]] = {"all": ["phoenix_apikeys/admin.css"]}
-
     # The page stays small however many keys a user has: the newest, and a link to them all.
     shown = 20
 
@@ -81,8 +78,7 @@ class UserKeyInline(KeyColumns, TabularInline):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return may_manage_keys_of(request, obj)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return may_manage_keys_of(request, obj)
+    has_delete_permission = has_view_permission  # who sees a user's keys may revoke them
 
 
 SYSTEM_USER_NOTE = _(
@@ -91,13 +87,6 @@ SYSTEM_USER_NOTE = _(
     "deactivating it stops every system key and the admin secret. Permissions and groups given "
     "to it are given to every system key and the admin secret."
 )
-
-
-def system_user_note(description: str | None = None) -> str:
-    """The first fieldset's description on the system user's page: the note, then whatever
-    description the host gave that fieldset (Django renders descriptions as HTML)."""
-    note = format_html('<p class="phoenix-system-user-note">{}</p>', SYSTEM_USER_NOTE)
-    return str(note + (description or ""))
 
 
 class ReservedSystemUsername:
@@ -155,9 +144,11 @@ class SystemUserProtection(RefusesUnheardRevocations):
         if not fieldsets:
             return fieldsets
         # What the system user is, said in the page (a fieldset description) rather than as a
-        # message, which Django styles like a success.
+        # message, which Django styles like a success; then whatever description the host gave
+        # that fieldset (Django renders descriptions as HTML).
         (name, options), *rest = fieldsets
-        described = {**options, "description": system_user_note(options.get("description"))}
+        note = format_html('<p class="phoenix-system-user-note">{}</p>', SYSTEM_USER_NOTE)
+        described = {**options, "description": str(note + (options.get("description") or ""))}
         return [(name, described), *rest]
 
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:

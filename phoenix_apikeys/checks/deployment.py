@@ -9,12 +9,16 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.cache import InvalidCacheBackendError, caches
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.db import DatabaseError, connections, router
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
+from ..cache import is_per_process
 from ..conf import DEFAULTS, phoenix_settings, read_secrets, rule_context
+from ..models import KEY_MODELS, SystemKey, SystemUser
 from ..rules import deploy_problems
 from .base import check
 
@@ -23,12 +27,6 @@ from .base import check
 def check_keys_within_lifetime(**kwargs: Any) -> list[CheckMessage]:
     """W006: keys made before MAX_KEY_LIFETIME was tightened outlive it (they keep working until
     they expire). It reads the database: ``check --deploy --database default``."""
-    from django.db import router
-    from django.utils import timezone
-
-    from ..conf import phoenix_settings
-    from ..models import KEY_MODELS
-
     warnings: list[CheckMessage] = []
     now = timezone.now()
     for kind, model in KEY_MODELS.items():
@@ -67,8 +65,6 @@ def check_keys_within_lifetime(**kwargs: Any) -> list[CheckMessage]:
 
 @check(Tags.security, deploy=True)
 def check_deployment(**kwargs: Any) -> list[CheckMessage]:
-    from ..models import SystemKey
-
     secrets = read_secrets()
     warnings: list[CheckMessage] = [
         Warning(str(problem), hint=problem.hint, id=problem.id)
@@ -92,10 +88,6 @@ def check_deployment(**kwargs: Any) -> list[CheckMessage]:
 
 @check(Tags.caches, Tags.security)
 def check_cache(**kwargs: Any) -> list[CheckMessage]:
-    from django.core.cache import InvalidCacheBackendError, caches
-
-    from ..cache import is_per_process
-
     user_settings = phoenix_settings.given()
     alias = user_settings.get("CACHE_ALIAS")
     messages = _unknown_cache_aliases(user_settings)
@@ -191,10 +183,6 @@ def check_system_user(**kwargs: Any) -> list[CheckMessage]:
     It reads the database, so like Django's own database checks it runs only when asked to
     (``check --database default``, and ``migrate``).
     """
-    from django.db import router
-
-    from ..models import SystemUser
-
     using = router.db_for_read(SystemUser)
     if using not in (kwargs.get("databases") or ()):
         return []
@@ -202,9 +190,7 @@ def check_system_user(**kwargs: Any) -> list[CheckMessage]:
         binding = SystemUser.objects.using(using).select_related("user").first()
     except DatabaseError:  # not migrated yet
         return []
-    if binding is None:
-        return []
-    return _system_user_errors(binding.user)
+    return [] if binding is None else _system_user_errors(binding.user)
 
 
 def _system_user_errors(user: Any) -> list[CheckMessage]:

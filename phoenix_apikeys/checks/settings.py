@@ -75,10 +75,6 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _between(low: float, high: float) -> Any:
     return lambda value: (count := seconds(value)) is not None and low <= count <= high
 
@@ -87,8 +83,8 @@ def _optional(rule: Any) -> Any:
     return lambda value: value is None or rule(value)
 
 
-def _count(low: int) -> Any:
-    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _text(value: Any) -> bool:
@@ -128,15 +124,15 @@ VALUE_RULES: dict[str, tuple[Any, StrOrPromise]] = {
     "MAX_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
     "DEFAULT_KEY_LIFETIME": (_per_kind(_optional(_between(1, CENTURY))), LIFETIME),
     "CACHE_ALIAS": (_optional(_text), _("None or the name of an alias in CACHES")),
-    "CACHE_TIMEOUT": (_count(1), _("a whole number of seconds, 1 or more")),
+    "CACHE_TIMEOUT": (_count, _("a whole number of seconds, 1 or more")),
     "LOCAL_CACHE": (lambda value: isinstance(value, bool), _("True or False")),
     "CACHE_RETRY_INTERVAL": (_between(0, 86400), _("seconds, from 0 to 86400")),
     "THROTTLE_CACHE_ALIAS": (_optional(_text), _("None or the name of an alias in CACHES")),
-    "FAILED_AUTH_LIMIT": (_optional(_count(1)), _("None, or a whole number, 1 or more")),
-    "FAILED_AUTH_WINDOW": (_count(1), _("a whole number of seconds, 1 or more")),
-    "LEAK_REVOCATION_LIMIT": (_optional(_count(1)), _("None, or a whole number, 1 or more")),
+    "FAILED_AUTH_LIMIT": (_optional(_count), _("None, or a whole number, 1 or more")),
+    "FAILED_AUTH_WINDOW": (_count, _("a whole number of seconds, 1 or more")),
+    "LEAK_REVOCATION_LIMIT": (_optional(_count), _("None, or a whole number, 1 or more")),
     "CLIENT_ADDRESS_HEADER": (_optional(_text), _("None or a request.META key")),
-    "TRUSTED_PROXY_COUNT": (_count(1), _("a whole number, 1 or more")),
+    "TRUSTED_PROXY_COUNT": (_count, _("a whole number, 1 or more")),
     "ROTATION_GRACE_PERIOD": (_between(0, CENTURY), _("a timedelta or seconds, 0 or more")),
     "MAX_ROTATION_GRACE_PERIOD": (_between(0, CENTURY), _("a timedelta or seconds, 0 or more")),
     "EXPIRY_NOTICE_THRESHOLDS": (
@@ -144,8 +140,8 @@ VALUE_RULES: dict[str, tuple[Any, StrOrPromise]] = {
         _("a list of timedeltas or seconds, each 0 or more (empty: no notices)"),
     ),
     "EVENT_RETENTION": (_between(1, CENTURY), _("a timedelta or seconds, 1 second or more")),
-    "MAX_KEYS_PER_USER": (_optional(_count(1)), _("None, or a whole number, 1 or more")),
-    "MAX_SYSTEM_KEYS": (_optional(_count(1)), _("None, or a whole number, 1 or more")),
+    "MAX_KEYS_PER_USER": (_optional(_count), _("None, or a whole number, 1 or more")),
+    "MAX_SYSTEM_KEYS": (_optional(_count), _("None, or a whole number, 1 or more")),
 }
 
 
@@ -181,8 +177,6 @@ def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
 
 def _default_beyond_maximum() -> list[CheckMessage]:
     """E028: a default lifetime longer than the maximum would make every default key fail."""
-    from ..conf import phoenix_settings
-
     errors: list[CheckMessage] = []
     for kind in KeyKind:
         policy = phoenix_settings.lifetime_policy(kind)

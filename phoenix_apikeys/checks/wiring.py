@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.exceptions import ImproperlyConfigured
@@ -18,8 +19,6 @@ from ..authentication import APIKeyAuthentication
 from ..conf import phoenix_settings
 from .base import check
 
-# Wiring into DRF and the middleware stack ------------------------------------------------------
-
 AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 KEY_MIDDLEWARE = "phoenix_apikeys.middleware.APIKeyMiddleware"
 DJANGO_CSRF_MIDDLEWARE = "django.middleware.csrf.CsrfViewMiddleware"
@@ -32,8 +31,6 @@ def check_rest_framework_installed(**kwargs: Any) -> list[CheckMessage]:
     """E041: DRF's HTML renderers load their templates through INSTALLED_APPS, so without the
     app every response they render (any DRF view a browser opens) is a 500. JSON-only renderers
     need no template, and then DRF works as a plain library."""
-    from django.apps import apps
-
     if apps.is_installed("rest_framework") or not _drf_is_used():
         return []
     renderers = [
@@ -61,7 +58,8 @@ def check_rest_framework_installed(**kwargs: Any) -> list[CheckMessage]:
 
 def _drf_is_used() -> bool:
     """APIKeyAuthentication is a default authentication class, or the REST API is mounted."""
-    if any(issubclass(cls, APIKeyAuthentication) for cls in _authentication_classes()):
+    classes = _drf_classes("DEFAULT_AUTHENTICATION_CLASSES")
+    if any(issubclass(cls, APIKeyAuthentication) for cls in classes):
         return True
     if not getattr(settings, "ROOT_URLCONF", None):
         return False
@@ -77,10 +75,6 @@ def _renders_drf_html(renderer: type) -> bool:
     return any(isinstance(name, str) and name.startswith("rest_framework/") for name in names)
 
 
-def _authentication_classes() -> list[type]:
-    return _drf_classes("DEFAULT_AUTHENTICATION_CLASSES")
-
-
 def _drf_classes(name: str) -> list[type]:
     """A REST_FRAMEWORK list of classes, imported (its stubs type the setting as paths)."""
     try:
@@ -94,7 +88,7 @@ def check_authentication_order(**kwargs: Any) -> list[CheckMessage]:
     """W005: DRF answers a failed authentication with the first class's challenge; when that
     class sends none (SessionAuthentication) or another scheme, a bad key gets 403 or a 401 the
     client cannot act on, not 401 with ``WWW-Authenticate: Bearer``."""
-    classes = _authentication_classes()
+    classes = _drf_classes("DEFAULT_AUTHENTICATION_CLASSES")
     ours = [i for i, cls in enumerate(classes) if issubclass(cls, APIKeyAuthentication)]
     if not ours or ours[0] == 0:
         return []

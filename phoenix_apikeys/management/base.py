@@ -26,6 +26,7 @@ from ..keys import KeyKind
 from ..models import AbstractAPIKey, MissingSecretError, find_key_by_id
 from ..verification import migrate_hint
 
+# At most 9 digits: 999999999d is timedelta's largest number of days, so no duration overflows.
 DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
 RATE_LIMIT = re.compile(r"([0-9]{1,30})/([0-9]{1,30})")
 USES = re.compile(r"[0-9]{1,30}")  # the model judges the range
@@ -56,12 +57,7 @@ def parse_duration(text: str, option: str = "--expires-in") -> timedelta:
             % {"option": option, "text": repr(text)}
         )
     number, unit = match.groups()
-    try:
-        return timedelta(**{UNITS[unit]: int(number)})
-    except OverflowError:
-        raise CommandError(
-            gettext("%(option)s: %(text)s is too long.") % {"option": option, "text": repr(text)}
-        ) from None
+    return timedelta(**{UNITS[unit]: int(number)})
 
 
 def parse_expires_at(text: str) -> datetime:
@@ -90,6 +86,13 @@ def expiry(options: dict[str, Any]) -> datetime | None:
     if options.get("expires_at") is not None:
         return parse_expires_at(options["expires_at"])
     return None
+
+
+def add_expiry_arguments(parser: CommandParser, expires_in_help: str) -> None:
+    """--expires-in or --expires-at, not both: what ``expiry`` reads."""
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--expires-in", help=expires_in_help)
+    when.add_argument("--expires-at", help=gettext("ISO 8601 expiry; without an offset it is UTC"))
 
 
 def parse_rate_limit(text: str) -> dict[str, int]:
@@ -133,10 +136,12 @@ def restriction_fields(options: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def option_errors(error: ValidationError, options: dict[str, Any]) -> str:
-    """The model's errors, each under the option the operator typed."""
+def option_errors(
+    error: ValidationError, options: dict[str, Any], renamed: dict[str, str] | None = None
+) -> str:
+    """The model's errors, each under the option the operator typed (or as ``renamed`` says)."""
     expiry_option = "--expires-at" if options.get("expires_at") is not None else "--expires-in"
-    names = {**OPTIONS, "expires_at": expiry_option}
+    names = {**OPTIONS, "expires_at": expiry_option, **(renamed or {})}
     return "; ".join(
         " ".join(messages)
         if field == NON_FIELD_ERRORS
@@ -268,13 +273,7 @@ class CreateKeyCommand(KeyCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True, help=gettext("what the key is for"))
         parser.add_argument("--description", default="", help=gettext("optional longer note"))
-        when = parser.add_mutually_exclusive_group()
-        when.add_argument(
-            "--expires-in", help=gettext("lifetime: a number and s, m, h or d, e.g. 90d")
-        )
-        when.add_argument(
-            "--expires-at", help=gettext("ISO 8601 expiry; without an offset it is UTC")
-        )
+        add_expiry_arguments(parser, gettext("lifetime: a number and s, m, h or d, e.g. 90d"))
         parser.add_argument(
             "--scope",
             action="append",

@@ -16,17 +16,8 @@ from .. import throttle
 from ..cache import CacheUnreachable, ready_for_changes
 from ..http import Client
 from ..models import MissingSecretError, revoke_leaked
-from .base import (
-    KeyAPIView,
-    SecretUnavailable,
-    detail_at,
-    document,
-)
-from .serializers import (
-    ErrorSerializer,
-    LeakReceiptEnvelopeSerializer,
-    LeakReportRequestSerializer,
-)
+from .base import KeyAPIView, SecretUnavailable, detail_at, document
+from .serializers import ErrorSerializer, LeakReceiptEnvelopeSerializer, LeakReportRequestSerializer
 
 # Leak reports: the largest body read (Content-Length), below Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
 MAX_LEAK_REPORT_BYTES = 64 * 1024
@@ -42,8 +33,6 @@ class LeakRevocationView(KeyAPIView):
     """
 
     takes_no_credential = True
-    authentication_classes: list[type[BaseAuthentication]] = []
-    permission_classes = [AllowAny]
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         return []

@@ -33,16 +33,21 @@ def credential_name(auth: Any) -> str:
     return "login" if auth is None else "other"
 
 
+def envelope(name: str, data: Any, **fields: Any) -> Any:
+    """A ``{"data": ...}`` body: a serializer class named ``name`` (the schema's component name,
+    less "Serializer"). Made here, not with a class statement, because the type stubs mistake a
+    field named "data" for ``Serializer.data``."""
+    namespace = {"data": data, **fields, "__module__": __name__}
+    return type(name, (serializers.Serializer,), namespace)
+
+
 class UserSummarySerializer(serializers.Serializer[Any]):
     id = serializers.SerializerMethodField()
-    username = serializers.SerializerMethodField()
+    username = serializers.CharField(source="get_username", read_only=True)
     email = serializers.SerializerMethodField()
 
     def get_id(self, user: Any) -> str:
         return global_id(USER_TYPE, user.pk)
-
-    def get_username(self, user: Any) -> str:
-        return str(user.get_username())
 
     def get_email(self, user: Any) -> str:
         return owner_address(user)
@@ -91,17 +96,22 @@ class RecentAddressSerializer(serializers.Serializer[Any]):
 
 
 class KeySerializer(serializers.Serializer[AbstractAPIKey]):
-    id = serializers.SerializerMethodField(help_text=_("Opaque id; names the kind of key."))
+    id = serializers.CharField(
+        source="key_id", read_only=True, help_text=_("Opaque id; names the kind of key.")
+    )
     name = serializers.CharField(read_only=True)
     description = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
     last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    scopes = serializers.SerializerMethodField(
+    scopes = serializers.ListField(
+        source="scope_list",
+        child=serializers.CharField(),
+        read_only=True,
         help_text=_(
             'What the key may do: empty for its owner\'s whole authority; "read" for '
             'safe methods only; "app_label.codename" permissions.'
-        )
+        ),
     )
 
     allowed_networks = serializers.ListField(
@@ -123,12 +133,6 @@ class KeySerializer(serializers.Serializer[AbstractAPIKey]):
         read_only=True,
         help_text=_("The last distinct client addresses, newest first, at most 5."),
     )
-
-    def get_id(self, key: AbstractAPIKey) -> str:
-        return key.key_id
-
-    def get_scopes(self, key: AbstractAPIKey) -> list[str]:
-        return list(key.scope_list)
 
 
 class CreatedKeySerializer(KeySerializer):
@@ -224,13 +228,10 @@ class KeyRotateSerializer(serializers.Serializer[Any]):
         return timedelta(seconds=min(seconds, LONGEST_GRACE_SECONDS))
 
 
-# The envelopes declare a field named "data", which the stubs mistake for Serializer.data.
-class KeyCreateRequestSerializer(serializers.Serializer[Any]):
-    data = KeyCreateSerializer()  # type: ignore[assignment]
-
-
-class KeyRotateRequestSerializer(serializers.Serializer[Any]):
-    data = KeyRotateSerializer(required=False)  # type: ignore[assignment]
+KeyCreateRequestSerializer = envelope("KeyCreateRequestSerializer", KeyCreateSerializer())
+KeyRotateRequestSerializer = envelope(
+    "KeyRotateRequestSerializer", KeyRotateSerializer(required=False)
+)
 
 
 # A leak report: at most this many keys, each at most this long (a key is 43 characters with
@@ -250,8 +251,7 @@ class LeakedKeysSerializer(serializers.Serializer[Any]):
     )
 
 
-class LeakReportRequestSerializer(serializers.Serializer[Any]):
-    data = LeakedKeysSerializer()  # type: ignore[assignment]
+LeakReportRequestSerializer = envelope("LeakReportRequestSerializer", LeakedKeysSerializer())
 
 
 class LeakReceiptSerializer(serializers.Serializer[Any]):
@@ -260,8 +260,7 @@ class LeakReceiptSerializer(serializers.Serializer[Any]):
     )
 
 
-class LeakReceiptEnvelopeSerializer(serializers.Serializer[Any]):
-    data = LeakReceiptSerializer()  # type: ignore[assignment]
+LeakReceiptEnvelopeSerializer = envelope("LeakReceiptEnvelopeSerializer", LeakReceiptSerializer())
 
 
 class PageQuerySerializer(serializers.Serializer[Any]):
@@ -285,30 +284,20 @@ class PageQuerySerializer(serializers.Serializer[Any]):
         return parsed[1]
 
 
-class CurrentUserEnvelopeSerializer(serializers.Serializer[Any]):
-    data = CurrentUserSerializer()  # type: ignore[assignment]
+def next_cursor() -> serializers.CharField:
+    return serializers.CharField(allow_null=True, help_text=_("null on the last page."))
 
 
-class KeyListEnvelopeSerializer(serializers.Serializer[Any]):
-    data = KeySerializer(many=True)  # type: ignore[assignment]
-    next_cursor = serializers.CharField(allow_null=True, help_text=_("null on the last page."))
-
-
-class KeyEnvelopeSerializer(serializers.Serializer[Any]):
-    data = KeySerializer()  # type: ignore[assignment]
-
-
-class CreatedKeyEnvelopeSerializer(serializers.Serializer[Any]):
-    data = CreatedKeySerializer()  # type: ignore[assignment]
-
-
-class RotatedKeyEnvelopeSerializer(serializers.Serializer[Any]):
-    data = RotatedKeySerializer()  # type: ignore[assignment]
-
-
-class InventoryEnvelopeSerializer(serializers.Serializer[Any]):
-    data = OwnedKeySerializer(many=True)  # type: ignore[assignment]
-    next_cursor = serializers.CharField(allow_null=True, help_text=_("null on the last page."))
+CurrentUserEnvelopeSerializer = envelope("CurrentUserEnvelopeSerializer", CurrentUserSerializer())
+KeyListEnvelopeSerializer = envelope(
+    "KeyListEnvelopeSerializer", KeySerializer(many=True), next_cursor=next_cursor()
+)
+KeyEnvelopeSerializer = envelope("KeyEnvelopeSerializer", KeySerializer())
+CreatedKeyEnvelopeSerializer = envelope("CreatedKeyEnvelopeSerializer", CreatedKeySerializer())
+RotatedKeyEnvelopeSerializer = envelope("RotatedKeyEnvelopeSerializer", RotatedKeySerializer())
+InventoryEnvelopeSerializer = envelope(
+    "InventoryEnvelopeSerializer", OwnedKeySerializer(many=True), next_cursor=next_cursor()
+)
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
@@ -324,5 +313,4 @@ class RouteIndexSerializer(serializers.Serializer[Any]):
     routes = RouteSerializer(many=True)
 
 
-class RouteIndexEnvelopeSerializer(serializers.Serializer[Any]):
-    data = RouteIndexSerializer()  # type: ignore[assignment]
+RouteIndexEnvelopeSerializer = envelope("RouteIndexEnvelopeSerializer", RouteIndexSerializer())

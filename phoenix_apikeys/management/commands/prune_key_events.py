@@ -27,15 +27,13 @@ class Command(LocalizedCommand):
         cutoff = timezone.now() - phoenix_settings.EVENT_RETENTION
         if dry_run:
             count = KeyEvent.objects.filter(at__lt=cutoff).count()
-        else:  # the one way events go: KeyEvent and its queryset refuse every other delete
-            count = KeyEvent.objects.prune_older_than(cutoff)
-        if dry_run:
             summary = ngettext(
                 "Would prune %(count)d key event from before %(cutoff)s.",
                 "Would prune %(count)d key events from before %(cutoff)s.",
                 count,
             )
-        else:
+        else:  # the one way events go: KeyEvent and its queryset refuse every other delete
+            count = KeyEvent.objects.prune_older_than(cutoff)
             summary = ngettext(
                 "Pruned %(count)d key event from before %(cutoff)s.",
                 "Pruned %(count)d key events from before %(cutoff)s.",

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.management.base import (
     KeyCommand,
+    add_expiry_arguments,
     created_lines,
     describe_key,
     expiry,
@@ -59,12 +60,8 @@ class Command(KeyCommand):
                 "h or d; default ROTATION_GRACE_PERIOD"
             ),
         )
-        when = parser.add_mutually_exclusive_group()
-        when.add_argument(
-            "--expires-in", help=gettext("the new key's lifetime, e.g. 90d; default: the old key's")
-        )
-        when.add_argument(
-            "--expires-at", help=gettext("ISO 8601 expiry; without an offset it is UTC")
+        add_expiry_arguments(
+            parser, gettext("the new key's lifetime, e.g. 90d; default: the old key's")
         )
 
     def handle(self, *args: Any, id: str, **options: Any) -> None:
@@ -78,12 +75,7 @@ class Command(KeyCommand):
         try:
             new, plaintext = type(old)._default_manager.rotate(old, **rotation)
         except ValidationError as error:
-            options_named = rotation_options()
-            renamed = {
-                options_named.get(field, field): messages
-                for field, messages in error.message_dict.items()
-            }
-            raise CommandError(option_errors(ValidationError(renamed), options)) from None
+            raise CommandError(option_errors(error, options, rotation_options())) from None
         except (MissingSecretError, CacheUnreachable) as error:
             raise CommandError(str(error)) from None
         except type(old).DoesNotExist:
