@@ -14,16 +14,11 @@ from rest_framework.response import Response
 
 from .conf import phoenix_settings
 from .http import attached, verify_request
+from .outage import RETRY_AFTER_UNAVAILABLE, VerificationUnavailable, database_failed
 from .restrictions import RateLimited
 from .scopes import OutOfScope
 from .throttle import TooManyFailures
-from .verification import (
-    RETRY_AFTER_UNAVAILABLE,
-    CredentialRejected,
-    Principal,
-    VerificationUnavailable,
-    database_failed,
-)
+from .verification import CredentialRejected, Principal
 
 
 class Unavailable(exceptions.APIException):

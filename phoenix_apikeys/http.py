@@ -22,13 +22,13 @@ from rest_framework.request import Request
 from . import audit, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, Secret
+from .outage import VerificationUnavailable
 from .restrictions import AddressNotAllowed, IPAddress, RateLimited
 from .signals import credential_verified
 from .verification import PRINCIPAL_ATTRIBUTE as PRINCIPAL_ATTRIBUTE  # where entry points look
 from .verification import (
     CredentialRejected,
     Principal,
-    VerificationUnavailable,
     averify_credential,
     reject,
     verify_credential,
@@ -210,7 +210,7 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     """The principal of a request that presents our credential, None when it presents none.
 
     Raises CredentialRejected (401), throttle.TooManyFailures (429),
-    verification.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
+    outage.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
     a method its scopes do not allow). Sends ``credential_verified`` with the outcome.
     """
     # No local holds META: a debug page would show it, the header with it.

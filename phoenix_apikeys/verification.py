@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import threading
 import time
 from datetime import datetime
 from typing import Any, NoReturn
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
-from django.db import DatabaseError, OperationalError, ProgrammingError, router, transaction
+from django.db import DatabaseError, router, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import get_language, gettext
@@ -26,14 +26,12 @@ from . import audit, cache, restrictions, scopes, throttle
 from .conf import phoenix_settings
 from .keys import Credential, MalformedKey, ParsedKey, digests, parse_key, secret_matches
 from .models import KEY_MODELS, AbstractAPIKey, KeyEvent, system_user
+from .outage import VerificationUnavailable, database_answered, database_failed
 from .rules import MAX_CREDENTIAL_LENGTH
 from .scopes import ScopedUser
 from .signals import authentication_failed, key_cache_read
 
 logger = logging.getLogger("phoenix_apikeys")
-
-# Seconds a client is told to wait when the database cannot be asked.
-RETRY_AFTER_UNAVAILABLE = 5
 
 
 class AdminSecret:
@@ -54,17 +52,6 @@ ADMIN_SECRET = AdminSecret()
 Principal = tuple[Any, "AbstractAPIKey | AdminSecret"]
 # Where APIKeyMiddleware leaves the principal, so DRF does not verify the same request twice.
 PRINCIPAL_ATTRIBUTE = "_phoenix_apikeys_principal"
-
-
-class VerificationUnavailable(Exception):
-    """The database could not be asked: the answer is 503 with Retry-After, never a yes."""
-
-    retry_after = RETRY_AFTER_UNAVAILABLE
-
-    def __init__(self) -> None:
-        super().__init__(
-            gettext("API keys cannot be verified right now: the database is unavailable.")
-        )
 
 
 class CredentialRejected(Exception):
@@ -136,13 +123,14 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
     principal = _remembered_key(name, method)
     if principal is not None:
         return principal
-    cached = cache.read(name)
+    model = KEY_MODELS[kind]
+    cached = _of_type(cache.read(name), model)
     _count_cache_read(cached)
     if cached.value is None:
-        cached = _unless_throttled(name, cached, source)
+        cached = _of_type(_unless_throttled(name, cached, source), model)
     key = cached.value
     if key is None:
-        key = KEY_MODELS[kind]._default_manager.find_by_digests(candidates)
+        key = model._default_manager.find_by_digests(candidates)
         database_answered()
     if key is None:
         reject(f"unknown {kind.value} key", kind=kind.credential)
@@ -199,6 +187,15 @@ def refuse_out_of_scope(key: AbstractAPIKey, method: str) -> None:
         raise scopes.OutOfScope(refusal)
 
 
+def _of_type(entry: cache.Entry, model: type) -> cache.Entry:
+    """A shared cache entry that is not a ``model`` (written there by something else) is a miss."""
+    return (
+        entry
+        if entry.value is None or isinstance(entry.value, model)
+        else entry._replace(value=None)
+    )
+
+
 def _unless_throttled(name: str, cached: cache.Entry, source: throttle.Source) -> cache.Entry:
     """Before the database is asked: an address past the failure limit is refused
     (TooManyFailures), unless the shared cache holds the entry."""
@@ -227,38 +224,15 @@ def _record_use(key: AbstractAPIKey, now: datetime, source: throttle.Source) -> 
         database_failed(error)
 
 
-_database_down = False
-
-
-def database_failed(error: Exception) -> None:
-    """One log line per outage, not one per request."""
-    global _database_down
-    if not _database_down:
-        _database_down = True
-        logger.error(
-            "Database unavailable (%s: %s); API keys not in the cache answer 503 until it "
-            "returns.%s",
-            type(error).__name__,
-            error,
-            migrate_hint(error),
-        )
-
-
-def database_answered() -> None:
-    global _database_down
-    if _database_down:
-        _database_down = False
-        logger.warning("Database answers again; API keys are verified as usual.")
-
-
 def _verify_admin_secret(credential: str, source: throttle.Source) -> Principal:
     admin_secret = phoenix_settings.secrets.admin_secret
     if admin_secret is None or not secret_matches(credential, admin_secret):
         reject("unknown credential")
-    cached = cache.read(cache.SYSTEM_USER)
+    model = get_user_model()
+    cached = _of_type(cache.read(cache.SYSTEM_USER), model)
     _count_cache_read(cached)
     if cached.value is None:
-        cached = _unless_throttled(cache.SYSTEM_USER, cached, source)
+        cached = _of_type(_unless_throttled(cache.SYSTEM_USER, cached, source), model)
     user = cached.value
     if user is None:
         user = system_user()
@@ -342,20 +316,6 @@ def _count_cache_read(entry: cache.Entry) -> None:
     """A hit or a miss of the key cache, for metrics; nothing when no cache answered."""
     if entry.value is not None or entry.stamp is not None or entry.unread:
         key_cache_read.send(sender=None, hit=entry.value is not None)
-
-
-# How PostgreSQL, SQLite, MySQL and Oracle say that a table or column is not there.
-_NOT_MIGRATED = re.compile(
-    r"no such (table|column)|does not exist|doesn't exist|unknown column|ORA-00942|ORA-00904",
-    re.IGNORECASE,
-)
-
-
-def migrate_hint(error: Exception) -> str:
-    """For a database that answers but lacks our tables or columns: what to run."""
-    if isinstance(error, (ProgrammingError, OperationalError)) and _NOT_MIGRATED.search(str(error)):
-        return " A table or column is missing: run `manage.py migrate`."
-    return ""
 
 
 # When this process last recorded a use of the admin secret (time.monotonic()); None: never.

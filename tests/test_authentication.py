@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from phoenix_apikeys import verification
+from phoenix_apikeys import outage
 from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import UserKey, system_user
 
@@ -264,7 +264,7 @@ def test_other_schemes_are_left_to_other_authentication(api_client: APIClient, h
 @pytest.fixture
 def database_down(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every new cursor fails as it does when PostgreSQL is stopped."""
-    monkeypatch.setattr(verification, "_database_down", False)
+    monkeypatch.setattr(outage, "_database_down", False)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("connection refused: is the server running?")
@@ -319,7 +319,7 @@ def test_the_api_answers_503_when_the_database_fails_after_authentication(
 def test_the_database_returning_is_logged_and_keys_work_again(
     api_client: APIClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(verification, "_database_down", False)
+    monkeypatch.setattr(outage, "_database_down", False)
     key = UserKeyFactory()
     with monkeypatch.context() as down:
         down.setattr(connection, "cursor", lambda *a, **k: (_ for _ in ()).throw(OperationalError))

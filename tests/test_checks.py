@@ -557,6 +557,12 @@ def test_the_key_middleware_with_djangos_own_csrf_middleware_is_warned(settings:
     assert message.hint.startswith(f"Use {KEY_CSRF!r} in its place")
 
 
+def test_djangos_csrf_middleware_beside_the_apps_is_warned(settings: Any) -> None:
+    at = settings.MIDDLEWARE.index(KEY_CSRF)
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE[:at], DJANGO_CSRF, *settings.MIDDLEWARE[at:]]
+    assert W007 in ids()
+
+
 def test_the_csrf_middleware_of_the_app_or_no_key_middleware_passes(settings: Any) -> None:
     assert KEY_CSRF in settings.MIDDLEWARE
     assert W007 not in ids()

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.db import OperationalError, connections
 from django.test import Client
 
-from phoenix_apikeys import verification
+from phoenix_apikeys import outage
 from phoenix_apikeys.checks.deployment import check_tables_migrated
 from phoenix_apikeys.checks.settings import (
     check_secrets_hidden_by_settings,
@@ -111,7 +111,7 @@ def test_the_503_log_line_says_run_migrate_when_a_table_is_missing(
         raise OperationalError("no such table: phoenix_apikeys_userkey")
 
     monkeypatch.setattr(UserKey.objects, "find_by_digests", missing)
-    monkeypatch.setattr(verification, "_database_down", False)
+    monkeypatch.setattr(outage, "_database_down", False)
     with caplog.at_level(logging.ERROR, logger="phoenix_apikeys"):
         response = Client().get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
     assert response.status_code == 503
@@ -119,7 +119,7 @@ def test_the_503_log_line_says_run_migrate_when_a_table_is_missing(
 
 
 def test_a_database_that_is_down_gets_no_migrate_hint() -> None:
-    assert verification.migrate_hint(OperationalError("connection refused")) == ""
+    assert outage.migrate_hint(OperationalError("connection refused")) == ""
 
 
 def test_an_unmigrated_example_says_so_where_the_user_looks(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -10,15 +11,11 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from phoenix_apikeys import throttle
+from phoenix_apikeys import cache, throttle
 from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import UserKey, system_user
-from phoenix_apikeys.verification import (
-    ADMIN_SECRET,
-    CredentialRejected,
-    VerificationUnavailable,
-    verify_credential,
-)
+from phoenix_apikeys.outage import VerificationUnavailable
+from phoenix_apikeys.verification import ADMIN_SECRET, CredentialRejected, verify_credential
 
 from .factories import SystemKeyFactory, UserKeyFactory, key_of_inactive_owner
 
@@ -94,3 +91,17 @@ def test_a_blocked_source_is_refused_before_the_query(settings: Any) -> None:
     assert len(queries) == 0
     key = UserKeyFactory()
     assert verify_credential(key.plaintext, source="198.51.100.1")[1] == key
+
+
+@pytest.mark.parametrize("foreign", ["not-a-key", 42, ["a", "list"]])
+def test_a_cache_entry_that_is_not_a_key_is_a_miss(
+    foreign: Any, monkeypatch: pytest.MonkeyPatch, admin_secret: str
+) -> None:
+    """Something else wrote under our name in the shared cache: the database answers."""
+    key = UserKeyFactory()
+    stamp = ("generation", "version")
+    monkeypatch.setattr(cache, "read", lambda name: cache.Entry(foreign, stamp, time.time()))
+    monkeypatch.setattr(cache, "store", lambda *args: None)
+    assert verify_credential(key.plaintext) == (key.user, key)
+    user, _auth = verify_credential(admin_secret)
+    assert user == system_user()

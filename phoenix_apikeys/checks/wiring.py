@@ -159,13 +159,16 @@ def check_middleware_order(**kwargs: Any) -> list[CheckMessage]:
 
 @check(Tags.security)
 def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
-    """W007: Django's CSRF middleware knows nothing of keys, so with it a key's POST to a plain
-    Django view is refused (403) for want of a CSRF cookie no API client has."""
+    """W007: Django's CSRF middleware knows nothing of keys, so with it (even beside ours) a
+    key's POST to a plain Django view is refused (403) for want of a CSRF cookie no API client
+    has."""
     middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
-    if _position(middleware, KEY_MIDDLEWARE) is None:
-        return []
-    django_csrf = _position(middleware, DJANGO_CSRF_MIDDLEWARE)
-    if django_csrf is None or _position(middleware, KEY_CSRF_MIDDLEWARE) is not None:
+    blind = [
+        path
+        for path in middleware
+        if _is(path, DJANGO_CSRF_MIDDLEWARE) and not _is(path, KEY_CSRF_MIDDLEWARE)
+    ]
+    if not blind or _position(middleware, KEY_MIDDLEWARE) is None:
         return []
     return [
         Warning(
@@ -174,7 +177,7 @@ def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
                 "DELETE authenticated by a key to a plain Django view is refused (403, CSRF). "
                 "DRF's views are not concerned."
             )
-            % {"theirs": repr(middleware[django_csrf])},
+            % {"theirs": repr(blind[0])},
             hint=gettext(
                 "Use %(ours)s in its place: it skips the check only for a request "
                 "APIKeyMiddleware authenticated by a key."
@@ -187,12 +190,14 @@ def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
 
 def _position(middleware: list[Any], dotted: str) -> int | None:
     """Index of the first entry that is ``dotted`` or a subclass of it."""
-    for index, path in enumerate(middleware):
-        try:
-            found = import_string(path) if isinstance(path, str) else None
-        except ImportError:
-            continue  # Django names a middleware that does not import when it loads it
-        for cls in getattr(found, "__mro__", ()):
-            if f"{cls.__module__}.{cls.__qualname__}" == dotted:
-                return index
-    return None
+    return next((index for index, path in enumerate(middleware) if _is(path, dotted)), None)
+
+
+def _is(path: Any, dotted: str) -> bool:
+    """Whether a MIDDLEWARE entry is ``dotted`` or a subclass of it."""
+    try:
+        found = import_string(path) if isinstance(path, str) else None
+    except ImportError:
+        return False  # Django names a middleware that does not import when it loads it
+    mro = getattr(found, "__mro__", ())
+    return any(f"{cls.__module__}.{cls.__qualname__}" == dotted for cls in mro)

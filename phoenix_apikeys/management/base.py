@@ -24,7 +24,7 @@ from .. import audit
 from ..conf import phoenix_settings
 from ..keys import KeyKind
 from ..models import AbstractAPIKey, MissingSecretError, find_key_by_id
-from ..verification import migrate_hint
+from ..outage import migrate_hint
 
 # At most 9 digits: 999999999d is timedelta's largest number of days, so no duration overflows.
 DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")

@@ -32,7 +32,7 @@ from ..authentication import APIKeyAuthentication, with_headers
 from ..cache import CacheUnreachable
 from ..http import acting_for
 from ..models import AbstractAPIKey, MissingSecretError
-from ..verification import RETRY_AFTER_UNAVAILABLE, database_failed
+from ..outage import RETRY_AFTER_UNAVAILABLE, database_failed
 from .serializers import (
     CreatedKeyEnvelopeSerializer,
     ErrorSerializer,
