@@ -146,7 +146,14 @@ def client_ip(meta: Mapping[str, Any], *, strict: bool = False) -> IPAddress | N
 def client_address(meta: Mapping[str, Any]) -> str | None:
     """The address failures are counted against and events record: ``client_ip``, with IPv6
     counted per /64, which one client controls whole."""
+    if not phoenix_settings.CLIENT_ADDRESS_HEADER:  # REMOTE_ADDR alone: one cached lookup
+        return _counted_remote(str(meta.get("REMOTE_ADDR", "")))
     return _counted(client_ip(meta))
+
+
+@functools.lru_cache(maxsize=4096)
+def _counted_remote(text: str) -> str | None:
+    return _counted(_ip(text))
 
 
 _unreadable_reported: set[str] = set()

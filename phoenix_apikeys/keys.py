@@ -115,18 +115,26 @@ def generate_key(prefix: str) -> str:
 
 def parse_key(text: str, prefixes: Prefixes) -> ParsedKey:
     """Check prefix, length, alphabet and checksum; raise MalformedKey on any failure."""
+    parsed = check_key(text, prefixes)
+    if isinstance(parsed, str):
+        raise MalformedKey(parsed)
+    return parsed
+
+
+def check_key(text: str, prefixes: Prefixes) -> ParsedKey | str:
+    """``parse_key`` with no exception (a refusal is frequent on a public API, and raising costs
+    more than the checks): the parsed key, or why ``text`` is none."""
     kind = prefixes.kind_of(text)
     if kind is None:
-        raise MalformedKey("unknown prefix")
+        return "unknown prefix"
     tail = text[len(prefixes.of(kind)) :]
     if len(tail) != BODY_LENGTH + CHECKSUM_LENGTH:
-        raise MalformedKey("wrong length")
+        return "wrong length"
     if not _TAIL.fullmatch(tail):
-        raise MalformedKey("character outside base62")
-    head, given = text[:-CHECKSUM_LENGTH], text[-CHECKSUM_LENGTH:]
-    if checksum(head) != given:
-        raise MalformedKey("checksum mismatch")
-    return ParsedKey(kind=kind, plaintext=text)
+        return "character outside base62"
+    if checksum(text[:-CHECKSUM_LENGTH]) != text[-CHECKSUM_LENGTH:]:
+        return "checksum mismatch"
+    return ParsedKey(kind, text)
 
 
 def digest(plaintext: str, secret: str) -> str:

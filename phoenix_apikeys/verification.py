@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from . import audit, cache, restrictions, scopes, throttle
 from .conf import phoenix_settings
-from .keys import Credential, MalformedKey, ParsedKey, digests, parse_key, secret_matches
+from .keys import Credential, ParsedKey, check_key, digests, secret_matches
 from .models import KEY_MODELS, AbstractAPIKey, KeyEvent, system_user
 from .outage import VerificationUnavailable, database_answered, database_failed
 from .rules import MAX_CREDENTIAL_LENGTH
@@ -95,17 +95,14 @@ def verify_credential(
     """
     if len(credential) > MAX_CREDENTIAL_LENGTH:
         reject("credential too long")
-    parsed: ParsedKey | None
     prefixes = phoenix_settings.prefixes
-    try:
-        parsed = parse_key(credential, prefixes)
-    except MalformedKey as error:
+    parsed = check_key(credential, prefixes)
+    if isinstance(parsed, str):
         kind = prefixes.kind_of(credential)
         if kind is not None:
-            reject(f"malformed {kind.value} key: {error}", kind=kind.credential)
-        parsed = None  # no key prefix: it can only be the admin secret
+            reject(f"malformed {kind.value} key: {parsed}", kind=kind.credential)
     try:
-        if parsed is None:
+        if isinstance(parsed, str):  # no key prefix: it can only be the admin secret
             return _verify_admin_secret(credential, source)
         return _verify_key(parsed, source, method)
     except DatabaseError as error:
@@ -270,9 +267,8 @@ def _remembered_principal(credential: str, method: str | None) -> Principal | No
     (a restricted key included)."""
     if len(credential) > MAX_CREDENTIAL_LENGTH:
         return None
-    try:
-        parsed = parse_key(credential, phoenix_settings.prefixes)
-    except MalformedKey:
+    parsed = check_key(credential, phoenix_settings.prefixes)
+    if isinstance(parsed, str):
         return _remembered_admin_secret(credential)
     secrets = phoenix_settings.verification_secrets
     if not secrets:
