@@ -46,7 +46,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -55,9 +54,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import redis
-import requests
 from common import put_section
 from revocation import (
     JSON_MARKER,
@@ -65,13 +61,12 @@ from revocation import (
     REPO,
     STATUS_ERROR,
     Config,
-    Deadline,
     Harness,
     HarnessError,
     cache_text,
-    deadline,
     markdown_table,
     redact,
+    run_guarded,
     say,
     text_table,
     versions,
@@ -1039,30 +1034,15 @@ def execute(config: Config, harness: Restrictions) -> Outcome:
 def main(argv: list[str]) -> int:
     config = parse_args(argv)
     harness = Restrictions(config)
-    keep_logs = True
-    try:
-        with deadline(config.budget):
-            outcome = execute(config, harness)
-            harness.stop_servers()
-            failures = report(config, outcome, argv)
-            keep_logs = bool(failures)
-            say("FAILED" if failures else "PASSED")
-            return 1 if failures else 0
-    except (HarnessError, psycopg.Error, redis.RedisError, requests.RequestException) as error:
-        say(f"HARNESS ERROR: {type(error).__name__}: {error}")
-        return 2
-    except Deadline as error:
-        say(f"ABORTED: {error}")
-        return 3
-    except KeyboardInterrupt:
-        say("INTERRUPTED")
-        return 130
-    finally:
+
+    def body() -> int:
+        outcome = execute(config, harness)
         harness.stop_servers()
-        if keep_logs:
-            say(f"gunicorn logs kept in {harness.workdir}")
-        else:
-            shutil.rmtree(harness.workdir, ignore_errors=True)
+        failures = report(config, outcome, argv)
+        say("FAILED" if failures else "PASSED")
+        return 1 if failures else 0
+
+    return run_guarded(harness, config.budget, body)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import http.client
 import json
 import random
 import re
-import shutil
 import sys
 import threading
 import time
@@ -43,8 +42,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import psycopg
-import redis
 import requests
 from common import put_section
 from revocation import (
@@ -53,16 +50,15 @@ from revocation import (
     REPO,
     STATUS_ERROR,
     Config,
-    Deadline,
     FormFields,
     Harness,
     HarnessError,
     cache_text,
     csrf_token,
-    deadline,
     fetch,
     markdown_table,
     redact,
+    run_guarded,
     say,
     text_table,
     versions,
@@ -549,61 +545,46 @@ Tracebacks in the gunicorn logs: {tracebacks}.
 def main(argv: list[str]) -> int:
     config = parse_args(argv)
     harness = Resurrection(config)
-    keep_logs = True
-    try:
-        with deadline(config.budget):
-            trials = make_trials(config)
-            say(f"serving {config.app_dir}, {cache_text(config)}; logs in {harness.workdir}")
-            harness.reset_stores()
-            harness.seed([f"stress-owner-{index}" for index in range(len(SURFACES))])
-            harness.start_servers()
-            say(f"[{harness.elapsed():6.1f}s] set up: hosts {harness.ports}")
-            for index, surface in enumerate(SURFACES):
-                mine = [trial for trial in trials if trial.surface is surface]
-                if not mine:
-                    continue
-                harness.login(f"stress-owner-{index}")
-                for trial in mine:
-                    harness.mint_key(trial.key)
-                for trial in mine:
-                    harness.trial(trial)
-                    say(
-                        f"[{harness.elapsed():6.1f}s] {surface.name:<23} {trial.number + 1:>2}"
-                        f" {trial.key.kind:<6} {trial.outcome:<7} writes"
-                        f" {sum(trial.writes.values()):3} saved {trial.saves:3}  {trial.summary()}"
-                    )
-                harness.final_checks(mine, f"rz-{index}-")
-            tracebacks = harness.log_tracebacks()
-            harness.stop_servers()
-            say("\n" + text_table(HEADERS, rows(trials)))
-            failed = [trial for trial in trials if trial.findings]
-            for t in failed:
-                say(f"FAILURE: {t.surface.name} trial {t.number + 1} ({t.key.kind}): {t.summary()}")
-            if tracebacks:
-                say(f"FAILURE: {tracebacks} traceback(s) in the gunicorn logs")
-            say(f"wall time {harness.elapsed():.1f} s")
-            if config.write:
-                page = markdown(config, trials, tracebacks, harness.elapsed(), argv)
-                put_section(config.write, "resurrection", redact(page))
-                say(f"wrote the resurrection part of {config.write}")
-            keep_logs = bool(failed or tracebacks)
-            say("FAILED" if keep_logs else "PASSED")
-            return 1 if keep_logs else 0
-    except (HarnessError, psycopg.Error, redis.RedisError, requests.RequestException) as error:
-        say(f"HARNESS ERROR: {type(error).__name__}: {error}")
-        return 2
-    except Deadline as error:
-        say(f"ABORTED: {error}")
-        return 3
-    except KeyboardInterrupt:
-        say("INTERRUPTED")
-        return 130
-    finally:
+
+    def body() -> int:
+        trials = make_trials(config)
+        say(f"serving {config.app_dir}, {cache_text(config)}; logs in {harness.workdir}")
+        harness.reset_stores()
+        harness.seed([f"stress-owner-{index}" for index in range(len(SURFACES))])
+        harness.start_servers()
+        say(f"[{harness.elapsed():6.1f}s] set up: hosts {harness.ports}")
+        for index, surface in enumerate(SURFACES):
+            mine = [trial for trial in trials if trial.surface is surface]
+            if not mine:
+                continue
+            harness.login(f"stress-owner-{index}")
+            for trial in mine:
+                harness.mint_key(trial.key)
+            for trial in mine:
+                harness.trial(trial)
+                say(
+                    f"[{harness.elapsed():6.1f}s] {surface.name:<23} {trial.number + 1:>2}"
+                    f" {trial.key.kind:<6} {trial.outcome:<7} writes"
+                    f" {sum(trial.writes.values()):3} saved {trial.saves:3}  {trial.summary()}"
+                )
+            harness.final_checks(mine, f"rz-{index}-")
+        tracebacks = harness.log_tracebacks()
         harness.stop_servers()
-        if keep_logs:
-            say(f"gunicorn logs kept in {harness.workdir}")
-        else:
-            shutil.rmtree(harness.workdir, ignore_errors=True)
+        say("\n" + text_table(HEADERS, rows(trials)))
+        failed = [trial for trial in trials if trial.findings]
+        for t in failed:
+            say(f"FAILURE: {t.surface.name} trial {t.number + 1} ({t.key.kind}): {t.summary()}")
+        if tracebacks:
+            say(f"FAILURE: {tracebacks} traceback(s) in the gunicorn logs")
+        say(f"wall time {harness.elapsed():.1f} s")
+        if config.write:
+            page = markdown(config, trials, tracebacks, harness.elapsed(), argv)
+            put_section(config.write, "resurrection", redact(page))
+            say(f"wrote the resurrection part of {config.write}")
+        say("FAILED" if failed or tracebacks else "PASSED")
+        return 1 if failed or tracebacks else 0
+
+    return run_guarded(harness, config.budget, body)
 
 
 if __name__ == "__main__":

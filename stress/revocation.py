@@ -1230,17 +1230,15 @@ def deadline(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous[1])
 
 
-def main(argv: list[str]) -> int:
-    config = parse_args(argv)
-    harness = Harness(config)
-    keep_logs = True
+def run_guarded(harness: Harness, budget: int, body: Callable[[], int]) -> int:
+    """``body``'s exit code (0 passed, 1 failed) within the time budget, else 2 for a harness
+    error, 3 past the budget and 130 when interrupted. The servers stop whatever happens; their
+    logs are kept unless the run passed."""
+    code = 2
     try:
-        with deadline(config.budget):
-            outcome = execute(config, harness)
-            harness.stop_servers()
-            report(config, outcome, argv)
-            keep_logs = bool(outcome.failures)
-            return 1 if outcome.failures else 0
+        with deadline(budget):
+            code = body()
+            return code
     except (HarnessError, psycopg.Error, redis.RedisError, requests.RequestException) as error:
         say(f"HARNESS ERROR: {type(error).__name__}: {error}")
         return 2
@@ -1252,10 +1250,23 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         harness.stop_servers()
-        if keep_logs:
+        if code:
             say(f"gunicorn logs kept in {harness.workdir}")
         else:
             shutil.rmtree(harness.workdir, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    config = parse_args(argv)
+    harness = Harness(config)
+
+    def body() -> int:
+        outcome = execute(config, harness)
+        harness.stop_servers()
+        report(config, outcome, argv)
+        return 1 if outcome.failures else 0
+
+    return run_guarded(harness, config.budget, body)
 
 
 if __name__ == "__main__":
