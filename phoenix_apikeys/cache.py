@@ -22,6 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
@@ -89,6 +90,9 @@ class Entry(NamedTuple):  # a tuple: made on every request, and cheaply
     mark: int | None = None
     # A miss of this process's memory, the shared cache not asked (``read_shared`` asks it).
     unread: bool = False
+    # Held in this process's memory: until when (``timezone.now()``) the value may answer a
+    # request alone, with nothing about it to check again (``recall``); None: never.
+    until: datetime | None = None
 
 
 def is_per_process(cache: BaseCache) -> bool:
@@ -136,6 +140,7 @@ def _memory_url(alias: str | None) -> str | None:
 def _settings_changed(**kwargs: Any) -> None:
     _key_cache_alias.cache_clear()
     _memory_url.cache_clear()
+    coherence.forget_all()  # what it holds was judged under the old settings (``Entry.until``)
 
 
 def key_name(digest: str) -> str:
@@ -214,20 +219,22 @@ def _rolled_back(generation: str) -> bool:
     return False
 
 
-def store(name: str, value: Any, entry: Entry) -> None:
+def store(name: str, value: Any, entry: Entry, *, until: datetime | None = None) -> None:
     """Keep ``value`` under the stamp read *before* the database was: never a newer one. A key
     without a version gets one here, unless a change gave it one meanwhile (then no store). A
-    value read on a miss of this process's memory is kept there, then shared (``_share``)."""
+    value read on a miss of this process's memory is kept there, then shared (``_share``);
+    ``recall`` may serve it alone until ``until`` (by default never)."""
     alias = _key_cache_alias()
     memory = coherence.memory(_memory_url(alias))
     verified_at = entry.verified_at or time.time()
+    if memory is not None and entry.mark is not None:
+        kept = Entry(coherence.own_copy(value), entry.stamp, verified_at, until=until)
     if entry.stamp is None:
         if memory is not None and entry.mark is not None:
-            _share(memory, alias, name, value, Entry(None, None, verified_at, entry.mark))
+            _share(memory, alias, name, value, kept, entry.mark)
         return
     guarded(alias, lambda cache: _store(cache, name, value, entry.stamp, verified_at), None)
     if memory is not None and entry.mark is not None:
-        kept = Entry(coherence.own_copy(value), entry.stamp, verified_at)
         memory.keep(name, kept, entry.mark)
 
 
@@ -241,14 +248,13 @@ def _store(cache: BaseCache, name: str, value: Any, stamp: Any, verified_at: flo
     cache.set(name, ((generation, version), verified_at, value), timeout)
 
 
-def _share(memory: Any, alias: str | None, name: str, value: Any, entry: Entry) -> None:
+def _share(memory: Any, alias: str | None, name: str, value: Any, kept: Entry, mark: int) -> None:
     """Keep a value this process read from the database, then store it in the shared cache
     under the stamp read *after* it was kept: safe, because a change drops the name from every
     process before it writes (and its version lasts until it commits), so a read that no drop
     reached, checked again after the stamp is read, read the row that stamp stands for."""
-    mark, verified_at = entry.mark, entry.verified_at or time.time()
-    kept = Entry(coherence.own_copy(value), None, verified_at)
-    if mark is None or not memory.keep(name, kept, mark):
+    verified_at = kept.verified_at or time.time()
+    if not memory.keep(name, kept, mark):
         return
 
     def share(cache: BaseCache) -> None:
@@ -370,11 +376,14 @@ def _new_token() -> str:
     return get_random_string(22)
 
 
-def recall(name: str) -> Any:
+def recall(name: str, now: datetime | None = None) -> Any:
     """A copy of what this process's memory holds under ``name``, or None: never a round trip
-    (the async path's warm read, which must not leave the event loop)."""
+    (the async path's warm read, which must not leave the event loop). With ``now``, only a
+    value that may answer alone then (``Entry.until``)."""
     memory = coherence.memory(_memory_url(_key_cache_alias()))
     kept: Entry | None = None if memory is None else memory.recall(name)
     if kept is None or time.time() - (kept.verified_at or 0) > phoenix_settings.CACHE_TIMEOUT:
+        return None
+    if now is not None and (kept.until is None or now >= kept.until):
         return None
     return coherence.own_copy(kept.value)

@@ -90,8 +90,8 @@ class Memory:
     """One process's verified keys, and the thread that keeps them coherent."""
 
     def __init__(self, url: str) -> None:
-        self.url, self.pid = url, os.getpid()
-        self.id = f"{self.pid}-{get_random_string(12)}"
+        self.url = url
+        self.id = f"{os.getpid()}-{get_random_string(12)}"
         self.lock = threading.Lock()
         self.entries: dict[str, Any] = {}
         self.tombstones: dict[str, float] = {}
@@ -109,12 +109,9 @@ class Memory:
         return time.monotonic() < self.healthy_until
 
     def recall(self, name: str) -> Any:
-        if not self.serving():
-            return None
-        with self.lock:
-            if name in self.tombstones and self.tombstones[name] > time.monotonic():
-                return None
-            return self.entries.get(name)
+        # No lock: ``forget`` removes an entry as it tombstones the name, and ``keep`` refuses
+        # a tombstoned name, so no entry is held under a tombstone.
+        return self.entries.get(name) if time.monotonic() < self.healthy_until else None
 
     def keep(self, name: str, value: Any, mark: int) -> bool:
         """Keep ``value``, read since the drop count was ``mark``; False when it may be stale."""
@@ -221,29 +218,46 @@ _memory: Memory | None = None
 _memory_lock = threading.Lock()
 
 
+def forget_all() -> None:
+    """Empty this process's memory, if it has one (its listener keeps running)."""
+    if _memory is not None:
+        _memory.clear()
+
+
 def memory(url: str | None) -> Memory | None:
     """This process's memory (started on first use, and again in a forked child)."""
     global _memory
     if url is None:
         return None
     found = _memory
-    if found is not None and found.pid == os.getpid() and found.url == url:
+    if found is not None and found.url == url:
         return found
     with _memory_lock:
-        if _memory is None or _memory.pid != os.getpid() or _memory.url != url:
+        if _memory is None or _memory.url != url:
             _memory = Memory(url)
         return _memory
 
 
-_publishers: dict[tuple[int, str], Any] = {}
+_publishers: dict[str, Any] = {}
 
 
 def _publisher(url: str) -> Any:
     """A client for changes, one per process and Redis (its pool is thread-safe)."""
-    found = _publishers.get((os.getpid(), url))
+    found = _publishers.get(url)
     if found is None:
-        found = _publishers[(os.getpid(), url)] = _client(url)
+        found = _publishers[url] = _client(url)
     return found
+
+
+def _forked() -> None:
+    """In a forked child (gunicorn --preload, multiprocessing): the parent's memory, its
+    listener thread and its connections are not this process's; start afresh on first use."""
+    global _memory, _memory_lock
+    _memory, _memory_lock = None, threading.Lock()
+    _publishers.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def drop_everywhere(url: str, names: list[str]) -> bool:
@@ -251,7 +265,7 @@ def drop_everywhere(url: str, names: list[str]) -> bool:
     lease is current; False when that is not confirmed within LEASE + 1 seconds (or Redis
     cannot be asked)."""
     here = _memory
-    if here is not None and here.pid == os.getpid():
+    if here is not None:
         here.forget(names, until=time.monotonic() + TOMBSTONE)
     client = _publisher(url)
     change = get_random_string(16)
@@ -275,7 +289,7 @@ def release(url: str, names: list[str]) -> None:
     """After the change committed: drop again and lift the refusal to keep them."""
     here = _memory
     sender = ""
-    if here is not None and here.pid == os.getpid():
+    if here is not None:
         here.forget(names, until=None)
         sender = here.id
     try:

@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from . import audit, cache, restrictions, scopes, throttle
 from .conf import phoenix_settings
-from .keys import Credential, ParsedKey, check_key, digests, secret_matches
+from .keys import Credential, ParsedKey, check_key, digest, digests, secret_matches
 from .models import KEY_MODELS, AbstractAPIKey, KeyEvent, system_user
 from .outage import VerificationUnavailable, database_answered, database_failed
 from .rules import MAX_CREDENTIAL_LENGTH
@@ -115,8 +115,8 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
     secrets = phoenix_settings.verification_secrets
     if not secrets:
         reject("PHOENIX_SECRET is missing or breaks a rule", kind=kind.credential)
-    candidates = digests(parsed.plaintext, secrets)
-    name = cache.key_name(candidates[0])
+    current = digest(parsed.plaintext, secrets[0])  # fallbacks are digested on a miss only
+    name = cache.key_name(current)
     principal = _remembered_key(name, method)
     if principal is not None:
         return principal
@@ -127,6 +127,7 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
         cached = _of_type(_unless_throttled(name, cached, source), model)
     key = cached.value
     if key is None:
+        candidates = [current, *digests(parsed.plaintext, secrets[1:])]
         key = model._default_manager.find_by_digests(candidates)
         database_answered()
     if key is None:
@@ -141,7 +142,7 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
             restrictions.admit(key, source)
     except (scopes.OutOfScope, throttle.TooManyFailures):
         if cached.value is None:  # a good key: its next refusal costs no query
-            cache.store(name, key, cached)
+            cache.store(name, key, cached, until=_alone_until(key))
         raise
     if key.remaining_uses is not None and not restrictions.spend_use(key):
         reject(
@@ -156,8 +157,17 @@ def _verify_key(parsed: ParsedKey, source: throttle.Source, method: str | None) 
     if due:
         _record_use(key, now, source)
     if due or cached.value is None:
-        cache.store(name, key, cached)
+        cache.store(name, key, cached, until=_alone_until(key))
     return principal_of(key)
+
+
+def _alone_until(key: AbstractAPIKey) -> datetime | None:
+    """Until when this process's memory may answer for ``key`` with no other check: while it is
+    usable, unrestricted and its use need not be recorded; None: never."""
+    if key.is_restricted or key.last_used_at is None or not key.is_usable():
+        return None
+    until: datetime = key.last_used_at + phoenix_settings.LAST_USED_INTERVAL
+    return until if key.expires_at is None else min(until, key.expires_at)
 
 
 def no_uses_left() -> str:
@@ -273,17 +283,14 @@ def _remembered_principal(credential: str, method: str | None) -> Principal | No
     secrets = phoenix_settings.verification_secrets
     if not secrets:
         return None
-    return _remembered_key(cache.key_name(digests(parsed.plaintext, secrets)[0]), method)
+    return _remembered_key(cache.key_name(digest(parsed.plaintext, secrets[0])), method)
 
 
 def _remembered_key(name: str, method: str | None) -> Principal | None:
-    """The principal of a key this process's memory holds, usable, unrestricted and with no
-    write due (the warm path: no I/O); None sends the request down the whole path."""
-    key = cache.recall(name)
+    """The principal of a key this process's memory may answer for alone (``_alone_until``:
+    the warm path, no I/O); None sends the request down the whole path."""
+    key = cache.recall(name, timezone.now())
     if key is None:
-        return None
-    now = timezone.now()
-    if not key.is_usable(now) or key.last_used_is_due(now) or key.is_restricted:
         return None
     if method is not None and key.scopes:
         refuse_out_of_scope(key, method)

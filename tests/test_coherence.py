@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from django.utils import timezone
 
-from phoenix_apikeys import cache, coherence, throttle
+from phoenix_apikeys import cache, coherence, throttle, verification
 from phoenix_apikeys.cache import CacheUnreachable
 from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import UserKey
 from phoenix_apikeys.throttle import TooManyFailures
-from phoenix_apikeys.verification import CredentialRejected, verify_credential
+from phoenix_apikeys.verification import CredentialRejected, averify_credential, verify_credential
 
 from .factories import UserKeyFactory
 from .test_cache import SHARED, OtherProcess
@@ -70,6 +73,39 @@ def test_a_warm_key_costs_no_round_trip(
 
 
 @pytest.mark.django_db
+def test_a_kept_key_is_not_answered_from_memory_once_it_has_expired(
+    memory: coherence.Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = UserKeyFactory(expires_at=timezone.now() + timedelta(minutes=5))
+    warm(key)
+
+    def no_thread(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the warm path left the event loop")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(verification, "verify_credential", no_thread)
+        assert async_to_sync(averify_credential)(key.plaintext)[1].pk == key.pk  # from memory
+    later = timezone.now() + timedelta(minutes=6)
+    monkeypatch.setattr(verification.timezone, "now", lambda: later)
+    with pytest.raises(CredentialRejected, match="expired"):
+        async_to_sync(averify_credential)(key.plaintext)
+    with pytest.raises(CredentialRejected, match="expired"):
+        verify_credential(key.plaintext)
+
+
+@pytest.mark.django_db
+def test_a_restricted_key_is_never_answered_from_memory_alone(
+    memory: coherence.Memory, django_assert_num_queries: Any
+) -> None:
+    key = UserKeyFactory(remaining_uses=5)
+    warm(key)
+    with django_assert_num_queries(1):  # its use is spent in the database, every time
+        assert verify_credential(key.plaintext)[1].pk == key.pk
+    key.refresh_from_db()
+    assert key.remaining_uses == 3
+
+
+@pytest.mark.django_db
 def test_each_request_gets_its_own_copy_so_a_permission_taken_away_counts(
     memory: coherence.Memory,
 ) -> None:
@@ -96,6 +132,36 @@ def test_a_revocation_drops_the_key_from_memory_before_it_returns(memory: Any) -
     with pytest.raises(CredentialRejected):
         verify_credential(key.plaintext)
     assert memory.recall(cache.key_name(other.digest)) is not None  # that key alone
+
+
+def test_a_forked_child_starts_its_own_memory_and_acknowledges_drops(memory: Any) -> None:
+    """gunicorn --preload: the parent's memory (its thread, its connections, what it holds)
+    does not survive a fork; the child starts its own, and a drop waits for the child too."""
+    name = cache.key_name("parent-only")
+    assert memory.keep(name, cache.Entry(value="parent's", verified_at=time.time()), memory.drops)
+    url = str(cache._memory_url(cache._key_cache_alias()))
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report, then leave without running the parent's teardown
+        try:
+            own = coherence.memory(url)
+            assert own is not None and own is not memory and own.thread.is_alive()
+            assert own.recall(name) is None  # nothing of the parent's
+            until(own.serving)
+            os.write(writer, b"serving\n")
+            until(lambda: bool(own.dropped))  # the parent's drop reached it
+            os.write(writer, b"dropped\n")
+        except BaseException as error:
+            os.write(writer, f"failed {error!r}\n".encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as report:
+        assert report.readline() == "serving\n"
+        assert coherence.drop_everywhere(url, [name])  # waited for the child's acknowledgement
+        assert report.readline() == "dropped\n"
+    os.waitpid(child, 0)
+    assert memory.recall(name) is None
 
 
 @pytest.mark.django_db
@@ -222,7 +288,7 @@ def test_a_value_read_before_a_change_is_neither_kept_nor_shared(
     entry = cache.read(name)  # a miss: the database is read next...
     assert entry.unread and entry.value is None
     cache.retire([name], "default")  # ...while a change drops the name and commits
-    cache.store(name, key, entry)
+    cache.store(name, key, entry, until=timezone.now() + timedelta(minutes=1))
     assert memory.recall(name) is None
     assert shared_value(name).value is None
 

@@ -101,7 +101,7 @@ def test_a_cache_entry_that_is_not_a_key_is_a_miss(
     key = UserKeyFactory()
     stamp = ("generation", "version")
     monkeypatch.setattr(cache, "read", lambda name: cache.Entry(foreign, stamp, time.time()))
-    monkeypatch.setattr(cache, "store", lambda *args: None)
+    monkeypatch.setattr(cache, "store", lambda *args, **kwargs: None)
     assert verify_credential(key.plaintext) == (key.user, key)
     user, _auth = verify_credential(admin_secret)
     assert user == system_user()
