@@ -313,10 +313,11 @@ def own_copy(value: Any) -> Any:
 def _shallow_copy(instance: Any) -> Any:
     """What ``copy.copy`` makes of a model instance (its attributes, and its ``_state`` with the
     related objects it holds), without the pickling protocol's detour."""
-    clone = instance.__class__.__new__(instance.__class__)
+    model, state = instance.__class__, instance._state
+    state_clone = state.__class__.__new__(state.__class__)
+    state_clone.__dict__.update(state.__dict__)
+    state_clone.fields_cache = dict(state.fields_cache)  # its own: own_copy replaces entries
+    clone = model.__new__(model)
     clone.__dict__.update(instance.__dict__)
-    state = instance._state
-    clone._state = state.__class__.__new__(state.__class__)
-    clone._state.__dict__.update(state.__dict__)
-    clone._state.fields_cache = dict(state.fields_cache)  # its own: own_copy replaces entries
+    clone.__dict__["_state"] = state_clone  # a plain attribute: set it as copy.copy would
     return clone

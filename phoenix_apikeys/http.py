@@ -77,6 +77,10 @@ def credential_from_header(header: str | None) -> str | None:
     if not header:
         return None
     keyword = phoenix_settings.AUTH_HEADER_KEYWORD
+    ours = _our_header(keyword)
+    found = None if ours is None else ours.fullmatch(header)
+    if found is not None:  # the well-formed case, in one match
+        return Secret(found.group(1))
     scheme = SCHEME.match(header)
     if scheme is None:
         return None
@@ -87,6 +91,15 @@ def credential_from_header(header: str | None) -> str | None:
     if credentials is None:
         reject("malformed Authorization header", detail=str(MALFORMED_HEADER))
     return Secret(credentials.group(1))
+
+
+@functools.lru_cache(maxsize=8)
+def _our_header(keyword: str) -> re.Pattern[str] | None:
+    """``<keyword> <credential>`` exactly as the steps of ``credential_from_header`` accept it;
+    None for a keyword that is no scheme word (the checks report it), which no header names."""
+    if SCHEME.fullmatch(keyword) is None:
+        return None
+    return re.compile(rf"{re.escape(keyword)}{_CREDENTIALS.pattern}", re.IGNORECASE | re.ASCII)
 
 
 @sensitive_variables()

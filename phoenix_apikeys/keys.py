@@ -127,10 +127,10 @@ def check_key(text: str, prefixes: Prefixes) -> ParsedKey | str:
     kind = prefixes.kind_of(text)
     if kind is None:
         return "unknown prefix"
-    tail = text[len(prefixes.of(kind)) :]
-    if len(tail) != BODY_LENGTH + CHECKSUM_LENGTH:
+    start = len(prefixes.of(kind))
+    if len(text) - start != BODY_LENGTH + CHECKSUM_LENGTH:
         return "wrong length"
-    if not _TAIL.fullmatch(tail):
+    if not _TAIL.fullmatch(text, start):
         return "character outside base62"
     if checksum(text[:-CHECKSUM_LENGTH]) != text[-CHECKSUM_LENGTH:]:
         return "checksum mismatch"

@@ -294,7 +294,8 @@ def _remembered_key(name: str, method: str | None) -> Principal | None:
         return None
     if method is not None and key.scopes:
         refuse_out_of_scope(key, method)
-    key_cache_read.send(sender=None, hit=True)
+    if key_cache_read.receivers:  # has_listeners() takes the signal's lock
+        key_cache_read.send(sender=None, hit=True)
     return principal_of(key)
 
 
@@ -311,7 +312,8 @@ def _remembered_admin_secret(credential: str) -> Principal | None:
     user = cache.recall(cache.SYSTEM_USER)
     if user is None or not user.is_active:
         return None
-    key_cache_read.send(sender=None, hit=True)
+    if key_cache_read.receivers:  # has_listeners() takes the signal's lock
+        key_cache_read.send(sender=None, hit=True)
     return user, ADMIN_SECRET
 
 
