@@ -517,6 +517,13 @@ EXPLAINED = [
     "entry are named tuples (a frozen dataclass sets each field through "
     "`object.__setattr__`); a DRF request is asked for a principal only once an entry point "
     "attached one; `Invalid API key.` is translated once per language.",
+    "- The warm path (a key this process's memory holds) judges the key once, when memory "
+    "keeps it: usable and unrestricted, it may answer alone until its use is due to be "
+    "recorded or it expires, so a hit compares one time and copies the key and its owner (a "
+    "copy made without `setattr`: 1.7 µs, `copy.copy` takes 4.4). A restricted key takes "
+    "the whole path every time. Memory lookups take no lock, a forked worker resets its "
+    "memory at the fork rather than comparing pids on every call, fallback secrets are "
+    "digested on a miss only, and a well-formed Authorization header is read in one match.",
     "- The bench serves every case from one route, so URL resolution costs each the same.",
     "- The admin secret's system user is cached with the keys when a cache is configured; "
     "every user save or delete forgets it.",
