@@ -708,8 +708,9 @@ def main() -> int:
     parser.add_argument("--keys", default="1000,100000", help="comma-separated key counts")
     parser.add_argument("--million", action="store_true", help="also 1,000,000 keys")
     parser.add_argument("--db", default="sqlite,postgres,postgres-prepared")
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=50)
+    # Many short batches: a slow spell of the shared machine then falls on every case alike.
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=25)
     parser.add_argument("--no-multiprocess", action="store_true", help="skip gunicorn + wrk")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)

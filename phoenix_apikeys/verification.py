@@ -361,5 +361,6 @@ def reject(
     # ``reason`` holds only our own words and ids, never text from the request. It is logged by
     # the request's entry point once the throttle has counted it (``log_failure``).
     key_id = None if key is None else key.key_id
-    authentication_failed.send(sender=None, reason=reason, kind=kind, key_id=key_id)
+    if authentication_failed.receivers:  # has_listeners() takes the signal's lock
+        authentication_failed.send(sender=None, reason=reason, kind=kind, key_id=key_id)
     raise CredentialRejected(reason, detail, key_id)
