@@ -172,7 +172,7 @@ class PhoenixSettings:
     def prefixes(self) -> Prefixes:
         return Prefixes(system=str(self.SYSTEM_KEY_PREFIX), user=str(self.USER_KEY_PREFIX))
 
-    @property
+    @cached_property
     def verification_secrets(self) -> tuple[str, ...]:
         """Current secret first, then the fallbacks still accepted during a rotation."""
         secrets = self.secrets
