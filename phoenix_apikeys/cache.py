@@ -227,14 +227,14 @@ def store(name: str, value: Any, entry: Entry, *, until: datetime | None = None)
     alias = _key_cache_alias()
     memory = coherence.memory(_memory_url(alias))
     verified_at = entry.verified_at or time.time()
-    if memory is not None and entry.mark is not None:
-        kept = Entry(coherence.own_copy(value), entry.stamp, verified_at, until=until)
-    if entry.stamp is None:
-        if memory is not None and entry.mark is not None:
-            _share(memory, alias, name, value, kept, entry.mark)
+    if entry.stamp is not None:
+        guarded(alias, lambda cache: _store(cache, name, value, entry.stamp, verified_at), None)
+    if memory is None or entry.mark is None:
         return
-    guarded(alias, lambda cache: _store(cache, name, value, entry.stamp, verified_at), None)
-    if memory is not None and entry.mark is not None:
+    kept = Entry(coherence.own_copy(value), entry.stamp, verified_at, until=until)
+    if entry.stamp is None:
+        _share(memory, alias, name, value, kept, entry.mark)
+    else:
         memory.keep(name, kept, entry.mark)
 
 
