@@ -312,12 +312,16 @@ def own_copy(value: Any) -> Any:
 
 def _shallow_copy(instance: Any) -> Any:
     """What ``copy.copy`` makes of a model instance (its attributes, and its ``_state`` with the
-    related objects it holds), without the pickling protocol's detour."""
-    model, state = instance.__class__, instance._state
+    related objects it holds), without the pickling protocol's detour: new objects that take
+    copies of the originals' attribute dicts."""
+    state = instance._state
+    attributes = state.__dict__.copy()
+    attributes["fields_cache"] = dict(state.fields_cache)  # its own: own_copy replaces entries
     state_clone = state.__class__.__new__(state.__class__)
-    state_clone.__dict__.update(state.__dict__)
-    state_clone.fields_cache = dict(state.fields_cache)  # its own: own_copy replaces entries
+    state_clone.__dict__ = attributes
+    attributes = instance.__dict__.copy()
+    attributes["_state"] = state_clone
+    model = instance.__class__
     clone = model.__new__(model)
-    clone.__dict__.update(instance.__dict__)
-    clone.__dict__["_state"] = state_clone  # a plain attribute: set it as copy.copy would
+    clone.__dict__ = attributes
     return clone
