@@ -519,8 +519,9 @@ EXPLAINED = [
     "attached one; `Invalid API key.` is translated once per language.",
     "- The warm path (a key this process's memory holds) judges the key once, when memory "
     "keeps it: usable and unrestricted, it may answer alone until its use is due to be "
-    "recorded or it expires, so a hit compares one time and copies the key and its owner (a "
-    "copy made without `setattr`: 1.7 µs, `copy.copy` takes 4.4). A restricted key takes "
+    "recorded or it expires, so a hit compares one time and copies the key and its owner "
+    "(new objects taking copies of their attribute dicts whole: 1.1 µs for both in a tight "
+    "loop, `copy.copy` of each object takes 9.5). A restricted key takes "
     "the whole path every time. Memory lookups take no lock, a forked worker resets its "
     "memory at the fork rather than comparing pids on every call, fallback secrets are "
     "digested on a miss only, and a well-formed Authorization header is read in one match.",
