@@ -298,15 +298,25 @@ def release(url: str, names: list[str]) -> None:
         logger.warning("Could not release dropped keys (%s).", error)
 
 
-def own_copy(value: Any) -> Any:
-    """A copy for one request, of a key and its owner (or of a user): Django caches permissions
-    on a user object (``_perm_cache``), and a permission taken away must count on the next
-    request, as it does for a copy read from the shared cache."""
+def own_copy(value: Any, copies: dict[int, Any] | None = None) -> Any:
+    """A copy for one request, of a key and its owner (or of a user), and of every related
+    object they hold: Django caches permissions on a user object (``_perm_cache``), and a
+    permission taken away must count on the next request, as it does for a copy read from the
+    shared cache. What memory keeps is such a copy too, so it shares nothing with a request.
+    ``copies`` holds what is copied already, for objects that hold each other (the admin
+    secret's user holds its SystemUser row, which holds the user)."""
     clone = _shallow_copy(value)
-    related = clone._state.fields_cache  # the key's owner, once loaded
-    for name, instance in related.items():
-        if instance is not None:
-            related[name] = _shallow_copy(instance)
+    related = clone._state.fields_cache
+    for name, held in related.items():
+        if held is None:
+            continue
+        if not held._state.fields_cache:  # holds nothing more (a key's owner): one copy
+            related[name] = _shallow_copy(held)
+            continue
+        copies = {} if copies is None else copies
+        copies[id(value)] = clone
+        copied = copies.get(id(held))
+        related[name] = own_copy(held, copies) if copied is None else copied
     return clone
 
 

@@ -123,6 +123,51 @@ def test_each_request_gets_its_own_copy_so_a_permission_taken_away_counts(
     assert served.pk == key.pk and not user.has_perm("auth.view_group")
 
 
+def reachable(principal: Any) -> list[Any]:
+    """Every model instance a principal holds, through the related objects each one holds."""
+    found: dict[int, Any] = {}
+    todo = [item for item in principal if hasattr(item, "_state")]
+    while todo:
+        instance = todo.pop()
+        if instance is not None and id(instance) not in found:
+            found[id(instance)] = instance
+            todo.extend(instance._state.fields_cache.values())
+    return list(found.values())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("credential", ["admin secret", "user key"])
+def test_no_object_one_request_was_given_reaches_another(
+    memory: coherence.Memory, admin_secret: str, credential: str
+) -> None:
+    """The admin secret's user holds its SystemUser row, which holds the user again: the whole
+    graph is copied, for memory when it keeps it and for each request it serves."""
+    if credential == "admin secret":
+        plaintext, name = admin_secret, cache.SYSTEM_USER
+    else:
+        key = UserKeyFactory()
+        plaintext, name = key.plaintext, cache.key_name(key.digest)
+    given = reachable(verify_credential(plaintext))  # from the database: what memory keeps
+    until(lambda: memory.recall(name) is not None)
+    given += reachable(verify_credential(plaintext))  # from memory
+    for instance in given:  # what a view might do to the objects it was given
+        instance.poisoned = True
+    later = reachable(verify_credential(plaintext))
+    assert len(later) >= 2
+    assert not {id(instance) for instance in later} & {id(instance) for instance in given}
+    assert not any(hasattr(instance, "poisoned") for instance in later)
+
+
+def test_objects_that_hold_each_other_are_copied_once_each() -> None:
+    from django.contrib.auth import get_user_model
+
+    key = UserKey(name="k", user=get_user_model()(username="owner"))
+    key.user._state.fields_cache["back"] = key  # the owner holds the key again
+    clone = coherence.own_copy(key)
+    assert clone is not key and clone.user is not key.user
+    assert clone.user._state.fields_cache["back"] is clone
+
+
 @pytest.mark.django_db
 def test_a_revocation_drops_the_key_from_memory_before_it_returns(memory: Any) -> None:
     key, other = UserKeyFactory(), UserKeyFactory()
