@@ -29,8 +29,13 @@ def _fresh_settings_and_caches() -> Iterator[None]:
     for alias in settings.CACHES:
         if alias != "down":  # down by design
             caches[alias].clear()
-    if coherence._memory is not None:  # a test's keys and users are rolled back after it
-        coherence._memory.clear()
+    memory = coherence._memory
+    if memory is not None:  # a test's keys and users are rolled back after it
+        memory.clear()
+        # The flush took this process's lease too; its listener would empty memory again at its
+        # next heartbeat, in the middle of the test. Nothing was missed: memory was just emptied.
+        client = coherence._client(memory.url)
+        client.eval(coherence.RENEW, 1, coherence.PROCESSES, memory.id, coherence.LEASE)
     throttle.forget()  # each process's tallies of failed attempts, as the cache is cleared
     restrictions.forget()  # and its counts of rate-limited requests
     yield
