@@ -32,6 +32,7 @@ def _fresh_settings_and_caches() -> Iterator[None]:
     memory = coherence._memory
     if memory is not None:  # a test's keys and users are rolled back after it
         memory.clear()
+    if memory is not None and memory.serving():
         # The flush took this process's lease too; its listener would empty memory again at its
         # next heartbeat, in the middle of the test. Nothing was missed: memory was just emptied.
         client = coherence._client(memory.url)
