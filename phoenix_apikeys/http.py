@@ -233,15 +233,19 @@ def verify_request(request: HttpRequest | Request) -> Principal | None:
     outage.VerificationUnavailable (503) or scopes.OutOfScope (403: a good key asking for
     a method its scopes do not allow). Sends ``credential_verified`` with the outcome.
     """
+    # Read from Django's request under DRF's, whose proxy costs a failed attribute lookup per
+    # read; a method set on DRF's own (``clone_request``) still counts.
+    django_request = getattr(request, "_request", request)
+    method = vars(request).get("method") or django_request.method
     # No local holds META: a debug page would show it, the header with it.
-    source = Client(request.META)  # parsed only if the throttle needs it
+    source = Client(django_request.META)  # parsed only if the throttle needs it
     started = time.perf_counter()
     try:
         try:
             credential = credential_from_header(source.meta.get("HTTP_AUTHORIZATION"))
             if credential is None:
                 return None
-            principal = verify_credential(credential, source, request.method)
+            principal = verify_credential(credential, source, method)
         except CredentialRejected as rejected:
             throttle.count_failure(source)  # raises TooManyFailures past the limit
             throttle.log_failure(rejected)

@@ -78,6 +78,13 @@ class Prefixes:
             return KeyKind.USER
         return None
 
+    @functools.cached_property
+    def well_formed(self) -> re.Pattern[str]:
+        """Prefix, length and alphabet of a key in one match; group 1 holds a system prefix.
+        As in ``kind_of``, a text that starts with the system prefix is never a user key."""
+        system, user = re.escape(self.system), re.escape(self.user)
+        return re.compile(rf"(?:({system})|(?!{system}){user}){_TAIL.pattern}")
+
 
 class MalformedKey(ValueError):
     """The text cannot be a key of this deployment; no query is needed to know it."""
@@ -124,17 +131,22 @@ def parse_key(text: str, prefixes: Prefixes) -> ParsedKey:
 def check_key(text: str, prefixes: Prefixes) -> ParsedKey | str:
     """``parse_key`` with no exception (a refusal is frequent on a public API, and raising costs
     more than the checks): the parsed key, or why ``text`` is none."""
+    shape = prefixes.well_formed.fullmatch(text)
+    if shape is None:
+        return _malformed(text, prefixes)
+    if checksum(text[:-CHECKSUM_LENGTH]) != text[-CHECKSUM_LENGTH:]:
+        return "checksum mismatch"
+    return ParsedKey(KeyKind.SYSTEM if shape.group(1) else KeyKind.USER, text)
+
+
+def _malformed(text: str, prefixes: Prefixes) -> str:
+    """Why ``text`` does not have a key's shape, the first check it fails named."""
     kind = prefixes.kind_of(text)
     if kind is None:
         return "unknown prefix"
-    start = len(prefixes.of(kind))
-    if len(text) - start != BODY_LENGTH + CHECKSUM_LENGTH:
+    if len(text) - len(prefixes.of(kind)) != BODY_LENGTH + CHECKSUM_LENGTH:
         return "wrong length"
-    if not _TAIL.fullmatch(text, start):
-        return "character outside base62"
-    if checksum(text[:-CHECKSUM_LENGTH]) != text[-CHECKSUM_LENGTH:]:
-        return "checksum mismatch"
-    return ParsedKey(kind, text)
+    return "character outside base62"
 
 
 def digest(plaintext: str, secret: str) -> str:

@@ -11,9 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rest_framework import exceptions
+from rest_framework.request import Request, clone_request
 from rest_framework.test import APIClient
 
 from phoenix_apikeys import outage
+from phoenix_apikeys.authentication import APIKeyAuthentication
 from phoenix_apikeys.keys import generate_key
 from phoenix_apikeys.models import UserKey, system_user
 
@@ -491,3 +494,15 @@ def test_a_key_without_the_keyword_counts_as_a_failed_attempt(
     key = UserKeyFactory().plaintext
     statuses = [api_client.get("/whoami/", HTTP_AUTHORIZATION=key).status_code for _ in "abc"]
     assert statuses == [401, 401, 429]
+
+
+def test_a_drf_request_cloned_for_another_method_is_judged_by_that_method(rf: Any) -> None:
+    """The browsable API asks a clone of the request whether a form for POST may show: the
+    clone's method is the one a key's scopes must allow, not the GET it was made from."""
+    key = UserKeyFactory(scopes=["read"])
+    request = Request(rf.get("/", HTTP_AUTHORIZATION=f"Bearer {key.plaintext}"))
+    with pytest.raises(exceptions.PermissionDenied):
+        APIKeyAuthentication().authenticate(clone_request(request, "POST"))
+    user, auth = APIKeyAuthentication().authenticate(clone_request(request, "HEAD"))
+    assert (user, auth) == (key.user, key)
+    assert APIKeyAuthentication().authenticate(request) == (key.user, key)

@@ -16,6 +16,7 @@ from phoenix_apikeys.keys import (
     KeyKind,
     MalformedKey,
     Prefixes,
+    check_key,
     checksum,
     digest,
     generate_key,
@@ -91,6 +92,29 @@ def test_every_mutation_of_one_key_is_rejected_exhaustively() -> None:
 def test_malformed_text_is_rejected(text: str) -> None:
     with pytest.raises(MalformedKey):
         parse_key(text, PREFIXES)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("nope_" + "a" * 38, "unknown prefix"),
+        ("phxu_" + "a" * 37, "wrong length"),
+        ("phxs_" + "a" * 39, "wrong length"),
+        ("phxu_" + "a" * 37 + "!", "character outside base62"),
+        ("phxu_" + "a" * 37 + "\n", "character outside base62"),
+        ("phxs_" + "a" * 38, "checksum mismatch"),
+    ],
+)
+def test_a_malformed_key_is_refused_for_the_first_rule_it_breaks(text: str, reason: str) -> None:
+    assert check_key(text, PREFIXES) == reason
+
+
+def test_with_overlapping_prefixes_the_system_prefix_decides_the_kind() -> None:
+    """The system check (Error) forbids it; a deployment that runs anyway reads every key that
+    starts with the system prefix as a system key, so it never passes as a user key."""
+    overlapping = Prefixes(system="phx_", user="phx_u_")
+    assert check_key(generate_key("phx_u_"), overlapping) == "wrong length"
+    assert check_key(generate_key("phx_"), overlapping).kind is KeyKind.SYSTEM
 
 
 def test_swapping_the_prefix_breaks_the_checksum() -> None:
