@@ -15,9 +15,12 @@ import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.utils.crypto import constant_time_compare, get_random_string
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BODY_LENGTH = 32
@@ -169,7 +172,7 @@ _OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 @functools.lru_cache(maxsize=8)
-def _padded(secret: str) -> tuple[Any, Any]:
+def _padded(secret: str) -> tuple[HASH, HASH]:
     """SHA-256 after the inner and the outer pad of the HMAC key ``salted_hmac`` derives."""
     key = hashlib.sha256((_DIGEST_SALT + secret).encode()).digest()
     block = key.ljust(hashlib.sha256().block_size, b"\0")
