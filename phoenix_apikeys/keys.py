@@ -138,7 +138,7 @@ def check_key(text: str, prefixes: Prefixes) -> ParsedKey | str:
         return _malformed(text, prefixes)
     if checksum(text[:-CHECKSUM_LENGTH]) != text[-CHECKSUM_LENGTH:]:
         return "checksum mismatch"
-    return ParsedKey(KeyKind.SYSTEM if shape.group(1) else KeyKind.USER, text)
+    return ParsedKey(KeyKind.USER if shape.group(1) is None else KeyKind.SYSTEM, text)
 
 
 def _malformed(text: str, prefixes: Prefixes) -> str:

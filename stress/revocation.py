@@ -999,13 +999,15 @@ def versions(config: Config) -> dict[str, str]:
     with psycopg.connect(PG_ADMIN_URL, connect_timeout=10) as connection:
         row = connection.execute("SHOW server_version").fetchone()
     pg = str(row[0]).split()[0] if row else "?"
-    client = redis.Redis(host=LOOPBACK, port=6379, socket_timeout=5)
-    try:
-        redis_version = str(client.info("server").get("redis_version", "?"))
-    except redis.RedisError:
-        redis_version = "not reachable"
-    finally:
-        client.close()
+    redis_version = "not used"
+    if config.cache_url.startswith("redis://"):  # the Redis the run used, not a default one
+        client = redis.Redis.from_url(config.cache_url, socket_timeout=5)
+        try:
+            redis_version = str(client.info("server").get("redis_version", "?"))
+        except redis.RedisError:
+            redis_version = "not reachable"
+        finally:
+            client.close()
     return {
         "Python": platform.python_version(),
         "Django": django.get_version(),

@@ -115,6 +115,9 @@ def test_with_overlapping_prefixes_the_system_prefix_decides_the_kind() -> None:
     overlapping = Prefixes(system="phx_", user="phx_u_")
     assert check_key(generate_key("phx_u_"), overlapping) == "wrong length"
     assert check_key(generate_key("phx_"), overlapping).kind is KeyKind.SYSTEM
+    empty_system = Prefixes(system="", user="phxu_")  # every text starts with ""
+    assert check_key(generate_key(""), empty_system).kind is KeyKind.SYSTEM
+    assert check_key(generate_key("phxu_"), empty_system) == "wrong length"
 
 
 def test_swapping_the_prefix_breaks_the_checksum() -> None:
